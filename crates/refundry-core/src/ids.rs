@@ -1,0 +1,99 @@
+//! Identifiers: a UUID v7 (time-ordered, so the newest sorts last) shown
+//! with a readable prefix that says what it names, e.g. `re_01936f…`.
+
+use std::fmt;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a valid {kind} id (expected `{prefix}` followed by 32 hex digits)")]
+pub struct IdError {
+    pub kind: &'static str,
+    pub prefix: &'static str,
+}
+
+macro_rules! prefixed_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal, $kind:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            pub const PREFIX: &'static str = $prefix;
+
+            /// A fresh id; ids made later sort after ids made earlier.
+            pub fn generate() -> Self {
+                $name(Uuid::now_v7())
+            }
+
+            pub fn parse(s: &str) -> Result<Self, IdError> {
+                let err = IdError { kind: $kind, prefix: $prefix };
+                let hex = s.strip_prefix($prefix).ok_or(err.clone())?;
+                if hex.len() != 32 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+                    return Err(err);
+                }
+                Uuid::parse_str(hex).map($name).map_err(|_| err)
+            }
+
+            pub fn uuid(&self) -> Uuid {
+                self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}{}", $prefix, self.0.simple())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(self, f)
+            }
+        }
+    };
+}
+
+prefixed_id!(
+    /// A merchant: the tenant that owns stores, terminals, keys and sales.
+    MerchantId, "mch_", "merchant");
+prefixed_id!(
+    /// A store (门店) of a merchant.
+    StoreId, "st_", "store");
+prefixed_id!(
+    /// A captured POS payment.
+    SaleId, "sale_", "sale");
+prefixed_id!(
+    /// A refund or void of (part of) a sale.
+    RefundId, "re_", "refund");
+prefixed_id!(
+    /// An API key. The secret part is never an id and never stored.
+    KeyId, "key_", "API key");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_through_their_text() {
+        let id = SaleId::generate();
+        let text = id.to_string();
+        assert!(text.starts_with("sale_"));
+        assert_eq!(text.len(), 5 + 32);
+        assert_eq!(SaleId::parse(&text).unwrap(), id);
+    }
+
+    #[test]
+    fn wrong_prefix_or_shape_is_refused() {
+        let id = SaleId::generate().to_string();
+        assert!(RefundId::parse(&id).is_err());
+        assert!(SaleId::parse("sale_xyz").is_err());
+        assert!(SaleId::parse(&id.to_uppercase()).is_err());
+    }
+
+    #[test]
+    fn later_ids_sort_after_earlier_ones() {
+        let a = RefundId::generate();
+        let b = RefundId::generate();
+        assert!(a.to_string() < b.to_string());
+    }
+}

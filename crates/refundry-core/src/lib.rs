@@ -1,0 +1,19 @@
+//! Refundry's pure domain.
+//!
+//! Everything here is plain data and pure functions: no IO, no async, no SQL,
+//! no HTTP, no JSON. The other crates parse the outside world into these
+//! types at the edge and ask these functions what is allowed.
+//!
+//! - [`money`]: integer minor units with an ISO 4217 currency.
+//! - [`card`]: what may be known of a card (brand, first 6, last 4) and the
+//!   detector that refuses what may not (full numbers, CVV, track data, PIN).
+//! - [`ids`]: prefixed, time-ordered identifiers (`sale_…`, `re_…`).
+//! - [`sale`]: a captured POS payment and its line items.
+//! - [`refund`]: the refund lifecycle and the arithmetic of "never more than
+//!   was captured".
+
+pub mod card;
+pub mod ids;
+pub mod money;
+pub mod refund;
+pub mod sale;

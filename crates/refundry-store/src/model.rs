@@ -1,0 +1,141 @@
+//! Records as stored. Sales are the core's [`Sale`]; the rest are plain
+//! structs that the app turns into answers.
+
+use jiff::Timestamp;
+use refundry_core::ids::{KeyId, MerchantId, RefundId, SaleId, StoreId};
+use refundry_core::money::Money;
+use refundry_core::refund::{PlannedItem, RefundReason, RefundStatus, RefundType};
+
+pub use refundry_core::sale::Sale;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Merchant {
+    pub id: MerchantId,
+    pub name: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreRecord {
+    pub id: StoreId,
+    pub merchant_id: MerchantId,
+    pub name: String,
+    pub created_at: Timestamp,
+}
+
+/// A POS terminal (终端), known by the terminal number the acquirer gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Terminal {
+    pub merchant_id: MerchantId,
+    pub terminal_id: String,
+    pub store_id: StoreId,
+    pub created_at: Timestamp,
+}
+
+/// An API key. Only a SHA-256 of the secret is kept: the secret is 256
+/// random bits, so a slow password hash would add nothing but latency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub id: KeyId,
+    pub merchant_id: MerchantId,
+    pub name: String,
+    pub secret_sha256: [u8; 32],
+    pub scopes: Vec<String>,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A terminal batch the terminal reported settled (批结算).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchRecord {
+    pub merchant_id: MerchantId,
+    pub terminal_id: String,
+    pub batch_no: String,
+    pub settled_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refund {
+    pub id: RefundId,
+    pub merchant_id: MerchantId,
+    pub sale_id: SaleId,
+    pub refund_type: RefundType,
+    pub status: RefundStatus,
+    pub amount: Money,
+    pub reason: RefundReason,
+    pub note: Option<String>,
+    pub items: Vec<PlannedItem>,
+    pub failure_reason: Option<String>,
+    pub acquirer_reference: Option<String>,
+    pub attempts: u32,
+    pub requested_by: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub completed_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SaleQuery {
+    pub voucher_no: Option<String>,
+    pub rrn: Option<String>,
+    pub last4: Option<String>,
+    pub amount_minor: Option<i64>,
+    pub terminal_id: Option<String>,
+    pub captured_from: Option<Timestamp>,
+    pub captured_to: Option<Timestamp>,
+    /// Newest first; the page starts after this id.
+    pub starting_after: Option<SaleId>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RefundQuery {
+    pub sale_id: Option<SaleId>,
+    pub status: Option<RefundStatus>,
+    pub starting_after: Option<RefundId>,
+    pub limit: u32,
+}
+
+/// Work to do after a commit: written in the same transaction as the change
+/// that calls for it, so it can be neither lost nor invented.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewJob {
+    pub kind: String,
+    pub payload: String,
+    pub run_after: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub id: i64,
+    pub kind: String,
+    pub payload: String,
+    /// Including the current one.
+    pub attempts: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    pub merchant_id: MerchantId,
+    pub endpoint: String,
+    pub key: String,
+    pub fingerprint: String,
+    pub status_code: u16,
+    pub body: String,
+    pub created_at: Timestamp,
+}
+
+/// One link of a merchant's hash-chained audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub merchant_id: MerchantId,
+    pub seq: i64,
+    pub at: Timestamp,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    /// Canonical JSON of what changed.
+    pub data: String,
+    pub prev_hash: String,
+    pub hash: String,
+}

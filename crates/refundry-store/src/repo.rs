@@ -1,0 +1,80 @@
+//! The storage interface: one trait per aggregate, all synchronous, all
+//! inside the caller's transaction.
+
+use jiff::Timestamp;
+use refundry_core::ids::{KeyId, MerchantId, RefundId, SaleId, StoreId};
+
+use crate::model::*;
+use crate::StoreError;
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+pub trait MerchantRepo {
+    fn insert_merchant(&mut self, merchant: &Merchant) -> Result<()>;
+    /// The oldest merchant: the default one of a single-merchant install.
+    fn first_merchant(&mut self) -> Result<Option<Merchant>>;
+    fn insert_store(&mut self, store: &StoreRecord) -> Result<()>;
+    fn find_store(&mut self, merchant: MerchantId, id: StoreId) -> Result<Option<StoreRecord>>;
+    fn stores_of(&mut self, merchant: MerchantId) -> Result<Vec<StoreRecord>>;
+    fn insert_terminal(&mut self, terminal: &Terminal) -> Result<()>;
+    fn find_terminal(&mut self, merchant: MerchantId, terminal_id: &str) -> Result<Option<Terminal>>;
+}
+
+pub trait KeyRepo {
+    fn insert_key(&mut self, key: &ApiKeyRecord) -> Result<()>;
+    fn find_key(&mut self, id: KeyId) -> Result<Option<ApiKeyRecord>>;
+}
+
+pub trait SaleRepo {
+    fn insert_sale(&mut self, sale: &Sale) -> Result<()>;
+    fn find_sale(&mut self, merchant: MerchantId, id: SaleId) -> Result<Option<Sale>>;
+    /// Reads the sale and holds it against concurrent refunds until the
+    /// transaction ends (the single writer on SQLite; `FOR UPDATE` on
+    /// databases with many writers).
+    fn lock_sale(&mut self, merchant: MerchantId, id: SaleId) -> Result<Option<Sale>>;
+    fn search_sales(&mut self, merchant: MerchantId, query: &SaleQuery) -> Result<Vec<Sale>>;
+    fn find_batch(&mut self, merchant: MerchantId, terminal_id: &str, batch_no: &str) -> Result<Option<BatchRecord>>;
+    fn insert_batch(&mut self, batch: &BatchRecord) -> Result<()>;
+}
+
+pub trait RefundRepo {
+    fn insert_refund(&mut self, refund: &Refund) -> Result<()>;
+    /// Writes status, failure, acquirer reference, attempts and times.
+    fn update_refund(&mut self, refund: &Refund) -> Result<()>;
+    fn find_refund(&mut self, merchant: MerchantId, id: RefundId) -> Result<Option<Refund>>;
+    /// Same as [`RefundRepo::find_refund`] but for the job runner, which
+    /// knows the id from its own outbox row.
+    fn find_refund_any_merchant(&mut self, id: RefundId) -> Result<Option<Refund>>;
+    fn refunds_of_sale(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Vec<Refund>>;
+    fn list_refunds(&mut self, merchant: MerchantId, query: &RefundQuery) -> Result<Vec<Refund>>;
+}
+
+pub trait OutboxRepo {
+    fn enqueue(&mut self, job: &NewJob) -> Result<i64>;
+    /// Takes up to `limit` jobs that are due, or whose lease ran out because
+    /// the runner that took them died, and leases them until `lease_until`.
+    fn claim_jobs(&mut self, now: Timestamp, lease_until: Timestamp, limit: u32) -> Result<Vec<Job>>;
+    fn complete_job(&mut self, id: i64, now: Timestamp) -> Result<()>;
+    fn reschedule_job(&mut self, id: i64, run_after: Timestamp, error: &str) -> Result<()>;
+    fn bury_job(&mut self, id: i64, now: Timestamp, error: &str) -> Result<()>;
+    /// Jobs not yet done or dead.
+    fn unfinished_jobs(&mut self) -> Result<u64>;
+}
+
+pub trait IdempotencyRepo {
+    fn find_idempotency(&mut self, merchant: MerchantId, endpoint: &str, key: &str) -> Result<Option<IdempotencyRecord>>;
+    fn insert_idempotency(&mut self, record: &IdempotencyRecord) -> Result<()>;
+    fn prune_idempotency(&mut self, older_than: Timestamp) -> Result<u64>;
+}
+
+pub trait AuditRepo {
+    /// The newest event of the merchant's chain.
+    fn last_audit_event(&mut self, merchant: MerchantId) -> Result<Option<AuditEvent>>;
+    fn append_audit(&mut self, event: &AuditEvent) -> Result<()>;
+    fn audit_events(&mut self, merchant: MerchantId, after_seq: i64, limit: u32) -> Result<Vec<AuditEvent>>;
+}
+
+/// Everything a use case may touch inside one transaction.
+pub trait Tx: MerchantRepo + KeyRepo + SaleRepo + RefundRepo + OutboxRepo + IdempotencyRepo + AuditRepo {}
+
+impl<T> Tx for T where T: MerchantRepo + KeyRepo + SaleRepo + RefundRepo + OutboxRepo + IdempotencyRepo + AuditRepo {}

@@ -1,0 +1,209 @@
+//! Embedded SQLite: one writer thread with group commit, a pool of readers.
+//!
+//! SQLite allows one writer at a time; instead of many connections taking
+//! turns at the file lock, one thread owns the only writing connection. It
+//! takes every write that is queued (up to [`MAX_BATCH`]), runs each inside
+//! its own savepoint of a single `BEGIN IMMEDIATE` transaction, and commits
+//! once, with `synchronous=FULL`: one fsync pays for the whole batch. That
+//! single writer is also what makes "never refund more than captured" hold
+//! under concurrency: a refund's read-check-write cannot interleave with
+//! another's.
+
+mod migrate;
+mod repos;
+
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::store::{ReadJob, Store, Verdict, WriteJob};
+use crate::StoreError;
+pub use repos::SqliteTx;
+
+/// Most writes grouped into one commit.
+pub const MAX_BATCH: usize = 512;
+
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Writes waiting for the writer before new ones are refused.
+    pub write_queue: usize,
+    /// Read connections kept open.
+    pub readers: usize,
+    pub busy_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions { write_queue: 16_384, readers: 8, busy_timeout: Duration::from_secs(5) }
+    }
+}
+
+pub struct SqliteStore {
+    path: PathBuf,
+    writes: SyncSender<Box<dyn WriteJob>>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    options: SqliteOptions,
+    runtime: tokio::runtime::Handle,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file, brings its schema up to
+    /// date, and starts the writer thread. Must be called inside a Tokio
+    /// runtime: reads run on its blocking pool.
+    pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let mut writer = open_connection(&path, false, &options)?;
+        migrate::run(&mut writer)?;
+        let (writes, queue) = sync_channel(options.write_queue);
+        std::thread::Builder::new()
+            .name("refundry-sqlite-writer".into())
+            .spawn(move || writer_loop(writer, queue))
+            .map_err(|e| StoreError::Backend { message: e.to_string(), retryable: false })?;
+        Ok(SqliteStore {
+            path,
+            writes,
+            readers: Arc::new(Mutex::new(Vec::new())),
+            options,
+            runtime: tokio::runtime::Handle::current(),
+        })
+    }
+
+    /// Applies pending migrations without starting a store.
+    pub fn migrate(path: impl AsRef<Path>) -> Result<Vec<String>, StoreError> {
+        let mut conn = open_connection(path.as_ref(), false, &SqliteOptions::default())?;
+        migrate::run(&mut conn)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn reader(&self) -> Result<Connection, StoreError> {
+        let pooled = self.readers.lock().map_err(|_| StoreError::Unavailable)?.pop();
+        match pooled {
+            Some(conn) => Ok(conn),
+            None => open_connection(&self.path, true, &self.options),
+        }
+    }
+}
+
+fn open_connection(path: &Path, read_only: bool, options: &SqliteOptions) -> Result<Connection, StoreError> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(options.busy_timeout)?;
+    // WAL lets readers work beside the writer; FULL makes each commit
+    // durable across power loss, which money needs.
+    if !read_only {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn writer_loop(conn: Connection, queue: Receiver<Box<dyn WriteJob>>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = Vec::with_capacity(64);
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        metrics::histogram!("refundry_store_commit_batch_size").record(batch.len() as f64);
+        run_batch(&conn, batch);
+    }
+    tracing::debug!("sqlite writer stopped");
+}
+
+fn run_batch(conn: &Connection, mut batch: Vec<Box<dyn WriteJob>>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let err = StoreError::from(e);
+        batch.into_iter().for_each(|job| job.finish(Err(err.clone())));
+        return;
+    }
+    for job in batch.iter_mut() {
+        run_in_savepoint(conn, job.as_mut());
+    }
+    let committed = conn.execute_batch("COMMIT").map_err(StoreError::from);
+    if let Err(e) = &committed {
+        tracing::error!(error = %e, "commit failed; the whole batch was rolled back");
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    for job in batch {
+        job.finish(committed.clone());
+    }
+}
+
+fn run_in_savepoint(conn: &Connection, job: &mut dyn WriteJob) {
+    if conn.execute_batch("SAVEPOINT job").is_err() {
+        return;
+    }
+    let mut tx = SqliteTx::new(conn);
+    let verdict = std::panic::catch_unwind(AssertUnwindSafe(|| job.run(&mut tx)));
+    let keep = matches!(verdict, Ok(Verdict::Commit));
+    if verdict.is_err() {
+        tracing::error!("a write job panicked; its changes were rolled back");
+    }
+    let end = if keep { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+    if let Err(e) = conn.execute_batch(end) {
+        tracing::error!(error = %e, "could not close a savepoint");
+    }
+}
+
+impl Store for SqliteStore {
+    fn submit_write(&self, job: Box<dyn WriteJob>) -> Result<(), Box<dyn WriteJob>> {
+        self.writes.try_send(job).map_err(|e| match e {
+            TrySendError::Full(job) | TrySendError::Disconnected(job) => job,
+        })
+    }
+
+    fn submit_read(&self, job: ReadJob) {
+        let conn = self.reader();
+        let readers = Arc::clone(&self.readers);
+        let keep = self.options.readers;
+        self.runtime.spawn_blocking(move || {
+            let conn = match conn {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot open a read connection");
+                    return; // dropping the job answers its caller with Unavailable
+                }
+            };
+            // a deferred transaction gives the job one consistent snapshot
+            if conn.execute_batch("BEGIN").is_ok() {
+                let mut tx = SqliteTx::new(&conn);
+                let _ = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut tx)));
+                let _ = conn.execute_batch("COMMIT");
+            }
+            if let Ok(mut pool) = readers.lock()
+                && pool.len() < keep
+            {
+                pool.push(conn);
+            }
+        });
+    }
+
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        let conn = self.reader()?;
+        conn.query_row("SELECT 1", [], |_| Ok(()))?;
+        if let Ok(mut pool) = self.readers.lock() {
+            pool.push(conn);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,784 @@
+//! The storage interface on a SQLite connection inside a transaction.
+
+use jiff::Timestamp;
+use refundry_core::card::{First6, Last4};
+use refundry_core::ids::{KeyId, MerchantId, RefundId, SaleId, StoreId};
+use refundry_core::money::{Currency, Money};
+use refundry_core::refund::{PlannedItem, RefundReason, RefundStatus, RefundType};
+use refundry_core::sale::{CardBrand, EntryMode, LineItem, PaymentMethod, Wallet};
+use rusqlite::types::Value;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use crate::model::*;
+use crate::repo::*;
+use crate::time::{from_micros, to_micros};
+use crate::StoreError;
+
+pub struct SqliteTx<'c> {
+    conn: &'c Connection,
+}
+
+impl<'c> SqliteTx<'c> {
+    pub fn new(conn: &'c Connection) -> Self {
+        SqliteTx { conn }
+    }
+
+    /// Direct SQL, for tests that tamper with stored rows on purpose.
+    pub fn connection(&self) -> &Connection {
+        self.conn
+    }
+}
+
+fn parse_id<T>(text: String, parse: fn(&str) -> std::result::Result<T, refundry_core::ids::IdError>) -> Result<T> {
+    parse(&text).map_err(StoreError::corrupt)
+}
+
+fn parse_wire<T>(text: &str, parse: fn(&str) -> Option<T>, what: &str) -> Result<T> {
+    parse(text).ok_or_else(|| StoreError::corrupt(format!("unknown {what} {text:?}")))
+}
+
+fn opt_micros(t: Option<Timestamp>) -> Option<i64> {
+    t.map(to_micros)
+}
+
+fn opt_from_micros(us: Option<i64>) -> Result<Option<Timestamp>> {
+    us.map(from_micros).transpose()
+}
+
+impl MerchantRepo for SqliteTx<'_> {
+    fn insert_merchant(&mut self, m: &Merchant) -> Result<()> {
+        self.conn
+            .prepare_cached("INSERT INTO merchants (id, name, created_at) VALUES (?1, ?2, ?3)")?
+            .execute(params![m.id.to_string(), m.name, to_micros(m.created_at)])?;
+        Ok(())
+    }
+
+    fn first_merchant(&mut self) -> Result<Option<Merchant>> {
+        let row = self
+            .conn
+            .prepare_cached("SELECT id, name, created_at FROM merchants ORDER BY created_at, id LIMIT 1")?
+            .query_row([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))
+            .optional()?;
+        row.map(|(id, name, at)| {
+            Ok(Merchant { id: parse_id(id, MerchantId::parse)?, name, created_at: from_micros(at)? })
+        })
+        .transpose()
+    }
+
+    fn insert_store(&mut self, s: &StoreRecord) -> Result<()> {
+        self.conn
+            .prepare_cached("INSERT INTO stores (id, merchant_id, name, created_at) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![s.id.to_string(), s.merchant_id.to_string(), s.name, to_micros(s.created_at)])?;
+        Ok(())
+    }
+
+    fn find_store(&mut self, merchant: MerchantId, id: StoreId) -> Result<Option<StoreRecord>> {
+        let row = self
+            .conn
+            .prepare_cached("SELECT id, name, created_at FROM stores WHERE merchant_id = ?1 AND id = ?2")?
+            .query_row(params![merchant.to_string(), id.to_string()], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+            })
+            .optional()?;
+        row.map(|(id, name, at)| {
+            Ok(StoreRecord { id: parse_id(id, StoreId::parse)?, merchant_id: merchant, name, created_at: from_micros(at)? })
+        })
+        .transpose()
+    }
+
+    fn stores_of(&mut self, merchant: MerchantId) -> Result<Vec<StoreRecord>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, name, created_at FROM stores WHERE merchant_id = ?1 ORDER BY id")?;
+        let rows = stmt.query_map([merchant.to_string()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+        })?;
+        rows.map(|row| {
+            let (id, name, at) = row?;
+            Ok(StoreRecord { id: parse_id(id, StoreId::parse)?, merchant_id: merchant, name, created_at: from_micros(at)? })
+        })
+        .collect()
+    }
+
+    fn insert_terminal(&mut self, t: &Terminal) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO terminals (merchant_id, terminal_id, store_id, created_at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                t.merchant_id.to_string(),
+                t.terminal_id,
+                t.store_id.to_string(),
+                to_micros(t.created_at)
+            ])?;
+        Ok(())
+    }
+
+    fn find_terminal(&mut self, merchant: MerchantId, terminal_id: &str) -> Result<Option<Terminal>> {
+        let row = self
+            .conn
+            .prepare_cached("SELECT store_id, created_at FROM terminals WHERE merchant_id = ?1 AND terminal_id = ?2")?
+            .query_row(params![merchant.to_string(), terminal_id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })
+            .optional()?;
+        row.map(|(store, at)| {
+            Ok(Terminal {
+                merchant_id: merchant,
+                terminal_id: terminal_id.to_owned(),
+                store_id: parse_id(store, StoreId::parse)?,
+                created_at: from_micros(at)?,
+            })
+        })
+        .transpose()
+    }
+}
+
+impl KeyRepo for SqliteTx<'_> {
+    fn insert_key(&mut self, k: &ApiKeyRecord) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO api_keys (id, merchant_id, name, secret_sha256, scopes, created_at, revoked_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                k.id.to_string(),
+                k.merchant_id.to_string(),
+                k.name,
+                k.secret_sha256.as_slice(),
+                k.scopes.join(" "),
+                to_micros(k.created_at),
+                opt_micros(k.revoked_at)
+            ])?;
+        Ok(())
+    }
+
+    fn find_key(&mut self, id: KeyId) -> Result<Option<ApiKeyRecord>> {
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT merchant_id, name, secret_sha256, scopes, created_at, revoked_at FROM api_keys WHERE id = ?1",
+            )?
+            .query_row([id.to_string()], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, Option<i64>>(5)?,
+                ))
+            })
+            .optional()?;
+        row.map(|(merchant, name, hash, scopes, at, revoked)| {
+            Ok(ApiKeyRecord {
+                id,
+                merchant_id: parse_id(merchant, MerchantId::parse)?,
+                name,
+                secret_sha256: hash.try_into().map_err(|_| StoreError::corrupt("key hash length"))?,
+                scopes: scopes.split_whitespace().map(str::to_owned).collect(),
+                created_at: from_micros(at)?,
+                revoked_at: opt_from_micros(revoked)?,
+            })
+        })
+        .transpose()
+    }
+}
+
+const SALE_COLUMNS: &str = "id, merchant_id, store_id, terminal_id, amount_minor, currency, method, \
+    card_brand, card_first6, card_last4, entry_mode, wallet, voucher_no, rrn, auth_code, batch_no, \
+    captured_at, created_at";
+
+struct SaleRow {
+    id: String,
+    merchant_id: String,
+    store_id: String,
+    terminal_id: String,
+    amount_minor: i64,
+    currency: String,
+    method: String,
+    card: (Option<String>, Option<String>, Option<String>, Option<String>),
+    wallet: Option<String>,
+    voucher_no: Option<String>,
+    rrn: Option<String>,
+    auth_code: Option<String>,
+    batch_no: Option<String>,
+    captured_at: i64,
+    created_at: i64,
+}
+
+impl SaleRow {
+    fn read(r: &Row<'_>) -> rusqlite::Result<SaleRow> {
+        Ok(SaleRow {
+            id: r.get(0)?,
+            merchant_id: r.get(1)?,
+            store_id: r.get(2)?,
+            terminal_id: r.get(3)?,
+            amount_minor: r.get(4)?,
+            currency: r.get(5)?,
+            method: r.get(6)?,
+            card: (r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?),
+            wallet: r.get(11)?,
+            voucher_no: r.get(12)?,
+            rrn: r.get(13)?,
+            auth_code: r.get(14)?,
+            batch_no: r.get(15)?,
+            captured_at: r.get(16)?,
+            created_at: r.get(17)?,
+        })
+    }
+
+    fn into_sale(self, items: Vec<LineItem>) -> Result<Sale> {
+        let payment_method = match self.method.as_str() {
+            "card" => {
+                let (brand, first6, last4, entry) = self.card;
+                let missing = || StoreError::corrupt("card sale without card columns");
+                PaymentMethod::Card {
+                    brand: parse_wire(&brand.ok_or_else(missing)?, CardBrand::parse, "card brand")?,
+                    first6: First6::parse(&first6.ok_or_else(missing)?).map_err(StoreError::corrupt)?,
+                    last4: Last4::parse(&last4.ok_or_else(missing)?).map_err(StoreError::corrupt)?,
+                    entry_mode: parse_wire(&entry.ok_or_else(missing)?, EntryMode::parse, "entry mode")?,
+                }
+            }
+            "wallet" => PaymentMethod::Wallet {
+                wallet: parse_wire(
+                    &self.wallet.ok_or_else(|| StoreError::corrupt("wallet sale without wallet"))?,
+                    Wallet::parse,
+                    "wallet",
+                )?,
+            },
+            "cash" => PaymentMethod::Cash,
+            other => return Err(StoreError::corrupt(format!("unknown payment method {other:?}"))),
+        };
+        Ok(Sale {
+            id: parse_id(self.id, SaleId::parse)?,
+            merchant_id: parse_id(self.merchant_id, MerchantId::parse)?,
+            store_id: parse_id(self.store_id, StoreId::parse)?,
+            terminal_id: self.terminal_id,
+            amount: Money::new(self.amount_minor, Currency::parse(&self.currency).map_err(StoreError::corrupt)?),
+            payment_method,
+            voucher_no: self.voucher_no,
+            rrn: self.rrn,
+            auth_code: self.auth_code,
+            batch_no: self.batch_no,
+            captured_at: from_micros(self.captured_at)?,
+            created_at: from_micros(self.created_at)?,
+            items,
+        })
+    }
+}
+
+impl SqliteTx<'_> {
+    fn sale_items(&self, sale_id: &str) -> Result<Vec<LineItem>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT sku, name, quantity, unit_amount_minor FROM sale_items WHERE sale_id = ?1 ORDER BY line_no",
+        )?;
+        let rows = stmt.query_map([sale_id], |r| {
+            Ok(LineItem { sku: r.get(0)?, name: r.get(1)?, quantity: r.get(2)?, unit_amount_minor: r.get(3)? })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn sales_from(&self, sql: &str, params: &[Value]) -> Result<Vec<Sale>> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(params.iter()), SaleRow::read)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|row| {
+                let items = self.sale_items(&row.id)?;
+                row.into_sale(items)
+            })
+            .collect()
+    }
+
+    fn refund_items(&self, refund_id: &str) -> Result<Vec<PlannedItem>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT sku, quantity, amount_minor FROM refund_items WHERE refund_id = ?1 ORDER BY sku")?;
+        let rows = stmt.query_map([refund_id], |r| {
+            Ok(PlannedItem { sku: r.get(0)?, quantity: r.get(1)?, amount_minor: r.get(2)? })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn refunds_from(&self, sql: &str, params: &[Value]) -> Result<Vec<Refund>> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(params.iter()), RefundRow::read)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|row| {
+                let items = self.refund_items(&row.id)?;
+                row.into_refund(items)
+            })
+            .collect()
+    }
+}
+
+impl SaleRepo for SqliteTx<'_> {
+    fn insert_sale(&mut self, s: &Sale) -> Result<()> {
+        let (brand, first6, last4, entry, wallet) = match &s.payment_method {
+            PaymentMethod::Card { brand, first6, last4, entry_mode } => (
+                Some(brand.as_str()),
+                Some(first6.as_str()),
+                Some(last4.as_str()),
+                Some(entry_mode.as_str()),
+                None,
+            ),
+            PaymentMethod::Wallet { wallet } => (None, None, None, None, Some(wallet.as_str())),
+            PaymentMethod::Cash => (None, None, None, None, None),
+        };
+        let id = s.id.to_string();
+        self.conn
+            .prepare_cached(&format!(
+                "INSERT INTO sales ({SALE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+            ))?
+            .execute(params![
+                id,
+                s.merchant_id.to_string(),
+                s.store_id.to_string(),
+                s.terminal_id,
+                s.amount.minor,
+                s.amount.currency.code(),
+                s.payment_method.kind(),
+                brand,
+                first6,
+                last4,
+                entry,
+                wallet,
+                s.voucher_no,
+                s.rrn,
+                s.auth_code,
+                s.batch_no,
+                to_micros(s.captured_at),
+                to_micros(s.created_at),
+            ])?;
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO sale_items (sale_id, line_no, sku, name, quantity, unit_amount_minor) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for (line_no, item) in s.items.iter().enumerate() {
+            stmt.execute(params![id, line_no as i64, item.sku, item.name, item.quantity, item.unit_amount_minor])?;
+        }
+        Ok(())
+    }
+
+    fn find_sale(&mut self, merchant: MerchantId, id: SaleId) -> Result<Option<Sale>> {
+        let sql = format!("SELECT {SALE_COLUMNS} FROM sales WHERE merchant_id = ?1 AND id = ?2");
+        let mut found = self.sales_from(&sql, &[Value::Text(merchant.to_string()), Value::Text(id.to_string())])?;
+        Ok(found.pop())
+    }
+
+    fn lock_sale(&mut self, merchant: MerchantId, id: SaleId) -> Result<Option<Sale>> {
+        // Every write already runs on the single writer connection inside
+        // BEGIN IMMEDIATE: nothing else can change the sale's refunds.
+        self.find_sale(merchant, id)
+    }
+
+    fn search_sales(&mut self, merchant: MerchantId, q: &SaleQuery) -> Result<Vec<Sale>> {
+        let mut sql = format!("SELECT {SALE_COLUMNS} FROM sales WHERE merchant_id = ?1");
+        let mut params = vec![Value::Text(merchant.to_string())];
+        let mut filter = |column: &str, op: &str, value: Value| {
+            params.push(value);
+            sql.push_str(&format!(" AND {column} {op} ?{}", params.len()));
+        };
+        if let Some(v) = &q.voucher_no {
+            filter("voucher_no", "=", Value::Text(v.clone()));
+        }
+        if let Some(v) = &q.rrn {
+            filter("rrn", "=", Value::Text(v.clone()));
+        }
+        if let Some(v) = &q.last4 {
+            filter("card_last4", "=", Value::Text(v.clone()));
+        }
+        if let Some(v) = q.amount_minor {
+            filter("amount_minor", "=", Value::Integer(v));
+        }
+        if let Some(v) = &q.terminal_id {
+            filter("terminal_id", "=", Value::Text(v.clone()));
+        }
+        if let Some(v) = q.captured_from {
+            filter("captured_at", ">=", Value::Integer(to_micros(v)));
+        }
+        if let Some(v) = q.captured_to {
+            filter("captured_at", "<", Value::Integer(to_micros(v)));
+        }
+        if let Some(v) = q.starting_after {
+            filter("id", "<", Value::Text(v.to_string()));
+        }
+        params.push(Value::Integer(i64::from(q.limit)));
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT ?{}", params.len()));
+        self.sales_from(&sql, &params)
+    }
+
+    fn find_batch(&mut self, merchant: MerchantId, terminal_id: &str, batch_no: &str) -> Result<Option<BatchRecord>> {
+        let at = self
+            .conn
+            .prepare_cached(
+                "SELECT settled_at FROM batches WHERE merchant_id = ?1 AND terminal_id = ?2 AND batch_no = ?3",
+            )?
+            .query_row(params![merchant.to_string(), terminal_id, batch_no], |r| r.get::<_, i64>(0))
+            .optional()?;
+        at.map(|at| {
+            Ok(BatchRecord {
+                merchant_id: merchant,
+                terminal_id: terminal_id.to_owned(),
+                batch_no: batch_no.to_owned(),
+                settled_at: from_micros(at)?,
+            })
+        })
+        .transpose()
+    }
+
+    fn insert_batch(&mut self, b: &BatchRecord) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO batches (merchant_id, terminal_id, batch_no, settled_at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![b.merchant_id.to_string(), b.terminal_id, b.batch_no, to_micros(b.settled_at)])?;
+        Ok(())
+    }
+}
+
+const REFUND_COLUMNS: &str = "id, merchant_id, sale_id, type, status, amount_minor, currency, reason, note, \
+    failure_reason, acquirer_reference, attempts, requested_by, created_at, updated_at, completed_at";
+
+struct RefundRow {
+    id: String,
+    merchant_id: String,
+    sale_id: String,
+    refund_type: String,
+    status: String,
+    amount_minor: i64,
+    currency: String,
+    reason: String,
+    note: Option<String>,
+    failure_reason: Option<String>,
+    acquirer_reference: Option<String>,
+    attempts: u32,
+    requested_by: String,
+    created_at: i64,
+    updated_at: i64,
+    completed_at: Option<i64>,
+}
+
+impl RefundRow {
+    fn read(r: &Row<'_>) -> rusqlite::Result<RefundRow> {
+        Ok(RefundRow {
+            id: r.get(0)?,
+            merchant_id: r.get(1)?,
+            sale_id: r.get(2)?,
+            refund_type: r.get(3)?,
+            status: r.get(4)?,
+            amount_minor: r.get(5)?,
+            currency: r.get(6)?,
+            reason: r.get(7)?,
+            note: r.get(8)?,
+            failure_reason: r.get(9)?,
+            acquirer_reference: r.get(10)?,
+            attempts: r.get(11)?,
+            requested_by: r.get(12)?,
+            created_at: r.get(13)?,
+            updated_at: r.get(14)?,
+            completed_at: r.get(15)?,
+        })
+    }
+
+    fn into_refund(self, items: Vec<PlannedItem>) -> Result<Refund> {
+        Ok(Refund {
+            id: parse_id(self.id, RefundId::parse)?,
+            merchant_id: parse_id(self.merchant_id, MerchantId::parse)?,
+            sale_id: parse_id(self.sale_id, SaleId::parse)?,
+            refund_type: parse_wire(&self.refund_type, RefundType::parse, "refund type")?,
+            status: parse_wire(&self.status, RefundStatus::parse, "refund status")?,
+            amount: Money::new(self.amount_minor, Currency::parse(&self.currency).map_err(StoreError::corrupt)?),
+            reason: parse_wire(&self.reason, RefundReason::parse, "refund reason")?,
+            note: self.note,
+            items,
+            failure_reason: self.failure_reason,
+            acquirer_reference: self.acquirer_reference,
+            attempts: self.attempts,
+            requested_by: self.requested_by,
+            created_at: from_micros(self.created_at)?,
+            updated_at: from_micros(self.updated_at)?,
+            completed_at: opt_from_micros(self.completed_at)?,
+        })
+    }
+}
+
+impl RefundRepo for SqliteTx<'_> {
+    fn insert_refund(&mut self, r: &Refund) -> Result<()> {
+        let id = r.id.to_string();
+        self.conn
+            .prepare_cached(&format!(
+                "INSERT INTO refunds ({REFUND_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+            ))?
+            .execute(params![
+                id,
+                r.merchant_id.to_string(),
+                r.sale_id.to_string(),
+                r.refund_type.as_str(),
+                r.status.as_str(),
+                r.amount.minor,
+                r.amount.currency.code(),
+                r.reason.as_str(),
+                r.note,
+                r.failure_reason,
+                r.acquirer_reference,
+                r.attempts,
+                r.requested_by,
+                to_micros(r.created_at),
+                to_micros(r.updated_at),
+                opt_micros(r.completed_at),
+            ])?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("INSERT INTO refund_items (refund_id, sku, quantity, amount_minor) VALUES (?1, ?2, ?3, ?4)")?;
+        for item in &r.items {
+            stmt.execute(params![id, item.sku, item.quantity, item.amount_minor])?;
+        }
+        Ok(())
+    }
+
+    fn update_refund(&mut self, r: &Refund) -> Result<()> {
+        let changed = self
+            .conn
+            .prepare_cached(
+                "UPDATE refunds SET status = ?2, failure_reason = ?3, acquirer_reference = ?4, attempts = ?5,
+                 updated_at = ?6, completed_at = ?7 WHERE id = ?1",
+            )?
+            .execute(params![
+                r.id.to_string(),
+                r.status.as_str(),
+                r.failure_reason,
+                r.acquirer_reference,
+                r.attempts,
+                to_micros(r.updated_at),
+                opt_micros(r.completed_at),
+            ])?;
+        if changed == 1 { Ok(()) } else { Err(StoreError::corrupt(format!("refund {} is missing", r.id))) }
+    }
+
+    fn find_refund(&mut self, merchant: MerchantId, id: RefundId) -> Result<Option<Refund>> {
+        let sql = format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE merchant_id = ?1 AND id = ?2");
+        Ok(self.refunds_from(&sql, &[Value::Text(merchant.to_string()), Value::Text(id.to_string())])?.pop())
+    }
+
+    fn find_refund_any_merchant(&mut self, id: RefundId) -> Result<Option<Refund>> {
+        let sql = format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE id = ?1");
+        Ok(self.refunds_from(&sql, &[Value::Text(id.to_string())])?.pop())
+    }
+
+    fn refunds_of_sale(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Vec<Refund>> {
+        let sql = format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE merchant_id = ?1 AND sale_id = ?2 ORDER BY id");
+        self.refunds_from(&sql, &[Value::Text(merchant.to_string()), Value::Text(sale.to_string())])
+    }
+
+    fn list_refunds(&mut self, merchant: MerchantId, q: &RefundQuery) -> Result<Vec<Refund>> {
+        let mut sql = format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE merchant_id = ?1");
+        let mut params = vec![Value::Text(merchant.to_string())];
+        if let Some(sale) = q.sale_id {
+            params.push(Value::Text(sale.to_string()));
+            sql.push_str(&format!(" AND sale_id = ?{}", params.len()));
+        }
+        if let Some(status) = q.status {
+            params.push(Value::Text(status.as_str().to_owned()));
+            sql.push_str(&format!(" AND status = ?{}", params.len()));
+        }
+        if let Some(after) = q.starting_after {
+            params.push(Value::Text(after.to_string()));
+            sql.push_str(&format!(" AND id < ?{}", params.len()));
+        }
+        params.push(Value::Integer(i64::from(q.limit)));
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT ?{}", params.len()));
+        self.refunds_from(&sql, &params)
+    }
+}
+
+impl OutboxRepo for SqliteTx<'_> {
+    fn enqueue(&mut self, job: &NewJob) -> Result<i64> {
+        let now = to_micros(Timestamp::now());
+        self.conn
+            .prepare_cached(
+                "INSERT INTO outbox (kind, payload, state, attempts, run_after, created_at, updated_at)
+                 VALUES (?1, ?2, 'ready', 0, ?3, ?4, ?4)",
+            )?
+            .execute(params![job.kind, job.payload, to_micros(job.run_after), now])?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn claim_jobs(&mut self, now: Timestamp, lease_until: Timestamp, limit: u32) -> Result<Vec<Job>> {
+        let mut stmt = self.conn.prepare_cached(
+            "UPDATE outbox SET state = 'running', attempts = attempts + 1, lease_until = ?2, updated_at = ?1
+             WHERE id IN (
+                SELECT id FROM outbox
+                WHERE (state = 'ready' AND run_after <= ?1) OR (state = 'running' AND lease_until <= ?1)
+                ORDER BY id LIMIT ?3)
+             RETURNING id, kind, payload, attempts",
+        )?;
+        let rows = stmt.query_map(params![to_micros(now), to_micros(lease_until), limit], |r| {
+            Ok(Job { id: r.get(0)?, kind: r.get(1)?, payload: r.get(2)?, attempts: r.get(3)? })
+        })?;
+        let mut jobs = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+        jobs.sort_by_key(|j| j.id);
+        Ok(jobs)
+    }
+
+    fn complete_job(&mut self, id: i64, now: Timestamp) -> Result<()> {
+        self.conn
+            .prepare_cached("UPDATE outbox SET state = 'done', lease_until = NULL, updated_at = ?2 WHERE id = ?1")?
+            .execute(params![id, to_micros(now)])?;
+        Ok(())
+    }
+
+    fn reschedule_job(&mut self, id: i64, run_after: Timestamp, error: &str) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE outbox SET state = 'ready', lease_until = NULL, run_after = ?2, last_error = ?3,
+                 updated_at = ?2 WHERE id = ?1",
+            )?
+            .execute(params![id, to_micros(run_after), error])?;
+        Ok(())
+    }
+
+    fn bury_job(&mut self, id: i64, now: Timestamp, error: &str) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE outbox SET state = 'dead', lease_until = NULL, last_error = ?3, updated_at = ?2 WHERE id = ?1",
+            )?
+            .execute(params![id, to_micros(now), error])?;
+        Ok(())
+    }
+
+    fn unfinished_jobs(&mut self) -> Result<u64> {
+        let n: i64 = self
+            .conn
+            .prepare_cached("SELECT COUNT(*) FROM outbox WHERE state IN ('ready', 'running')")?
+            .query_row([], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+}
+
+impl IdempotencyRepo for SqliteTx<'_> {
+    fn find_idempotency(&mut self, merchant: MerchantId, endpoint: &str, key: &str) -> Result<Option<IdempotencyRecord>> {
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT fingerprint, status_code, body, created_at FROM idempotency_keys
+                 WHERE merchant_id = ?1 AND endpoint = ?2 AND key = ?3",
+            )?
+            .query_row(params![merchant.to_string(), endpoint, key], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, u16>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?))
+            })
+            .optional()?;
+        row.map(|(fingerprint, status_code, body, at)| {
+            Ok(IdempotencyRecord {
+                merchant_id: merchant,
+                endpoint: endpoint.to_owned(),
+                key: key.to_owned(),
+                fingerprint,
+                status_code,
+                body,
+                created_at: from_micros(at)?,
+            })
+        })
+        .transpose()
+    }
+
+    fn insert_idempotency(&mut self, r: &IdempotencyRecord) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO idempotency_keys (merchant_id, endpoint, key, fingerprint, status_code, body, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                r.merchant_id.to_string(),
+                r.endpoint,
+                r.key,
+                r.fingerprint,
+                r.status_code,
+                r.body,
+                to_micros(r.created_at)
+            ])?;
+        Ok(())
+    }
+
+    fn prune_idempotency(&mut self, older_than: Timestamp) -> Result<u64> {
+        let n = self
+            .conn
+            .prepare_cached("DELETE FROM idempotency_keys WHERE created_at < ?1")?
+            .execute([to_micros(older_than)])?;
+        Ok(n as u64)
+    }
+}
+
+impl AuditRepo for SqliteTx<'_> {
+    fn last_audit_event(&mut self, merchant: MerchantId) -> Result<Option<AuditEvent>> {
+        let sql = "SELECT merchant_id, seq, at, actor, action, subject, data, prev_hash, hash FROM audit_events
+                   WHERE merchant_id = ?1 ORDER BY seq DESC LIMIT 1";
+        Ok(self.audit_from(sql, &[Value::Text(merchant.to_string())])?.pop())
+    }
+
+    fn append_audit(&mut self, e: &AuditEvent) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO audit_events (merchant_id, seq, at, actor, action, subject, data, prev_hash, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                e.merchant_id.to_string(),
+                e.seq,
+                to_micros(e.at),
+                e.actor,
+                e.action,
+                e.subject,
+                e.data,
+                e.prev_hash,
+                e.hash
+            ])?;
+        Ok(())
+    }
+
+    fn audit_events(&mut self, merchant: MerchantId, after_seq: i64, limit: u32) -> Result<Vec<AuditEvent>> {
+        let sql = "SELECT merchant_id, seq, at, actor, action, subject, data, prev_hash, hash FROM audit_events
+                   WHERE merchant_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3";
+        self.audit_from(
+            sql,
+            &[Value::Text(merchant.to_string()), Value::Integer(after_seq), Value::Integer(i64::from(limit))],
+        )
+    }
+}
+
+impl SqliteTx<'_> {
+    fn audit_from(&self, sql: &str, params: &[Value]) -> Result<Vec<AuditEvent>> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(params.iter()), |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, String>(7)?,
+                r.get::<_, String>(8)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (merchant, seq, at, actor, action, subject, data, prev_hash, hash) = row?;
+            Ok(AuditEvent {
+                merchant_id: parse_id(merchant, MerchantId::parse)?,
+                seq,
+                at: from_micros(at)?,
+                actor,
+                action,
+                subject,
+                data,
+                prev_hash,
+                hash,
+            })
+        })
+        .collect()
+    }
+}

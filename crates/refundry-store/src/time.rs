@@ -1,0 +1,14 @@
+//! Instants are stored as integer microseconds since the Unix epoch (UTC):
+//! exact, sortable, and the same on every backend.
+
+use jiff::Timestamp;
+
+use crate::StoreError;
+
+pub fn to_micros(t: Timestamp) -> i64 {
+    t.as_microsecond()
+}
+
+pub fn from_micros(us: i64) -> Result<Timestamp, StoreError> {
+    Timestamp::from_microsecond(us).map_err(StoreError::corrupt)
+}

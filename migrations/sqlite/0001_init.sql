@@ -1,0 +1,148 @@
+-- Refundry schema, version 1. Times are integer microseconds since the Unix
+-- epoch (UTC); money is integer minor units beside a lower-case ISO 4217 code.
+
+CREATE TABLE merchants (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+
+CREATE TABLE stores (
+    id          TEXT PRIMARY KEY,
+    merchant_id TEXT NOT NULL REFERENCES merchants(id),
+    name        TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+CREATE INDEX stores_by_merchant ON stores (merchant_id, id);
+
+CREATE TABLE terminals (
+    merchant_id TEXT NOT NULL REFERENCES merchants(id),
+    terminal_id TEXT NOT NULL,
+    store_id    TEXT NOT NULL REFERENCES stores(id),
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (merchant_id, terminal_id)
+);
+
+CREATE TABLE api_keys (
+    id            TEXT PRIMARY KEY,
+    merchant_id   TEXT NOT NULL REFERENCES merchants(id),
+    name          TEXT NOT NULL,
+    secret_sha256 BLOB NOT NULL CHECK (length(secret_sha256) = 32),
+    scopes        TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    revoked_at    INTEGER
+);
+
+CREATE TABLE sales (
+    id            TEXT PRIMARY KEY,
+    merchant_id   TEXT NOT NULL REFERENCES merchants(id),
+    store_id      TEXT NOT NULL REFERENCES stores(id),
+    terminal_id   TEXT NOT NULL,
+    amount_minor  INTEGER NOT NULL CHECK (amount_minor > 0),
+    currency      TEXT NOT NULL CHECK (length(currency) = 3),
+    method        TEXT NOT NULL CHECK (method IN ('card', 'wallet', 'cash')),
+    card_brand    TEXT,
+    card_first6   TEXT CHECK (card_first6 IS NULL OR length(card_first6) = 6),
+    card_last4    TEXT CHECK (card_last4 IS NULL OR length(card_last4) = 4),
+    entry_mode    TEXT,
+    wallet        TEXT,
+    voucher_no    TEXT,
+    rrn           TEXT,
+    auth_code     TEXT,
+    batch_no      TEXT,
+    captured_at   INTEGER NOT NULL,
+    created_at    INTEGER NOT NULL
+);
+CREATE INDEX sales_by_merchant ON sales (merchant_id, id);
+CREATE INDEX sales_by_voucher ON sales (merchant_id, voucher_no);
+CREATE INDEX sales_by_rrn ON sales (merchant_id, rrn);
+CREATE INDEX sales_by_last4 ON sales (merchant_id, card_last4);
+CREATE INDEX sales_by_amount ON sales (merchant_id, amount_minor);
+CREATE INDEX sales_by_terminal ON sales (merchant_id, terminal_id, batch_no);
+CREATE INDEX sales_by_captured ON sales (merchant_id, captured_at);
+
+CREATE TABLE sale_items (
+    sale_id           TEXT NOT NULL REFERENCES sales(id),
+    line_no           INTEGER NOT NULL,
+    sku               TEXT NOT NULL,
+    name              TEXT NOT NULL,
+    quantity          INTEGER NOT NULL CHECK (quantity > 0),
+    unit_amount_minor INTEGER NOT NULL CHECK (unit_amount_minor > 0),
+    PRIMARY KEY (sale_id, line_no)
+);
+
+CREATE TABLE batches (
+    merchant_id TEXT NOT NULL REFERENCES merchants(id),
+    terminal_id TEXT NOT NULL,
+    batch_no    TEXT NOT NULL,
+    settled_at  INTEGER NOT NULL,
+    PRIMARY KEY (merchant_id, terminal_id, batch_no)
+);
+
+CREATE TABLE refunds (
+    id                 TEXT PRIMARY KEY,
+    merchant_id        TEXT NOT NULL REFERENCES merchants(id),
+    sale_id            TEXT NOT NULL REFERENCES sales(id),
+    type               TEXT NOT NULL CHECK (type IN ('void', 'refund')),
+    status             TEXT NOT NULL,
+    amount_minor       INTEGER NOT NULL CHECK (amount_minor > 0),
+    currency           TEXT NOT NULL,
+    reason             TEXT NOT NULL,
+    note               TEXT,
+    failure_reason     TEXT,
+    acquirer_reference TEXT,
+    attempts           INTEGER NOT NULL DEFAULT 0,
+    requested_by       TEXT NOT NULL,
+    created_at         INTEGER NOT NULL,
+    updated_at         INTEGER NOT NULL,
+    completed_at       INTEGER
+);
+CREATE INDEX refunds_by_sale ON refunds (sale_id);
+CREATE INDEX refunds_by_merchant ON refunds (merchant_id, id);
+
+CREATE TABLE refund_items (
+    refund_id    TEXT NOT NULL REFERENCES refunds(id),
+    sku          TEXT NOT NULL,
+    quantity     INTEGER NOT NULL CHECK (quantity > 0),
+    amount_minor INTEGER NOT NULL CHECK (amount_minor > 0),
+    PRIMARY KEY (refund_id, sku)
+);
+
+CREATE TABLE outbox (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind        TEXT NOT NULL,
+    payload     TEXT NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('ready', 'running', 'done', 'dead')),
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    run_after   INTEGER NOT NULL,
+    lease_until INTEGER,
+    last_error  TEXT,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+);
+CREATE INDEX outbox_due ON outbox (state, run_after);
+
+CREATE TABLE idempotency_keys (
+    merchant_id TEXT NOT NULL REFERENCES merchants(id),
+    endpoint    TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    status_code INTEGER NOT NULL,
+    body        TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (merchant_id, endpoint, key)
+);
+CREATE INDEX idempotency_by_age ON idempotency_keys (created_at);
+
+CREATE TABLE audit_events (
+    merchant_id TEXT NOT NULL REFERENCES merchants(id),
+    seq         INTEGER NOT NULL,
+    at          INTEGER NOT NULL,
+    actor       TEXT NOT NULL,
+    action      TEXT NOT NULL,
+    subject     TEXT NOT NULL,
+    data        TEXT NOT NULL,
+    prev_hash   TEXT NOT NULL,
+    hash        TEXT NOT NULL,
+    PRIMARY KEY (merchant_id, seq)
+);

@@ -123,8 +123,6 @@ pub enum SaleError {
     ItemsTotalMismatch { items_total_minor: i64, amount_minor: i64 },
     #[error("sku {0} appears on more than one line")]
     DuplicateSku(String),
-    #[error("a card sale needs a batch_no: it says which terminal batch can still be voided")]
-    CardSaleWithoutBatch,
 }
 
 /// Checks a POS reference (voucher no., RRN, auth code, batch, terminal id):

@@ -1,0 +1,126 @@
+//! "One idempotency key, one effect."
+//!
+//! A key is scoped to the merchant and the endpoint. Inside the command's
+//! own transaction: a stored answer with the same fingerprint is returned
+//! byte for byte and nothing else happens; a stored answer with another
+//! fingerprint is refused; otherwise the command runs and its answer is
+//! stored in the same commit as its effect. A refused command stores
+//! nothing, so the client can fix the request and retry with the same key.
+
+use refundry_core::ids::MerchantId;
+use refundry_store::model::IdempotencyRecord;
+use refundry_store::Tx;
+use sha2::{Digest, Sha256};
+
+use crate::{AppError, ErrorCode};
+
+/// The longest key accepted.
+pub const MAX_KEY_LEN: usize = 255;
+
+/// An answer as the client received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+/// Renders a command's result into the answer that is stored and sent.
+pub type Render<T> = Box<dyn Fn(&T) -> StoredResponse + Send + Sync>;
+
+/// What the client sent: its key and a fingerprint of the request.
+pub struct Idempotency<T> {
+    pub key: String,
+    pub fingerprint: String,
+    pub render: Render<T>,
+}
+
+impl<T> Idempotency<T> {
+    pub fn new(key: String, method: &str, path: &str, body: &[u8], render: Render<T>) -> Result<Self, AppError> {
+        if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(AppError::new(
+                ErrorCode::InvalidRequest,
+                format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
+            ));
+        }
+        Ok(Idempotency { key, fingerprint: fingerprint(method, path, body), render })
+    }
+}
+
+/// SHA-256 over method, path and the canonical body (parsed and re-written
+/// with sorted keys, so whitespace and key order do not matter).
+pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
+    let canonical = serde_json::from_slice::<serde_json::Value>(body)
+        .map(|v| v.to_string().into_bytes())
+        .unwrap_or_else(|_| body.to_vec());
+    let mut h = Sha256::new();
+    h.update(method.as_bytes());
+    h.update([0]);
+    h.update(path.as_bytes());
+    h.update([0]);
+    h.update(&canonical);
+    hex::encode(h.finalize())
+}
+
+/// Either the command ran now, or an earlier run's answer is replayed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replay<T> {
+    Fresh(T),
+    Stored(StoredResponse),
+}
+
+/// Looks the key up inside the transaction.
+pub(crate) fn check<T>(
+    tx: &mut dyn Tx,
+    merchant: MerchantId,
+    endpoint: &str,
+    idem: Option<&Idempotency<T>>,
+) -> Result<Option<StoredResponse>, AppError> {
+    let Some(idem) = idem else { return Ok(None) };
+    match tx.find_idempotency(merchant, endpoint, &idem.key)? {
+        None => Ok(None),
+        Some(rec) if rec.fingerprint == idem.fingerprint => {
+            metrics::counter!("refundry_idempotent_replays_total").increment(1);
+            Ok(Some(StoredResponse { status: rec.status_code, body: rec.body }))
+        }
+        Some(_) => Err(AppError::new(
+            ErrorCode::IdempotencyKeyReused,
+            "this Idempotency-Key was already used with a different request",
+        )),
+    }
+}
+
+/// Stores the answer beside the effect, in the same transaction.
+pub(crate) fn remember<T>(
+    tx: &mut dyn Tx,
+    merchant: MerchantId,
+    endpoint: &str,
+    idem: Option<&Idempotency<T>>,
+    result: &T,
+) -> Result<(), AppError> {
+    let Some(idem) = idem else { return Ok(()) };
+    let answer = (idem.render)(result);
+    tx.insert_idempotency(&IdempotencyRecord {
+        merchant_id: merchant,
+        endpoint: endpoint.to_owned(),
+        key: idem.key.clone(),
+        fingerprint: idem.fingerprint.clone(),
+        status_code: answer.status,
+        body: answer.body,
+        created_at: crate::now(),
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_ignores_whitespace_and_key_order() {
+        let a = fingerprint("POST", "/v1/refunds", br#"{"a":1,"b":2}"#);
+        let b = fingerprint("POST", "/v1/refunds", b"{ \"b\": 2, \"a\": 1 }");
+        assert_eq!(a, b);
+        assert_ne!(a, fingerprint("POST", "/v1/refunds", br#"{"a":1,"b":3}"#));
+        assert_ne!(a, fingerprint("POST", "/v1/sales", br#"{"a":1,"b":2}"#));
+    }
+}

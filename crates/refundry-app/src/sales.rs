@@ -1,0 +1,173 @@
+//! Recording and finding sales.
+
+use jiff::Timestamp;
+use refundry_core::ids::{SaleId, StoreId};
+use refundry_core::money::Money;
+use refundry_core::refund::{held_minor, PriorRefund};
+use refundry_core::sale::{check_items, check_reference, LineItem, PaymentMethod, Sale};
+use refundry_store::model::{Refund, SaleQuery, Terminal};
+use refundry_store::Tx;
+
+use crate::idempotency::{self, Idempotency, Replay};
+use crate::{audit, Actor, App, AppError, ErrorCode};
+
+/// A completed POS payment as the terminal or back office reports it,
+/// already parsed into domain types.
+#[derive(Debug, Clone)]
+pub struct NewSale {
+    pub amount: Money,
+    pub payment_method: PaymentMethod,
+    pub voucher_no: Option<String>,
+    pub rrn: Option<String>,
+    pub auth_code: Option<String>,
+    pub terminal_id: String,
+    pub batch_no: Option<String>,
+    pub captured_at: Timestamp,
+    pub store_id: Option<StoreId>,
+    pub items: Vec<LineItem>,
+}
+
+/// A sale with what has been given back so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaleView {
+    pub sale: Sale,
+    /// Refunds and voids that hold part of the sale (in progress or done).
+    pub refunded_minor: i64,
+    pub refundable_minor: i64,
+}
+
+pub const MAX_PAGE: u32 = 100;
+
+/// Field limits of POS references, as terminals print them.
+fn check_new_sale(s: &NewSale) -> Result<(), AppError> {
+    check_reference("terminal_id", &s.terminal_id, 32)?;
+    let refs = [("voucher_no", &s.voucher_no, 20), ("rrn", &s.rrn, 12), ("auth_code", &s.auth_code, 12), ("batch_no", &s.batch_no, 12)];
+    for (field, value, max) in refs {
+        if let Some(v) = value {
+            check_reference(field, v, max)?;
+        }
+    }
+    check_items(s.amount, &s.items)?;
+    Ok(())
+}
+
+pub(crate) fn view_of(sale: Sale, refunds: &[Refund]) -> Result<SaleView, AppError> {
+    let priors: Vec<PriorRefund> = refunds.iter().map(crate::refunds::prior_of).collect();
+    let held = held_minor(&priors).map_err(|e| AppError::from_amount("amount", e))?;
+    let refundable_minor = (sale.amount.minor - held).max(0);
+    Ok(SaleView { refunded_minor: held.min(sale.amount.minor), refundable_minor, sale })
+}
+
+pub(crate) fn load_view(tx: &mut dyn Tx, actor: &Actor, id: SaleId) -> Result<SaleView, AppError> {
+    let sale = tx
+        .find_sale(actor.merchant_id, id)?
+        .ok_or_else(|| AppError::new(ErrorCode::SaleNotFound, format!("no sale {id}")))?;
+    let refunds = tx.refunds_of_sale(actor.merchant_id, id)?;
+    view_of(sale, &refunds)
+}
+
+impl App {
+    pub async fn record_sale(
+        &self,
+        actor: &Actor,
+        new: NewSale,
+        idem: Option<Idempotency<SaleView>>,
+    ) -> Result<Replay<SaleView>, AppError> {
+        check_new_sale(&new)?;
+        let actor = actor.clone();
+        refundry_store::write(&self.store, move |tx| {
+            if let Some(stored) = idempotency::check(tx, actor.merchant_id, "POST /v1/sales", idem.as_ref())? {
+                return Ok(Replay::Stored(stored));
+            }
+            let view = record_sale_tx(tx, &actor, &new)?;
+            idempotency::remember(tx, actor.merchant_id, "POST /v1/sales", idem.as_ref(), &view)?;
+            Ok(Replay::Fresh(view))
+        })
+        .await
+    }
+
+    pub async fn sale(&self, actor: &Actor, id: SaleId) -> Result<SaleView, AppError> {
+        let actor = actor.clone();
+        refundry_store::read(&self.store, move |tx| load_view(tx, &actor, id)).await
+    }
+
+    /// Newest first, at most [`MAX_PAGE`] a page.
+    pub async fn search_sales(&self, actor: &Actor, mut query: SaleQuery) -> Result<Vec<SaleView>, AppError> {
+        query.limit = query.limit.clamp(1, MAX_PAGE);
+        let merchant = actor.merchant_id;
+        refundry_store::read(&self.store, move |tx| {
+            let sales = tx.search_sales(merchant, &query)?;
+            sales
+                .into_iter()
+                .map(|sale| {
+                    let refunds = tx.refunds_of_sale(merchant, sale.id)?;
+                    view_of(sale, &refunds)
+                })
+                .collect()
+        })
+        .await
+    }
+}
+
+/// Resolves the store, registers a terminal seen for the first time, and
+/// writes the sale with its audit event.
+pub(crate) fn record_sale_tx(tx: &mut dyn Tx, actor: &Actor, new: &NewSale) -> Result<SaleView, AppError> {
+    let merchant = actor.merchant_id;
+    let now = crate::now();
+    let store_id = match tx.find_terminal(merchant, &new.terminal_id)? {
+        Some(terminal) => {
+            if new.store_id.is_some_and(|s| s != terminal.store_id) {
+                return Err(AppError::new(
+                    ErrorCode::TerminalStoreMismatch,
+                    format!("terminal {} belongs to store {}", new.terminal_id, terminal.store_id),
+                ));
+            }
+            terminal.store_id
+        }
+        None => {
+            let store_id = match new.store_id {
+                Some(id) => tx
+                    .find_store(merchant, id)?
+                    .ok_or_else(|| AppError::new(ErrorCode::UnknownStore, format!("no store {id}")).with("field", "store_id"))?
+                    .id,
+                None => tx
+                    .stores_of(merchant)?
+                    .first()
+                    .ok_or_else(|| AppError::new(ErrorCode::UnknownStore, "the merchant has no store yet"))?
+                    .id,
+            };
+            tx.insert_terminal(&Terminal {
+                merchant_id: merchant,
+                terminal_id: new.terminal_id.clone(),
+                store_id,
+                created_at: now,
+            })?;
+            store_id
+        }
+    };
+    let sale = Sale {
+        id: SaleId::generate(),
+        merchant_id: merchant,
+        store_id,
+        terminal_id: new.terminal_id.clone(),
+        amount: new.amount,
+        payment_method: new.payment_method.clone(),
+        voucher_no: new.voucher_no.clone(),
+        rrn: new.rrn.clone(),
+        auth_code: new.auth_code.clone(),
+        batch_no: new.batch_no.clone(),
+        captured_at: new.captured_at,
+        created_at: now,
+        items: new.items.clone(),
+    };
+    tx.insert_sale(&sale)?;
+    let data = serde_json::json!({
+        "amount": sale.amount.minor,
+        "currency": sale.amount.currency.code(),
+        "method": sale.payment_method.kind(),
+        "terminal_id": sale.terminal_id,
+        "voucher_no": sale.voucher_no,
+    });
+    audit::record(tx, actor, "sale.recorded", &sale.id.to_string(), data, now)?;
+    view_of(sale, &[])
+}

@@ -46,8 +46,10 @@ pub async fn seed(app: &App, days: u32, now: Timestamp) -> Result<DemoSummary, A
     for back in (0..days).rev() {
         let day = today.checked_sub((back as i64).days()).unwrap_or(today);
         let batch_no = format!("{:06}", days - back);
-        for _ in 0..rng.random_range(25..40) {
-            let minute = rng.random_range(7 * 60 + 30..21 * 60);
+        let mut minutes: Vec<i32> = (0..rng.random_range(25..40)).map(|_| rng.random_range(7 * 60 + 30..21 * 60)).collect();
+        // recorded in the order they happened, as terminals report them
+        minutes.sort_unstable();
+        for minute in minutes {
             let at = day
                 .at((minute / 60) as i8, (minute % 60) as i8, rng.random_range(0..60), 0)
                 .to_zoned(tz.clone())

@@ -9,6 +9,7 @@ use refundry_store::Tx;
 
 use crate::idempotency::{self, Idempotency, Replay};
 use crate::jobs::{RefundJob, EXECUTE_REFUND};
+use crate::sales::Page;
 use crate::{audit, Actor, App, AppError, ErrorCode};
 
 const ENDPOINT: &str = "POST /v1/refunds";
@@ -71,10 +72,11 @@ impl App {
         refundry_store::read(&self.store, move |tx| tx.find_refund(merchant, id)?.ok_or_else(|| not_found(id))).await
     }
 
-    pub async fn list_refunds(&self, actor: &Actor, mut query: RefundQuery) -> Result<Vec<Refund>, AppError> {
-        query.limit = query.limit.clamp(1, crate::sales::MAX_PAGE);
+    pub async fn list_refunds(&self, actor: &Actor, mut query: RefundQuery) -> Result<Page<Refund>, AppError> {
+        let limit = query.limit.clamp(1, crate::sales::MAX_PAGE);
+        query.limit = limit + 1;
         let merchant = actor.merchant_id;
-        refundry_store::read(&self.store, move |tx| Ok(tx.list_refunds(merchant, &query)?)).await
+        refundry_store::read(&self.store, move |tx| Ok(Page::of(tx.list_refunds(merchant, &query)?, limit))).await
     }
 }
 

@@ -38,6 +38,22 @@ pub struct SaleView {
 
 pub const MAX_PAGE: u32 = 100;
 
+/// One page of a list, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub has_more: bool,
+}
+
+impl<T> Page<T> {
+    /// From rows fetched with one more than `limit`.
+    pub(crate) fn of(mut rows: Vec<T>, limit: u32) -> Page<T> {
+        let has_more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        Page { items: rows, has_more }
+    }
+}
+
 /// Field limits of POS references, as terminals print them.
 fn check_new_sale(s: &NewSale) -> Result<(), AppError> {
     check_reference("terminal_id", &s.terminal_id, 32)?;
@@ -92,18 +108,20 @@ impl App {
     }
 
     /// Newest first, at most [`MAX_PAGE`] a page.
-    pub async fn search_sales(&self, actor: &Actor, mut query: SaleQuery) -> Result<Vec<SaleView>, AppError> {
-        query.limit = query.limit.clamp(1, MAX_PAGE);
+    pub async fn search_sales(&self, actor: &Actor, mut query: SaleQuery) -> Result<Page<SaleView>, AppError> {
+        let limit = query.limit.clamp(1, MAX_PAGE);
+        query.limit = limit + 1;
         let merchant = actor.merchant_id;
         refundry_store::read(&self.store, move |tx| {
             let sales = tx.search_sales(merchant, &query)?;
-            sales
+            let views = sales
                 .into_iter()
                 .map(|sale| {
                     let refunds = tx.refunds_of_sale(merchant, sale.id)?;
                     view_of(sale, &refunds)
                 })
-                .collect()
+                .collect::<Result<Vec<_>, AppError>>()?;
+            Ok(Page::of(views, limit))
         })
         .await
     }

@@ -13,6 +13,7 @@ pub trait MerchantRepo {
     fn insert_merchant(&mut self, merchant: &Merchant) -> Result<()>;
     /// The oldest merchant: the default one of a single-merchant install.
     fn first_merchant(&mut self) -> Result<Option<Merchant>>;
+    fn all_merchants(&mut self) -> Result<Vec<Merchant>>;
     fn insert_store(&mut self, store: &StoreRecord) -> Result<()>;
     fn find_store(&mut self, merchant: MerchantId, id: StoreId) -> Result<Option<StoreRecord>>;
     fn stores_of(&mut self, merchant: MerchantId) -> Result<Vec<StoreRecord>>;

@@ -1,1 +1,284 @@
-fn main() {}
+//! `refundry`: the one binary. Serves the API, runs migrations, seeds a
+//! demo, manages keys and checks the audit log.
+
+mod config;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use refundry_app::jobs::RunnerConfig;
+use refundry_app::keys::ALL_SCOPES;
+use refundry_app::{App, AppConfig};
+use refundry_connectors::sandbox::SandboxAcquirer;
+use refundry_server::ServerConfig;
+use refundry_store::sqlite::{SqliteOptions, SqliteStore};
+use refundry_store::Store;
+
+use crate::config::{Config, Database, Overrides};
+
+/// Refundry: voids, refunds and chargebacks for point-of-sale merchants.
+///
+/// Configuration comes from built-in defaults, then a TOML file
+/// (`--config`, or ./refundry.toml when present), then REFUNDRY_*
+/// environment variables (nested keys with `__`, e.g.
+/// REFUNDRY_JOBS__MAX_ATTEMPTS), then flags.
+#[derive(Debug, Parser)]
+#[command(name = "refundry", version, about, long_about)]
+struct Cli {
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "REFUNDRY_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Database to use: sqlite:PATH. [env: REFUNDRY_DATABASE_URL] [default: sqlite:refundry.db]
+    #[arg(long, global = true, value_name = "URL")]
+    database_url: Option<String>,
+    /// Log format: text or json. [env: REFUNDRY_LOG_FORMAT]
+    #[arg(long, global = true, value_name = "FORMAT")]
+    log_format: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the HTTP API and run the refund job runner.
+    ///
+    /// Applies pending migrations first. Stops gracefully on Ctrl-C or
+    /// SIGTERM: requests and refunds in flight are finished.
+    Serve {
+        /// Address to listen on. [env: REFUNDRY_LISTEN] [default: 127.0.0.1:8080]
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Create or update the database schema, then exit.
+    Migrate,
+    /// Start from a fresh demo database: a café with two terminals, a few
+    /// days of sales and an API key (printed), then serve it.
+    ///
+    /// Uses sqlite:refundry-demo.db unless --database-url is given, and
+    /// always starts that file afresh; an explicitly named database must
+    /// be empty.
+    Demo {
+        /// Address to listen on. [default: 127.0.0.1:8080]
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+        /// Days of sales to make up.
+        #[arg(long, default_value_t = 3)]
+        days: u32,
+        /// Seed the data and print the key, but do not serve.
+        #[arg(long)]
+        no_serve: bool,
+    },
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Check the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create an API key and print its secret, alone, on stdout. The secret
+    /// is shown once and stored only as a hash. On a fresh database this
+    /// also creates the default merchant with one store.
+    Create {
+        /// A name people recognise, e.g. "counter terminal T0001".
+        #[arg(long)]
+        name: String,
+        /// Comma-separated scopes. [default: all]
+        #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(ALL_SCOPES))]
+        scopes: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Recompute every merchant's hash chain; exit non-zero and name the
+    /// first event that was altered, removed or reordered.
+    Verify,
+}
+
+const DEMO_DATABASE: &str = "refundry-demo.db";
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let listen = match &cli.command {
+        Command::Serve { listen } | Command::Demo { listen, .. } => *listen,
+        _ => None,
+    };
+    let demo_db = matches!(cli.command, Command::Demo { .. }) && cli.database_url.is_none()
+        && std::env::var_os("REFUNDRY_DATABASE_URL").is_none();
+    let overrides = Overrides {
+        database_url: if demo_db { Some(format!("sqlite:{DEMO_DATABASE}")) } else { cli.database_url.clone() },
+        listen,
+        log_format: cli.log_format.clone(),
+    };
+    let config = Config::load(cli.config.as_deref(), &overrides)?;
+    init_logging(&config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run(cli.command, config, demo_db))
+}
+
+fn init_logging(config: &Config) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log_level))
+        .context("invalid log_level")?;
+    // logs go to stderr: stdout is for answers such as a new key
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    if config.log_format == "json" { builder.json().init() } else { builder.init() }
+    Ok(())
+}
+
+async fn run(command: Command, config: Config, demo_db: bool) -> anyhow::Result<()> {
+    match command {
+        Command::Migrate => {
+            let Database::Sqlite(path) = config.database()?;
+            let applied = SqliteStore::migrate(&path).context("migration failed")?;
+            if applied.is_empty() {
+                eprintln!("{}: schema is up to date", path.display());
+            }
+            for m in applied {
+                eprintln!("{}: applied {m}", path.display());
+            }
+            Ok(())
+        }
+        Command::Serve { .. } => {
+            let app = open_app(&config)?;
+            serve(app, &config).await
+        }
+        Command::Demo { days, no_serve, .. } => {
+            let Database::Sqlite(path) = config.database()?;
+            if demo_db {
+                remove_database(&path)?;
+            }
+            let app = open_app(&config)?;
+            if refundry_store::read(&app.store, |tx| tx.first_merchant()).await?.is_some() {
+                bail!("{} already holds data; the demo needs an empty database", path.display());
+            }
+            let summary = refundry_app::demo::seed(&app, days, jiff::Timestamp::now()).await?;
+            eprintln!(
+                "demo: {} with {} sales and {} refunds in {}",
+                summary.merchant_name,
+                summary.sales,
+                summary.refunds,
+                path.display()
+            );
+            eprintln!("demo: API key (shown once):");
+            println!("{}", summary.key.secret);
+            if no_serve {
+                return Ok(());
+            }
+            eprintln!("demo: try  curl -H 'Authorization: Bearer {}' http://{}/v1/sales", summary.key.secret, config.listen);
+            serve(app, &config).await
+        }
+        Command::Keys(KeysCommand::Create { name, scopes }) => {
+            let app = open_app(&config)?;
+            let (merchant, _) = app.default_merchant().await?;
+            let actor = refundry_app::Actor::system(merchant.id, "cli");
+            let scopes: Vec<&str> = if scopes.is_empty() { ALL_SCOPES.to_vec() } else { scopes.iter().map(String::as_str).collect() };
+            let key = app.create_key(&actor, &name, &scopes).await?;
+            eprintln!("created {} for {} with scopes {}", key.id, merchant.name, scopes.join(","));
+            println!("{}", key.secret);
+            Ok(())
+        }
+        Command::Audit(AuditCommand::Verify) => {
+            let app = open_app(&config)?;
+            verify_audit(&app).await
+        }
+    }
+}
+
+fn remove_database(path: &Path) -> anyhow::Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot remove {}", file.display())),
+        }
+    }
+    Ok(())
+}
+
+fn open_app(config: &Config) -> anyhow::Result<App> {
+    let Database::Sqlite(path) = config.database()?;
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&path, SqliteOptions::default())
+            .with_context(|| format!("cannot open database {}", path.display()))?,
+    );
+    let processor = Arc::new(SandboxAcquirer::new(Duration::from_millis(config.sandbox.latency_ms)));
+    let app_config = AppConfig {
+        idempotency_ttl: config.idempotency_ttl(),
+        jobs: RunnerConfig {
+            max_attempts: config.jobs.max_attempts,
+            concurrency: config.jobs.concurrency,
+            lease: Duration::from_secs(config.jobs.lease_secs),
+            ..RunnerConfig::default()
+        },
+        ..AppConfig::default()
+    };
+    Ok(App::new(store, processor, app_config))
+}
+
+async fn serve(app: App, config: &Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let server_config = ServerConfig { max_body_bytes: config.max_body_bytes, ..ServerConfig::default() };
+    let running = refundry_server::start(app, listener, server_config).await?;
+    tracing::info!(addr = %running.addr, "refundry is serving; Ctrl-C to stop");
+    let stop = running.stopper();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("stopping: finishing requests and refunds in flight");
+        let _ = stop.send(true);
+    });
+    running.wait().await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn verify_audit(app: &App) -> anyhow::Result<()> {
+    let merchants = refundry_store::read(&app.store, |tx| tx.all_merchants()).await?;
+    let mut broken = false;
+    for m in merchants {
+        match refundry_app::audit::verify_chain(app, m.id).await? {
+            Ok(n) => eprintln!("{}: {n} events, chain intact", m.id),
+            Err(refundry_app::audit::ChainBreak::Altered { seq }) => {
+                broken = true;
+                println!("{}: event {seq} was altered", m.id);
+            }
+            Err(refundry_app::audit::ChainBreak::Broken { seq, expected_seq }) => {
+                broken = true;
+                println!("{}: chain broken at event {seq} (expected event {expected_seq}): an event was removed or reordered", m.id);
+            }
+        }
+    }
+    if broken {
+        bail!("the audit log failed verification");
+    }
+    Ok(())
+}

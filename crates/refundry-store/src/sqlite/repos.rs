@@ -54,15 +54,11 @@ impl MerchantRepo for SqliteTx<'_> {
     }
 
     fn first_merchant(&mut self) -> Result<Option<Merchant>> {
-        let row = self
-            .conn
-            .prepare_cached("SELECT id, name, created_at FROM merchants ORDER BY created_at, id LIMIT 1")?
-            .query_row([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))
-            .optional()?;
-        row.map(|(id, name, at)| {
-            Ok(Merchant { id: parse_id(id, MerchantId::parse)?, name, created_at: from_micros(at)? })
-        })
-        .transpose()
+        Ok(self.merchants("SELECT id, name, created_at FROM merchants ORDER BY id LIMIT 1")?.pop())
+    }
+
+    fn all_merchants(&mut self) -> Result<Vec<Merchant>> {
+        self.merchants("SELECT id, name, created_at FROM merchants ORDER BY id")
     }
 
     fn insert_store(&mut self, s: &StoreRecord) -> Result<()> {
@@ -269,6 +265,16 @@ impl SaleRow {
 }
 
 impl SqliteTx<'_> {
+    fn merchants(&self, sql: &str) -> Result<Vec<Merchant>> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))?;
+        rows.map(|row| {
+            let (id, name, at) = row?;
+            Ok(Merchant { id: parse_id(id, MerchantId::parse)?, name, created_at: from_micros(at)? })
+        })
+        .collect()
+    }
+
     fn sale_items(&self, sale_id: &str) -> Result<Vec<LineItem>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT sku, name, quantity, unit_amount_minor FROM sale_items WHERE sale_id = ?1 ORDER BY line_no",

@@ -1,0 +1,386 @@
+//! The wire format: request and response bodies, and their conversion from
+//! and into domain types. Only this crate knows JSON shapes.
+
+use jiff::Timestamp;
+use refundry_app::sales::{NewSale, SaleView};
+use refundry_app::{AppError, ErrorCode};
+use refundry_core::card::{First6, Last4};
+use refundry_core::ids::{SaleId, StoreId};
+use refundry_core::money::{Currency, Money};
+use refundry_core::refund::{ItemQuantity, RefundAsk, RefundReason};
+use refundry_core::sale::{CardBrand, EntryMode, LineItem, PaymentMethod, Wallet};
+use refundry_store::model::{BatchRecord, Refund};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::problem::ApiError;
+
+fn invalid(field: &str, detail: impl Into<String>) -> ApiError {
+    ApiError(AppError::validation(field, detail))
+}
+
+fn one_of<T: Copy>(field: &str, text: &str, parse: fn(&str) -> Option<T>, all: &[T], name: fn(T) -> &'static str) -> Result<T, ApiError> {
+    parse(text).ok_or_else(|| {
+        let allowed: Vec<&str> = all.iter().map(|v| name(*v)).collect();
+        invalid(field, format!("{field} must be one of: {}", allowed.join(", ")))
+    })
+}
+
+pub fn parse_currency(field: &str, code: &str) -> Result<Currency, ApiError> {
+    Currency::parse(code).map_err(|_| invalid(field, format!("{field} must be a lower-case ISO 4217 code such as cny")))
+}
+
+pub fn parse_time(field: &str, text: &str) -> Result<Timestamp, ApiError> {
+    text.parse::<Timestamp>()
+        .map_err(|_| invalid(field, format!("{field} must be an RFC 3339 time such as 2026-11-26T10:00:00+08:00")))
+}
+
+pub fn rfc3339(t: Timestamp) -> String {
+    // whole microseconds, UTC, `Z`: what the store keeps
+    t.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+// ---------- sales ----------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PaymentMethodBody {
+    /// A card: brand, first 6 and last 4 digits as on the slip. Never the
+    /// full number.
+    Card {
+        #[schema(example = "unionpay")]
+        brand: String,
+        #[schema(example = "622202")]
+        first6: String,
+        #[schema(example = "1234")]
+        last4: String,
+        #[schema(example = "chip")]
+        entry_mode: String,
+    },
+    Wallet {
+        #[schema(example = "alipay")]
+        wallet: String,
+    },
+    Cash,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ItemBody {
+    #[schema(example = "6901234567892")]
+    pub sku: String,
+    #[schema(example = "美式咖啡 Americano")]
+    pub name: String,
+    #[schema(example = 2)]
+    pub quantity: u32,
+    /// Price of one unit, in minor units.
+    #[schema(example = 1800)]
+    pub unit_amount: i64,
+}
+
+/// A completed POS payment.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSale {
+    /// Captured amount in minor units (fen for cny).
+    #[schema(example = 3600)]
+    pub amount: i64,
+    #[schema(example = "cny")]
+    pub currency: String,
+    pub payment_method: PaymentMethodBody,
+    /// 凭证号, as printed on the slip.
+    #[schema(example = "000123")]
+    pub voucher_no: Option<String>,
+    /// 参考号 (retrieval reference number), 12 characters.
+    #[schema(example = "123456789012")]
+    pub rrn: Option<String>,
+    /// 授权码.
+    #[schema(example = "A1B2C3")]
+    pub auth_code: Option<String>,
+    /// 终端号. A terminal seen for the first time joins `store_id` (or the
+    /// merchant's first store).
+    #[schema(example = "T0001")]
+    pub terminal_id: String,
+    /// 批次号. Until this batch is settled, refunding a whole card sale voids it.
+    #[schema(example = "000001")]
+    pub batch_no: Option<String>,
+    #[schema(example = "2026-11-26T10:00:00+08:00")]
+    pub captured_at: String,
+    pub store_id: Option<String>,
+    #[serde(default)]
+    pub items: Vec<ItemBody>,
+}
+
+impl CreateSale {
+    pub fn into_new_sale(self) -> Result<NewSale, ApiError> {
+        let currency = parse_currency("currency", &self.currency)?;
+        let amount = Money::positive(self.amount, currency).map_err(|e| ApiError(AppError::from_amount("amount", e)))?;
+        let payment_method = match self.payment_method {
+            PaymentMethodBody::Card { brand, first6, last4, entry_mode } => PaymentMethod::Card {
+                brand: one_of("payment_method.brand", &brand, CardBrand::parse, CardBrand::ALL, CardBrand::as_str)?,
+                first6: First6::parse(&first6).map_err(|e| invalid("payment_method.first6", e.to_string()))?,
+                last4: Last4::parse(&last4).map_err(|e| invalid("payment_method.last4", e.to_string()))?,
+                entry_mode: one_of("payment_method.entry_mode", &entry_mode, EntryMode::parse, EntryMode::ALL, EntryMode::as_str)?,
+            },
+            PaymentMethodBody::Wallet { wallet } => PaymentMethod::Wallet {
+                wallet: one_of("payment_method.wallet", &wallet, Wallet::parse, Wallet::ALL, Wallet::as_str)?,
+            },
+            PaymentMethodBody::Cash => PaymentMethod::Cash,
+        };
+        let captured_at = parse_time("captured_at", &self.captured_at)?;
+        if captured_at > Timestamp::now() + jiff::SignedDuration::from_mins(10) {
+            return Err(invalid("captured_at", "captured_at is in the future"));
+        }
+        let store_id = self
+            .store_id
+            .map(|s| StoreId::parse(&s).map_err(|e| invalid("store_id", e.to_string())))
+            .transpose()?;
+        let items = self
+            .items
+            .into_iter()
+            .map(|i| LineItem { sku: i.sku, name: i.name, quantity: i.quantity, unit_amount_minor: i.unit_amount })
+            .collect();
+        Ok(NewSale {
+            amount,
+            payment_method,
+            voucher_no: self.voucher_no,
+            rrn: self.rrn,
+            auth_code: self.auth_code,
+            terminal_id: self.terminal_id,
+            batch_no: self.batch_no,
+            captured_at,
+            store_id,
+            items,
+        })
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PaymentMethodDto {
+    Card { brand: String, first6: String, last4: String, entry_mode: String },
+    Wallet { wallet: String },
+    Cash,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ItemDto {
+    pub sku: String,
+    pub name: String,
+    pub quantity: u32,
+    pub unit_amount: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SaleDto {
+    #[schema(example = "sale_0193a4b1c2d37e8f9a0b1c2d3e4f5a6b")]
+    pub id: String,
+    /// Always `sale`.
+    pub object: &'static str,
+    pub amount: i64,
+    pub currency: String,
+    pub payment_method: PaymentMethodDto,
+    pub voucher_no: Option<String>,
+    pub rrn: Option<String>,
+    pub auth_code: Option<String>,
+    pub terminal_id: String,
+    pub batch_no: Option<String>,
+    pub store_id: String,
+    pub captured_at: String,
+    pub created_at: String,
+    pub items: Vec<ItemDto>,
+    /// Held by voids and refunds that have not failed (in progress or done).
+    pub refunded_amount: i64,
+    /// What may still be refunded: amount − refunded_amount.
+    pub refundable_amount: i64,
+}
+
+impl From<&SaleView> for SaleDto {
+    fn from(v: &SaleView) -> SaleDto {
+        let s = &v.sale;
+        SaleDto {
+            id: s.id.to_string(),
+            object: "sale",
+            amount: s.amount.minor,
+            currency: s.amount.currency.code().to_owned(),
+            payment_method: match &s.payment_method {
+                PaymentMethod::Card { brand, first6, last4, entry_mode } => PaymentMethodDto::Card {
+                    brand: brand.as_str().into(),
+                    first6: first6.as_str().into(),
+                    last4: last4.as_str().into(),
+                    entry_mode: entry_mode.as_str().into(),
+                },
+                PaymentMethod::Wallet { wallet } => PaymentMethodDto::Wallet { wallet: wallet.as_str().into() },
+                PaymentMethod::Cash => PaymentMethodDto::Cash,
+            },
+            voucher_no: s.voucher_no.clone(),
+            rrn: s.rrn.clone(),
+            auth_code: s.auth_code.clone(),
+            terminal_id: s.terminal_id.clone(),
+            batch_no: s.batch_no.clone(),
+            store_id: s.store_id.to_string(),
+            captured_at: rfc3339(s.captured_at),
+            created_at: rfc3339(s.created_at),
+            items: s
+                .items
+                .iter()
+                .map(|i| ItemDto { sku: i.sku.clone(), name: i.name.clone(), quantity: i.quantity, unit_amount: i.unit_amount_minor })
+                .collect(),
+            refunded_amount: v.refunded_minor,
+            refundable_amount: v.refundable_minor,
+        }
+    }
+}
+
+// ---------- batches ----------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettleBatch {
+    #[schema(example = "T0001")]
+    pub terminal_id: String,
+    #[schema(example = "000001")]
+    pub batch_no: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchDto {
+    /// Always `batch`.
+    pub object: &'static str,
+    pub terminal_id: String,
+    pub batch_no: String,
+    pub settled_at: String,
+}
+
+impl From<&BatchRecord> for BatchDto {
+    fn from(b: &BatchRecord) -> BatchDto {
+        BatchDto { object: "batch", terminal_id: b.terminal_id.clone(), batch_no: b.batch_no.clone(), settled_at: rfc3339(b.settled_at) }
+    }
+}
+
+// ---------- refunds ----------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundItemBody {
+    #[schema(example = "6901234567892")]
+    pub sku: String,
+    #[schema(example = 1)]
+    pub quantity: u32,
+}
+
+/// Give back all or part of a sale: name either `amount` or `items`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRefund {
+    #[schema(example = "sale_0193a4b1c2d37e8f9a0b1c2d3e4f5a6b")]
+    pub sale_id: String,
+    /// Minor units. Either this or `items`.
+    #[schema(example = 1800)]
+    pub amount: Option<i64>,
+    /// Items and quantities to give back, priced as sold. Either this or `amount`.
+    pub items: Option<Vec<RefundItemBody>>,
+    /// One of customer_request, defective, wrong_charge, duplicate,
+    /// service_issue, fraud, other.
+    #[schema(example = "defective")]
+    pub reason: String,
+    #[schema(example = "cup was cracked")]
+    pub note: Option<String>,
+}
+
+impl CreateRefund {
+    pub fn into_request(self) -> Result<refundry_app::refunds::RefundRequest, ApiError> {
+        let sale_id = SaleId::parse(&self.sale_id).map_err(|e| invalid("sale_id", e.to_string()))?;
+        let ask = match (self.amount, self.items) {
+            (Some(amount), None) => RefundAsk::Amount(amount),
+            (None, Some(items)) => RefundAsk::Items(
+                items.into_iter().map(|i| ItemQuantity { sku: i.sku, quantity: i.quantity }).collect(),
+            ),
+            _ => return Err(invalid("amount", "name either amount or items, not both and not neither")),
+        };
+        let reason = one_of("reason", &self.reason, RefundReason::parse, RefundReason::ALL, RefundReason::as_str)?;
+        Ok(refundry_app::refunds::RefundRequest { sale_id, ask, reason, note: self.note })
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RefundItemDto {
+    pub sku: String,
+    pub quantity: u32,
+    pub amount: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RefundDto {
+    #[schema(example = "re_0193a4b1c2d37e8f9a0b1c2d3e4f5a6b")]
+    pub id: String,
+    /// Always `refund`.
+    pub object: &'static str,
+    pub sale_id: String,
+    /// `void` (撤销: whole unsettled card sale) or `refund` (退货).
+    #[serde(rename = "type")]
+    pub refund_type: String,
+    /// requires_approval, pending, processing, succeeded, failed, rejected,
+    /// expired or canceled.
+    pub status: String,
+    pub amount: i64,
+    pub currency: String,
+    pub reason: String,
+    pub note: Option<String>,
+    pub items: Vec<RefundItemDto>,
+    pub failure_reason: Option<String>,
+    pub acquirer_reference: Option<String>,
+    pub attempts: u32,
+    pub requested_by: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub completed_at: Option<String>,
+}
+
+impl From<&Refund> for RefundDto {
+    fn from(r: &Refund) -> RefundDto {
+        RefundDto {
+            id: r.id.to_string(),
+            object: "refund",
+            sale_id: r.sale_id.to_string(),
+            refund_type: r.refund_type.as_str().into(),
+            status: r.status.as_str().into(),
+            amount: r.amount.minor,
+            currency: r.amount.currency.code().into(),
+            reason: r.reason.as_str().into(),
+            note: r.note.clone(),
+            items: r.items.iter().map(|i| RefundItemDto { sku: i.sku.clone(), quantity: i.quantity, amount: i.amount_minor }).collect(),
+            failure_reason: r.failure_reason.clone(),
+            acquirer_reference: r.acquirer_reference.clone(),
+            attempts: r.attempts,
+            requested_by: r.requested_by.clone(),
+            created_at: rfc3339(r.created_at),
+            updated_at: rfc3339(r.updated_at),
+            completed_at: r.completed_at.map(rfc3339),
+        }
+    }
+}
+
+// ---------- lists ----------
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SaleList {
+    /// Always `list`.
+    pub object: &'static str,
+    pub data: Vec<SaleDto>,
+    pub has_more: bool,
+    /// Pass as `starting_after` for the next page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RefundList {
+    pub object: &'static str,
+    pub data: Vec<RefundDto>,
+    pub has_more: bool,
+    pub next_cursor: Option<String>,
+}
+
+pub fn bad_query(field: &str, detail: impl Into<String>) -> ApiError {
+    ApiError(AppError::new(ErrorCode::InvalidRequest, detail).with("field", field))
+}

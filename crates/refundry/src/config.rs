@@ -1,0 +1,176 @@
+//! Configuration: built-in defaults, then a TOML file, then `REFUNDRY_*`
+//! environment variables, then command-line flags; later ones win.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `sqlite:PATH` (embedded, the default).
+    pub database_url: String,
+    /// Address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// `text` for people, `json` for log collectors.
+    pub log_format: String,
+    /// A tracing filter such as `info` or `refundry=debug,info`.
+    pub log_level: String,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// How long idempotency keys are remembered, in hours (at least 24).
+    pub idempotency_ttl_hours: u64,
+    pub jobs: JobsConfig,
+    pub sandbox: SandboxConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Attempts before a job is set aside as dead.
+    pub max_attempts: u32,
+    /// Jobs run at once.
+    pub concurrency: usize,
+    /// Seconds a runner holds a job before another may take it over.
+    pub lease_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxConfig {
+    /// Simulated acquirer latency, in milliseconds.
+    pub latency_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            database_url: "sqlite:refundry.db".into(),
+            listen: "127.0.0.1:8080".parse().expect("valid address"),
+            log_format: "text".into(),
+            log_level: "info".into(),
+            max_body_bytes: 256 * 1024,
+            idempotency_ttl_hours: 24,
+            jobs: JobsConfig { max_attempts: 12, concurrency: 128, lease_secs: 60 },
+            sandbox: SandboxConfig { latency_ms: 50 },
+        }
+    }
+}
+
+/// Values given as flags, which override everything else.
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<String>,
+}
+
+impl Config {
+    /// `file` is the `--config` path; without it `refundry.toml` is read
+    /// when it exists.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => {
+                if !path.exists() {
+                    bail!("config file {} does not exist", path.display());
+                }
+                figment = figment.merge(Toml::file_exact(path));
+            }
+            None => figment = figment.merge(Toml::file("refundry.toml")),
+        }
+        let config: Config = figment
+            .merge(Env::prefixed("REFUNDRY_").ignore(&["CONFIG"]).split("__"))
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .context("invalid configuration")?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        if self.idempotency_ttl_hours < 24 {
+            bail!("idempotency_ttl_hours must be at least 24: clients retry for a day");
+        }
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            bail!("log_format must be text or json");
+        }
+        if self.jobs.max_attempts == 0 || self.jobs.concurrency == 0 {
+            bail!("jobs.max_attempts and jobs.concurrency must be at least 1");
+        }
+        self.database()?;
+        Ok(())
+    }
+
+    pub fn database(&self) -> anyhow::Result<Database> {
+        Database::parse(&self.database_url)
+    }
+
+    pub fn idempotency_ttl(&self) -> Duration {
+        Duration::from_secs(self.idempotency_ttl_hours * 3600)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    Sqlite(PathBuf),
+}
+
+impl Database {
+    pub fn parse(url: &str) -> anyhow::Result<Database> {
+        if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            if path.is_empty() || path == ":memory:" {
+                bail!("database_url needs a file path, e.g. sqlite:refundry.db");
+            }
+            return Ok(Database::Sqlite(PathBuf::from(path)));
+        }
+        bail!("database_url must look like sqlite:PATH (got a URL of another kind)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_parse() {
+        assert_eq!(Database::parse("sqlite:a.db").unwrap(), Database::Sqlite("a.db".into()));
+        assert_eq!(Database::parse("sqlite:///tmp/a.db").unwrap(), Database::Sqlite("/tmp/a.db".into()));
+        assert!(Database::parse("mysql://x").is_err());
+        assert!(Database::parse("sqlite::memory:").is_err());
+    }
+
+    #[test]
+    fn flags_override_the_environment_and_files() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("refundry.toml", "listen = \"127.0.0.1:9000\"\nlog_level = \"debug\"\n[jobs]\nmax_attempts = 3\n")?;
+            jail.set_env("REFUNDRY_LISTEN", "127.0.0.1:9100");
+            jail.set_env("REFUNDRY_JOBS__CONCURRENCY", "7");
+            let c = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(c.listen.port(), 9100);
+            assert_eq!(c.log_level, "debug");
+            assert_eq!((c.jobs.max_attempts, c.jobs.concurrency), (3, 7));
+            let flags = Overrides { listen: Some("127.0.0.1:9200".parse().unwrap()), ..Overrides::default() };
+            assert_eq!(Config::load(None, &flags).map_err(|e| e.to_string())?.listen.port(), 9200);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("refundry.toml", "lisen = \"x\"\n")?;
+            let err = Config::load(None, &Overrides::default()).unwrap_err();
+            assert!(format!("{err:#}").contains("lisen"), "{err:#}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,128 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use refundry_app::jobs::RunnerConfig;
+use refundry_app::keys::ALL_SCOPES;
+use refundry_app::{Actor, App, AppConfig};
+use refundry_connectors::sandbox::SandboxAcquirer;
+use refundry_server::{Running, ServerConfig};
+use refundry_store::sqlite::{SqliteOptions, SqliteStore};
+use refundry_store::Store;
+use reqwest::{RequestBuilder, Response, StatusCode};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+pub struct TestApp {
+    pub base: String,
+    pub key: String,
+    pub client: reqwest::Client,
+    pub app: App,
+    pub sandbox: Arc<SandboxAcquirer>,
+    pub dir: TempDir,
+    running: Option<Running>,
+}
+
+pub async fn spawn() -> TestApp {
+    spawn_with(ServerConfig::default()).await
+}
+
+pub async fn spawn_with(server: ServerConfig) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("test.db"), SqliteOptions::default()).unwrap());
+    let sandbox = Arc::new(SandboxAcquirer::new(Duration::ZERO));
+    let config = AppConfig {
+        jobs: RunnerConfig {
+            base_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(100),
+            poll_interval: Duration::from_millis(20),
+            ..RunnerConfig::default()
+        },
+        ..AppConfig::default()
+    };
+    let app = App::new(store, sandbox.clone(), config);
+    let (merchant, _) = app.default_merchant().await.unwrap();
+    let key = app.create_key(&Actor::system(merchant.id, "test"), "test key", ALL_SCOPES).await.unwrap().secret;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let running = refundry_server::start(app.clone(), listener, server).await.unwrap();
+    TestApp {
+        base: format!("http://{}", running.addr),
+        key,
+        client: reqwest::Client::new(),
+        app,
+        sandbox,
+        dir,
+        running: Some(running),
+    }
+}
+
+impl TestApp {
+    pub fn get(&self, path: &str) -> RequestBuilder {
+        self.client.get(format!("{}{path}", self.base)).bearer_auth(&self.key)
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> RequestBuilder {
+        self.client.post(format!("{}{path}", self.base)).bearer_auth(&self.key).json(body)
+    }
+
+    /// A key of a second, unrelated merchant.
+    pub async fn other_merchant_key(&self) -> String {
+        let (m, _) = self.app.create_merchant("Other merchant", "Other store").await.unwrap();
+        self.app.create_key(&Actor::system(m.id, "test"), "other", ALL_SCOPES).await.unwrap().secret
+    }
+
+    pub async fn create_sale(&self, body: Value) -> Value {
+        let res = self.post("/v1/sales", &body).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED, "{}", res.text().await.unwrap());
+        res.json().await.unwrap()
+    }
+
+    pub async fn refund(&self, key: impl AsRef<str>, body: Value) -> Response {
+        self.post("/v1/refunds", &body).header("Idempotency-Key", key.as_ref()).send().await.unwrap()
+    }
+
+    /// Waits until the refund reaches a final status.
+    pub async fn settled_refund(&self, id: &str) -> Value {
+        for _ in 0..200 {
+            let r: Value = self.get(&format!("/v1/refunds/{id}")).send().await.unwrap().json().await.unwrap();
+            if matches!(r["status"].as_str(), Some("succeeded" | "failed")) {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("refund {id} did not finish");
+    }
+
+    pub async fn shutdown(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+    }
+}
+
+/// A card sale of 100.00 CNY: two teas at 30.00 and a cup at 40.00.
+pub fn card_sale() -> Value {
+    json!({
+        "amount": 10000,
+        "currency": "cny",
+        "payment_method": {"type": "card", "brand": "unionpay", "first6": "622202", "last4": "1234", "entry_mode": "chip"},
+        "voucher_no": "000123",
+        "rrn": "123456789012",
+        "auth_code": "A1B2C3",
+        "terminal_id": "T0001",
+        "batch_no": "000001",
+        "captured_at": "2026-11-26T10:00:00+08:00",
+        "items": [
+            {"sku": "tea", "name": "乌龙茶 Oolong", "quantity": 2, "unit_amount": 3000},
+            {"sku": "cup", "name": "杯子 Cup", "quantity": 1, "unit_amount": 4000}
+        ]
+    })
+}
+
+pub async fn problem(res: Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(res.status(), status);
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status.as_u16());
+    body
+}

@@ -7,8 +7,8 @@
 
 use jiff::Timestamp;
 use refundry_core::ids::MerchantId;
-use refundry_store::model::AuditEvent;
 use refundry_store::Tx;
+use refundry_store::model::AuditEvent;
 use sha2::{Digest, Sha256};
 
 use crate::{Actor, AppError};
@@ -82,10 +82,9 @@ pub async fn verify_chain(app: &crate::App, merchant: MerchantId) -> Result<Resu
     let mut prev_hash = GENESIS_HASH.to_owned();
     let mut checked = 0u64;
     loop {
-        let page = refundry_store::read(&app.store, move |tx| {
-            tx.audit_events(merchant, after, 1000).map_err(AppError::from)
-        })
-        .await?;
+        let page =
+            refundry_store::read(&app.store, move |tx| tx.audit_events(merchant, after, 1000).map_err(AppError::from))
+                .await?;
         if page.is_empty() {
             return Ok(Ok(checked));
         }

@@ -4,12 +4,17 @@
 use refundry_core::sale::check_reference;
 use refundry_store::model::BatchRecord;
 
-use crate::{audit, Actor, App, AppError};
+use crate::{Actor, App, AppError, audit};
 
 impl App {
     /// Marks a terminal's batch settled. Settling an already settled batch
     /// answers with the first settlement and changes nothing.
-    pub async fn settle_batch(&self, actor: &Actor, terminal_id: &str, batch_no: &str) -> Result<BatchRecord, AppError> {
+    pub async fn settle_batch(
+        &self,
+        actor: &Actor,
+        terminal_id: &str,
+        batch_no: &str,
+    ) -> Result<BatchRecord, AppError> {
         check_reference("terminal_id", terminal_id, 32)?;
         check_reference("batch_no", batch_no, 12)?;
         let (actor, terminal_id, batch_no) = (actor.clone(), terminal_id.to_owned(), batch_no.to_owned());

@@ -1,7 +1,7 @@
 //! Demo data: one merchant (a café), one store, two terminals and a few
 //! days of realistic sales, so the API can be tried at once.
 
-use jiff::{tz::TimeZone, Timestamp, ToSpan};
+use jiff::{Timestamp, ToSpan, tz::TimeZone};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use refundry_core::card::{First6, Last4};
@@ -9,7 +9,7 @@ use refundry_core::money::{Currency, Money};
 use refundry_core::refund::{ItemQuantity, RefundAsk, RefundReason};
 use refundry_core::sale::{CardBrand, EntryMode, LineItem, PaymentMethod, Wallet};
 
-use crate::keys::{NewKey, ALL_SCOPES};
+use crate::keys::{ALL_SCOPES, NewKey};
 use crate::refunds::RefundRequest;
 use crate::sales::NewSale;
 use crate::{Actor, App, AppError};
@@ -46,7 +46,8 @@ pub async fn seed(app: &App, days: u32, now: Timestamp) -> Result<DemoSummary, A
     for back in (0..days).rev() {
         let day = today.checked_sub((back as i64).days()).unwrap_or(today);
         let batch_no = format!("{:06}", days - back);
-        let mut minutes: Vec<i32> = (0..rng.random_range(25..40)).map(|_| rng.random_range(7 * 60 + 30..21 * 60)).collect();
+        let mut minutes: Vec<i32> =
+            (0..rng.random_range(25..40)).map(|_| rng.random_range(7 * 60 + 30..21 * 60)).collect();
         // recorded in the order they happened, as terminals report them
         minutes.sort_unstable();
         for minute in minutes {
@@ -76,7 +77,8 @@ pub async fn seed(app: &App, days: u32, now: Timestamp) -> Result<DemoSummary, A
             Some(item) => RefundAsk::Items(vec![ItemQuantity { sku: item.sku.clone(), quantity: 1 }]),
             None => RefundAsk::Amount(sale.amount.minor / 2),
         };
-        let request = RefundRequest { sale_id: sale.id, ask, reason: RefundReason::Defective, note: Some("demo".into()) };
+        let request =
+            RefundRequest { sale_id: sale.id, ask, reason: RefundReason::Defective, note: Some("demo".into()) };
         app.request_refund(&actor, request, None).await?;
         refunds += 1;
     }

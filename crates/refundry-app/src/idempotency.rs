@@ -8,8 +8,8 @@
 //! nothing, so the client can fix the request and retry with the same key.
 
 use refundry_core::ids::MerchantId;
-use refundry_store::model::IdempotencyRecord;
 use refundry_store::Tx;
+use refundry_store::model::IdempotencyRecord;
 use sha2::{Digest, Sha256};
 
 use crate::{AppError, ErrorCode};

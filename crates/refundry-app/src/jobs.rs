@@ -10,12 +10,12 @@ use rand::Rng;
 use refundry_connectors::{Outcome, ProcessorError, RefundOrder};
 use refundry_core::ids::RefundId;
 use refundry_core::refund::{RefundEvent, RefundStatus};
-use refundry_store::model::{Job, Refund};
 use refundry_store::Tx;
+use refundry_store::model::{Job, Refund};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{Semaphore, watch};
 
-use crate::{audit, Actor, App, AppError, ErrorCode};
+use crate::{Actor, App, AppError, ErrorCode, audit};
 
 pub const EXECUTE_REFUND: &str = "refund.execute";
 
@@ -65,8 +65,7 @@ pub fn backoff(config: &RunnerConfig, attempts: u32) -> Duration {
 }
 
 fn after(now: Timestamp, d: Duration) -> Timestamp {
-    now.saturating_add(SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX))
-        .unwrap_or(now)
+    now.saturating_add(SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)).unwrap_or(now)
 }
 
 pub struct JobRunner {
@@ -261,11 +260,19 @@ fn finish_attempt(
         Outcome::Approved { acquirer_reference } => {
             refund.acquirer_reference = Some(acquirer_reference.clone());
             refund.completed_at = Some(now);
-            (RefundEvent::Succeed, "refund.succeeded", serde_json::json!({"acquirer_reference": acquirer_reference, "processor": processor}))
+            (
+                RefundEvent::Succeed,
+                "refund.succeeded",
+                serde_json::json!({"acquirer_reference": acquirer_reference, "processor": processor}),
+            )
         }
         Outcome::Declined { reason, response_code } => {
             refund.failure_reason = Some(reason.clone());
-            (RefundEvent::Fail, "refund.failed", serde_json::json!({"failure_reason": reason, "response_code": response_code, "processor": processor}))
+            (
+                RefundEvent::Fail,
+                "refund.failed",
+                serde_json::json!({"failure_reason": reason, "response_code": response_code, "processor": processor}),
+            )
         }
     };
     refund.status = refund.status.on(event).map_err(illegal)?;

@@ -11,7 +11,7 @@ use refundry_store::model::ApiKeyRecord;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::{audit, Actor, App, AppError, ErrorCode, Principal};
+use crate::{Actor, App, AppError, ErrorCode, Principal, audit};
 
 /// Every scope a key can hold.
 pub const ALL_SCOPES: &[&str] =
@@ -43,12 +43,7 @@ fn parse_token(token: &str) -> Option<(KeyId, &str)> {
 impl App {
     /// Makes a key for the merchant. The secret is returned once and never
     /// stored.
-    pub async fn create_key(
-        &self,
-        actor: &Actor,
-        name: &str,
-        scopes: &[&str],
-    ) -> Result<NewKey, AppError> {
+    pub async fn create_key(&self, actor: &Actor, name: &str, scopes: &[&str]) -> Result<NewKey, AppError> {
         if name.trim().is_empty() || name.chars().count() > 100 {
             return Err(AppError::validation("name", "a key's name must be 1 to 100 characters"));
         }
@@ -90,7 +85,11 @@ impl App {
                 let record = refundry_store::read(&self.store, move |tx| tx.find_key(id).map_err(AppError::from))
                     .await?
                     .ok_or_else(unauthorized)?;
-                self.key_cache.entries.lock().unwrap_or_else(|p| p.into_inner()).insert(id, (record.clone(), Instant::now()));
+                self.key_cache
+                    .entries
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id, (record.clone(), Instant::now()));
                 record
             }
         };
@@ -106,10 +105,7 @@ impl App {
 
     fn cached_key(&self, id: KeyId) -> Option<ApiKeyRecord> {
         let entries = self.key_cache.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries
-            .get(&id)
-            .filter(|(_, at)| at.elapsed() < self.config.key_cache_ttl)
-            .map(|(record, _)| record.clone())
+        entries.get(&id).filter(|(_, at)| at.elapsed() < self.config.key_cache_ttl).map(|(record, _)| record.clone())
     }
 }
 

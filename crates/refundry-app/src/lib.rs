@@ -100,5 +100,5 @@ impl App {
 }
 
 pub(crate) fn now() -> jiff::Timestamp {
-    jiff::Timestamp::now()
+    refundry_store::time::now()
 }

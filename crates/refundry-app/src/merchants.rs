@@ -3,7 +3,7 @@
 use refundry_core::ids::{MerchantId, StoreId};
 use refundry_store::model::{Merchant, StoreRecord};
 
-use crate::{audit, Actor, App, AppError};
+use crate::{Actor, App, AppError, audit};
 
 impl App {
     /// The merchant of a single-merchant install, made on first use with one
@@ -37,7 +37,14 @@ impl App {
         let actor = actor.clone();
         refundry_store::write(&self.store, move |tx| {
             tx.insert_store(&store)?;
-            audit::record(tx, &actor, "store.created", &store.id.to_string(), serde_json::json!({"name": store.name}), store.created_at)?;
+            audit::record(
+                tx,
+                &actor,
+                "store.created",
+                &store.id.to_string(),
+                serde_json::json!({"name": store.name}),
+                store.created_at,
+            )?;
             Ok(store.clone())
         })
         .await
@@ -51,7 +58,8 @@ fn create_merchant_tx(
 ) -> Result<(Merchant, StoreRecord), AppError> {
     let now = crate::now();
     let merchant = Merchant { id: MerchantId::generate(), name: name.to_owned(), created_at: now };
-    let store = StoreRecord { id: StoreId::generate(), merchant_id: merchant.id, name: store_name.to_owned(), created_at: now };
+    let store =
+        StoreRecord { id: StoreId::generate(), merchant_id: merchant.id, name: store_name.to_owned(), created_at: now };
     tx.insert_merchant(&merchant)?;
     tx.insert_store(&store)?;
     let actor = Actor::system(merchant.id, "setup");

@@ -2,15 +2,15 @@
 
 use refundry_core::ids::{RefundId, SaleId};
 use refundry_core::refund::{
-    plan_refund, ItemQuantity, PriorRefund, RefundAsk, RefundReason, RefundStatus, SettlementState,
+    ItemQuantity, PriorRefund, RefundAsk, RefundReason, RefundStatus, SettlementState, plan_refund,
 };
-use refundry_store::model::{NewJob, Refund, RefundQuery};
 use refundry_store::Tx;
+use refundry_store::model::{NewJob, Refund, RefundQuery};
 
 use crate::idempotency::{self, Idempotency, Replay};
-use crate::jobs::{RefundJob, EXECUTE_REFUND};
+use crate::jobs::{EXECUTE_REFUND, RefundJob};
 use crate::sales::Page;
-use crate::{audit, Actor, App, AppError, ErrorCode};
+use crate::{Actor, App, AppError, ErrorCode, audit};
 
 const ENDPOINT: &str = "POST /v1/refunds";
 
@@ -112,9 +112,8 @@ fn request_refund_tx(tx: &mut dyn Tx, actor: &Actor, request: &RefundRequest) ->
         completed_at: None,
     };
     tx.insert_refund(&refund)?;
-    let payload = serde_json::to_string(&RefundJob { refund_id: refund.id.to_string() }).map_err(|e| {
-        AppError::new(ErrorCode::Internal, format!("cannot encode job: {e}"))
-    })?;
+    let payload = serde_json::to_string(&RefundJob { refund_id: refund.id.to_string() })
+        .map_err(|e| AppError::new(ErrorCode::Internal, format!("cannot encode job: {e}")))?;
     tx.enqueue(&NewJob { kind: EXECUTE_REFUND.to_owned(), payload, run_after: now })?;
     let data = serde_json::json!({
         "sale_id": sale.id.to_string(),

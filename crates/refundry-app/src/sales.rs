@@ -3,13 +3,13 @@
 use jiff::Timestamp;
 use refundry_core::ids::{SaleId, StoreId};
 use refundry_core::money::Money;
-use refundry_core::refund::{held_minor, PriorRefund};
-use refundry_core::sale::{check_items, check_reference, LineItem, PaymentMethod, Sale};
-use refundry_store::model::{Refund, SaleQuery, Terminal};
+use refundry_core::refund::{PriorRefund, held_minor};
+use refundry_core::sale::{LineItem, PaymentMethod, Sale, check_items, check_reference};
 use refundry_store::Tx;
+use refundry_store::model::{Refund, SaleQuery, Terminal};
 
 use crate::idempotency::{self, Idempotency, Replay};
-use crate::{audit, Actor, App, AppError, ErrorCode};
+use crate::{Actor, App, AppError, ErrorCode, audit};
 
 /// A completed POS payment as the terminal or back office reports it,
 /// already parsed into domain types.
@@ -57,7 +57,12 @@ impl<T> Page<T> {
 /// Field limits of POS references, as terminals print them.
 fn check_new_sale(s: &NewSale) -> Result<(), AppError> {
     check_reference("terminal_id", &s.terminal_id, 32)?;
-    let refs = [("voucher_no", &s.voucher_no, 20), ("rrn", &s.rrn, 12), ("auth_code", &s.auth_code, 12), ("batch_no", &s.batch_no, 12)];
+    let refs = [
+        ("voucher_no", &s.voucher_no, 20),
+        ("rrn", &s.rrn, 12),
+        ("auth_code", &s.auth_code, 12),
+        ("batch_no", &s.batch_no, 12),
+    ];
     for (field, value, max) in refs {
         if let Some(v) = value {
             check_reference(field, v, max)?;
@@ -144,15 +149,19 @@ pub(crate) fn record_sale_tx(tx: &mut dyn Tx, actor: &Actor, new: &NewSale) -> R
         }
         None => {
             let store_id = match new.store_id {
-                Some(id) => tx
-                    .find_store(merchant, id)?
-                    .ok_or_else(|| AppError::new(ErrorCode::UnknownStore, format!("no store {id}")).with("field", "store_id"))?
-                    .id,
-                None => tx
-                    .stores_of(merchant)?
-                    .first()
-                    .ok_or_else(|| AppError::new(ErrorCode::UnknownStore, "the merchant has no store yet"))?
-                    .id,
+                Some(id) => {
+                    tx.find_store(merchant, id)?
+                        .ok_or_else(|| {
+                            AppError::new(ErrorCode::UnknownStore, format!("no store {id}")).with("field", "store_id")
+                        })?
+                        .id
+                }
+                None => {
+                    tx.stores_of(merchant)?
+                        .first()
+                        .ok_or_else(|| AppError::new(ErrorCode::UnknownStore, "the merchant has no store yet"))?
+                        .id
+                }
             };
             tx.insert_terminal(&Terminal {
                 merchant_id: merchant,

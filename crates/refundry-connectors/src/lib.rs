@@ -29,10 +29,15 @@ pub struct RefundOrder {
 /// The acquirer's final word on a refund.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Approved { acquirer_reference: String },
+    Approved {
+        acquirer_reference: String,
+    },
     /// A stable code users can read (`declined`, `card_closed`…) and the
     /// acquirer's own response code.
-    Declined { reason: String, response_code: String },
+    Declined {
+        reason: String,
+        response_code: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

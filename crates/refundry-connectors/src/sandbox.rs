@@ -82,10 +82,7 @@ impl Processor for SandboxAcquirer {
             SandboxMode::Unavailable => {
                 return Err(ProcessorError::Unavailable("sandbox set to unavailable".into()));
             }
-            SandboxMode::Decline => Outcome::Declined {
-                reason: "declined".into(),
-                response_code: "05".into(),
-            },
+            SandboxMode::Decline => Outcome::Declined { reason: "declined".into(), response_code: "05".into() },
             SandboxMode::Approve | SandboxMode::TimeoutAfterApplying => {
                 *ledger.applied.entry(order.reference.clone()).or_default() += 1;
                 let n = ledger.applied.len();

@@ -15,11 +15,7 @@ pub struct DigitsError {
 }
 
 fn exact_digits(s: &str, len: usize, field: &'static str) -> Result<(), DigitsError> {
-    if s.len() == len && s.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(())
-    } else {
-        Err(DigitsError { field, len })
-    }
+    if s.len() == len && s.bytes().all(|b| b.is_ascii_digit()) { Ok(()) } else { Err(DigitsError { field, len }) }
 }
 
 /// The first six digits of a card number (the issuer identification number).
@@ -79,7 +75,7 @@ pub fn luhn_valid(digits: &[u8]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// GS1 check digit (EAN-13 / GTIN-13), used to tell product barcodes from
@@ -89,11 +85,7 @@ pub fn gtin13_valid(s: &str) -> bool {
     if b.len() != 13 || !b.iter().all(u8::is_ascii_digit) {
         return false;
     }
-    let sum: u32 = b[..12]
-        .iter()
-        .enumerate()
-        .map(|(i, d)| u32::from(d - b'0') * if i % 2 == 0 { 1 } else { 3 })
-        .sum();
+    let sum: u32 = b[..12].iter().enumerate().map(|(i, d)| u32::from(d - b'0') * if i % 2 == 0 { 1 } else { 3 }).sum();
     (10 - sum % 10) % 10 == u32::from(b[12] - b'0')
 }
 
@@ -109,9 +101,7 @@ pub fn contains_card_number(text: &str) -> bool {
         match b {
             Some(d) if d.is_ascii_digit() => digits.push(d),
             // a single separator between two digits keeps the run going
-            Some(b' ' | b'-')
-                if !digits.is_empty()
-                    && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) => {}
+            Some(b' ' | b'-') if !digits.is_empty() && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) => {}
             _ => {
                 if run_is_card_number(&digits) {
                     return true;
@@ -132,9 +122,26 @@ fn run_is_card_number(digits: &[u8]) -> bool {
 
 /// Field names whose mere presence means card secrets were sent.
 const FORBIDDEN_KEYS: &[&str] = &[
-    "pan", "card_number", "cardnumber", "card_no", "account_number", "cvv", "cvv2", "cvc",
-    "cvc2", "cid", "security_code", "track", "track1", "track2", "track3", "track_data",
-    "magstripe", "pin", "pin_block", "pinblock",
+    "pan",
+    "card_number",
+    "cardnumber",
+    "card_no",
+    "account_number",
+    "cvv",
+    "cvv2",
+    "cvc",
+    "cvc2",
+    "cid",
+    "security_code",
+    "track",
+    "track1",
+    "track2",
+    "track3",
+    "track_data",
+    "magstripe",
+    "pin",
+    "pin_block",
+    "pinblock",
 ];
 
 /// Whether a field name is one that carries card secrets (case-insensitive).

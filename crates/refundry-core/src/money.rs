@@ -6,13 +6,46 @@ use std::fmt;
 /// ISO 4217 currencies Refundry accepts, with their minor-unit exponent.
 /// Kept as a table so adding a currency is one line, not new code.
 const CURRENCIES: &[(&str, u8)] = &[
-    ("aed", 2), ("aud", 2), ("bhd", 3), ("cad", 2), ("chf", 2), ("cny", 2),
-    ("czk", 2), ("dkk", 2), ("eur", 2), ("gbp", 2), ("hkd", 2), ("huf", 2),
-    ("idr", 2), ("ils", 2), ("inr", 2), ("iqd", 3), ("jod", 3), ("jpy", 0),
-    ("krw", 0), ("kwd", 3), ("lyd", 3), ("mop", 2), ("mxn", 2), ("myr", 2),
-    ("nok", 2), ("nzd", 2), ("omr", 3), ("php", 2), ("pln", 2), ("rub", 2),
-    ("sar", 2), ("sek", 2), ("sgd", 2), ("thb", 2), ("tnd", 3), ("try", 2),
-    ("twd", 2), ("usd", 2), ("vnd", 0), ("zar", 2),
+    ("aed", 2),
+    ("aud", 2),
+    ("bhd", 3),
+    ("cad", 2),
+    ("chf", 2),
+    ("cny", 2),
+    ("czk", 2),
+    ("dkk", 2),
+    ("eur", 2),
+    ("gbp", 2),
+    ("hkd", 2),
+    ("huf", 2),
+    ("idr", 2),
+    ("ils", 2),
+    ("inr", 2),
+    ("iqd", 3),
+    ("jod", 3),
+    ("jpy", 0),
+    ("krw", 0),
+    ("kwd", 3),
+    ("lyd", 3),
+    ("mop", 2),
+    ("mxn", 2),
+    ("myr", 2),
+    ("nok", 2),
+    ("nzd", 2),
+    ("omr", 3),
+    ("php", 2),
+    ("pln", 2),
+    ("rub", 2),
+    ("sar", 2),
+    ("sek", 2),
+    ("sgd", 2),
+    ("thb", 2),
+    ("tnd", 3),
+    ("try", 2),
+    ("twd", 2),
+    ("usd", 2),
+    ("vnd", 0),
+    ("zar", 2),
 ];
 
 /// An ISO 4217 currency, known by its lower-case alphabetic code.
@@ -116,11 +149,7 @@ impl Money {
     }
 
     fn same_currency(self, other: Money) -> Result<(), AmountError> {
-        if self.currency == other.currency {
-            Ok(())
-        } else {
-            Err(AmountError::CurrencyMismatch)
-        }
+        if self.currency == other.currency { Ok(()) } else { Err(AmountError::CurrencyMismatch) }
     }
 }
 

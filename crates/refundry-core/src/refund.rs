@@ -87,10 +87,7 @@ impl RefundStatus {
             | RefundStatus::Pending
             | RefundStatus::Processing
             | RefundStatus::Succeeded => true,
-            RefundStatus::Failed
-            | RefundStatus::Rejected
-            | RefundStatus::Expired
-            | RefundStatus::Canceled => false,
+            RefundStatus::Failed | RefundStatus::Rejected | RefundStatus::Expired | RefundStatus::Canceled => false,
         }
     }
 
@@ -198,10 +195,7 @@ pub fn plan_refund(
     let amount = Money::positive(amount_minor, sale.amount.currency)?;
     let left = refundable(sale, priors)?;
     if amount.minor > left.minor {
-        return Err(RefundError::ExceedsRefundable {
-            requested_minor: amount.minor,
-            refundable_minor: left.minor,
-        });
+        return Err(RefundError::ExceedsRefundable { requested_minor: amount.minor, refundable_minor: left.minor });
     }
     let untouched = held_minor(priors)? == 0;
     let whole_sale = amount.minor == sale.amount.minor && untouched;
@@ -245,10 +239,7 @@ fn plan_items(
                 remaining,
             });
         }
-        let amount_minor = line
-            .unit_amount_minor
-            .checked_mul(i64::from(want.quantity))
-            .ok_or(AmountError::Overflow)?;
+        let amount_minor = line.unit_amount_minor.checked_mul(i64::from(want.quantity)).ok_or(AmountError::Overflow)?;
         total = total.checked_add(amount_minor).ok_or(AmountError::Overflow)?;
         planned.push(PlannedItem { sku: want.sku.clone(), quantity: want.quantity, amount_minor });
     }

@@ -2,9 +2,9 @@
 
 use crate::card::{First6, Last4};
 use crate::ids::{MerchantId, SaleId, StoreId};
-use crate::money::{AmountError, Money};
 #[cfg(test)]
 use crate::money::Currency;
+use crate::money::{AmountError, Money};
 use jiff::Timestamp;
 
 macro_rules! wire_enum {
@@ -162,10 +162,8 @@ pub fn check_items(amount: Money, items: &[LineItem]) -> Result<(), SaleError> {
         if !seen.insert(item.sku.as_str()) {
             return Err(SaleError::DuplicateSku(item.sku.clone()));
         }
-        total = item
-            .total_minor()
-            .and_then(|t| total.checked_add(t))
-            .ok_or(SaleError::Amount(AmountError::Overflow))?;
+        total =
+            item.total_minor().and_then(|t| total.checked_add(t)).ok_or(SaleError::Amount(AmountError::Overflow))?;
     }
     if !items.is_empty() && total != amount.minor {
         return Err(SaleError::ItemsTotalMismatch { items_total_minor: total, amount_minor: amount.minor });

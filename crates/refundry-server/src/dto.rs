@@ -19,7 +19,13 @@ fn invalid(field: &str, detail: impl Into<String>) -> ApiError {
     ApiError(AppError::validation(field, detail))
 }
 
-fn one_of<T: Copy>(field: &str, text: &str, parse: fn(&str) -> Option<T>, all: &[T], name: fn(T) -> &'static str) -> Result<T, ApiError> {
+fn one_of<T: Copy>(
+    field: &str,
+    text: &str,
+    parse: fn(&str) -> Option<T>,
+    all: &[T],
+    name: fn(T) -> &'static str,
+) -> Result<T, ApiError> {
     parse(text).ok_or_else(|| {
         let allowed: Vec<&str> = all.iter().map(|v| name(*v)).collect();
         invalid(field, format!("{field} must be one of: {}", allowed.join(", ")))
@@ -114,13 +120,20 @@ pub struct CreateSale {
 impl CreateSale {
     pub fn into_new_sale(self) -> Result<NewSale, ApiError> {
         let currency = parse_currency("currency", &self.currency)?;
-        let amount = Money::positive(self.amount, currency).map_err(|e| ApiError(AppError::from_amount("amount", e)))?;
+        let amount =
+            Money::positive(self.amount, currency).map_err(|e| ApiError(AppError::from_amount("amount", e)))?;
         let payment_method = match self.payment_method {
             PaymentMethodBody::Card { brand, first6, last4, entry_mode } => PaymentMethod::Card {
                 brand: one_of("payment_method.brand", &brand, CardBrand::parse, CardBrand::ALL, CardBrand::as_str)?,
                 first6: First6::parse(&first6).map_err(|e| invalid("payment_method.first6", e.to_string()))?,
                 last4: Last4::parse(&last4).map_err(|e| invalid("payment_method.last4", e.to_string()))?,
-                entry_mode: one_of("payment_method.entry_mode", &entry_mode, EntryMode::parse, EntryMode::ALL, EntryMode::as_str)?,
+                entry_mode: one_of(
+                    "payment_method.entry_mode",
+                    &entry_mode,
+                    EntryMode::parse,
+                    EntryMode::ALL,
+                    EntryMode::as_str,
+                )?,
             },
             PaymentMethodBody::Wallet { wallet } => PaymentMethod::Wallet {
                 wallet: one_of("payment_method.wallet", &wallet, Wallet::parse, Wallet::ALL, Wallet::as_str)?,
@@ -131,10 +144,8 @@ impl CreateSale {
         if captured_at > Timestamp::now() + jiff::SignedDuration::from_mins(10) {
             return Err(invalid("captured_at", "captured_at is in the future"));
         }
-        let store_id = self
-            .store_id
-            .map(|s| StoreId::parse(&s).map_err(|e| invalid("store_id", e.to_string())))
-            .transpose()?;
+        let store_id =
+            self.store_id.map(|s| StoreId::parse(&s).map_err(|e| invalid("store_id", e.to_string()))).transpose()?;
         let items = self
             .items
             .into_iter()
@@ -224,7 +235,12 @@ impl From<&SaleView> for SaleDto {
             items: s
                 .items
                 .iter()
-                .map(|i| ItemDto { sku: i.sku.clone(), name: i.name.clone(), quantity: i.quantity, unit_amount: i.unit_amount_minor })
+                .map(|i| ItemDto {
+                    sku: i.sku.clone(),
+                    name: i.name.clone(),
+                    quantity: i.quantity,
+                    unit_amount: i.unit_amount_minor,
+                })
                 .collect(),
             refunded_amount: v.refunded_minor,
             refundable_amount: v.refundable_minor,
@@ -254,7 +270,12 @@ pub struct BatchDto {
 
 impl From<&BatchRecord> for BatchDto {
     fn from(b: &BatchRecord) -> BatchDto {
-        BatchDto { object: "batch", terminal_id: b.terminal_id.clone(), batch_no: b.batch_no.clone(), settled_at: rfc3339(b.settled_at) }
+        BatchDto {
+            object: "batch",
+            terminal_id: b.terminal_id.clone(),
+            batch_no: b.batch_no.clone(),
+            settled_at: rfc3339(b.settled_at),
+        }
     }
 }
 
@@ -293,9 +314,9 @@ impl CreateRefund {
         let sale_id = SaleId::parse(&self.sale_id).map_err(|e| invalid("sale_id", e.to_string()))?;
         let ask = match (self.amount, self.items) {
             (Some(amount), None) => RefundAsk::Amount(amount),
-            (None, Some(items)) => RefundAsk::Items(
-                items.into_iter().map(|i| ItemQuantity { sku: i.sku, quantity: i.quantity }).collect(),
-            ),
+            (None, Some(items)) => {
+                RefundAsk::Items(items.into_iter().map(|i| ItemQuantity { sku: i.sku, quantity: i.quantity }).collect())
+            }
             _ => return Err(invalid("amount", "name either amount or items, not both and not neither")),
         };
         let reason = one_of("reason", &self.reason, RefundReason::parse, RefundReason::ALL, RefundReason::as_str)?;
@@ -349,7 +370,11 @@ impl From<&Refund> for RefundDto {
             currency: r.amount.currency.code().into(),
             reason: r.reason.as_str().into(),
             note: r.note.clone(),
-            items: r.items.iter().map(|i| RefundItemDto { sku: i.sku.clone(), quantity: i.quantity, amount: i.amount_minor }).collect(),
+            items: r
+                .items
+                .iter()
+                .map(|i| RefundItemDto { sku: i.sku.clone(), quantity: i.quantity, amount: i.amount_minor })
+                .collect(),
             failure_reason: r.failure_reason.clone(),
             acquirer_reference: r.acquirer_reference.clone(),
             attempts: r.attempts,

@@ -2,7 +2,7 @@
 //! bodies are parsed into request types with errors that name the field.
 
 use axum::extract::Request;
-use axum::http::{header, HeaderMap};
+use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use refundry_app::{AppError, ErrorCode};
@@ -68,10 +68,17 @@ pub fn parse_body<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Resu
         return Err(ApiError::new(ErrorCode::UnsupportedMediaType, "send the body as Content-Type: application/json"));
     }
     // serde_json stops at 128 levels; refuse deep documents before walking them
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, format!("the body is not valid JSON ({} at line {}, column {})", classify(&e), e.line(), e.column())))?;
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("the body is not valid JSON ({} at line {}, column {})", classify(&e), e.line(), e.column()),
+        )
+    })?;
     if depth(&value) > MAX_DEPTH {
-        return Err(ApiError::new(ErrorCode::InvalidRequest, format!("the body is nested deeper than {MAX_DEPTH} levels")));
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("the body is nested deeper than {MAX_DEPTH} levels"),
+        ));
     }
     if let Some(path) = find_card_data(&value) {
         metrics::counter!("refundry_card_data_refused_total").increment(1);

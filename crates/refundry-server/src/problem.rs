@@ -3,7 +3,7 @@
 //! Chinese.
 
 use axum::extract::Request;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use refundry_app::{AppError, ErrorCode};
@@ -28,51 +28,35 @@ pub fn describe(code: ErrorCode) -> (StatusCode, &'static str, &'static str) {
         C::NotFound => (S::NOT_FOUND, "No such resource", "资源不存在"),
         C::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, "Method not allowed here", "不支持该请求方法"),
         C::PayloadTooLarge => (S::PAYLOAD_TOO_LARGE, "The request body is too large", "请求体过大"),
-        C::UnsupportedMediaType => (
-            S::UNSUPPORTED_MEDIA_TYPE,
-            "Send the body as application/json",
-            "请求体须为 application/json",
-        ),
+        C::UnsupportedMediaType => {
+            (S::UNSUPPORTED_MEDIA_TYPE, "Send the body as application/json", "请求体须为 application/json")
+        }
         C::SaleNotFound => (S::NOT_FOUND, "Sale not found", "未找到该笔交易"),
         C::RefundNotFound => (S::NOT_FOUND, "Refund not found", "未找到该笔退款"),
         C::UnknownStore => (S::UNPROCESSABLE_ENTITY, "Unknown store", "门店不存在"),
-        C::TerminalStoreMismatch => (
-            S::UNPROCESSABLE_ENTITY,
-            "The terminal belongs to another store",
-            "该终端属于其他门店",
-        ),
-        C::RefundExceedsRefundable => (
-            S::UNPROCESSABLE_ENTITY,
-            "The refund exceeds what is left to refund",
-            "退款金额超过可退金额",
-        ),
+        C::TerminalStoreMismatch => {
+            (S::UNPROCESSABLE_ENTITY, "The terminal belongs to another store", "该终端属于其他门店")
+        }
+        C::RefundExceedsRefundable => {
+            (S::UNPROCESSABLE_ENTITY, "The refund exceeds what is left to refund", "退款金额超过可退金额")
+        }
         C::ItemNotOnSale => (S::UNPROCESSABLE_ENTITY, "The item is not on this sale", "该商品不在原交易中"),
-        C::ItemQuantityExceedsRefundable => (
-            S::UNPROCESSABLE_ENTITY,
-            "More of the item than is left to refund",
-            "退货数量超过可退数量",
-        ),
-        C::SaleHasNoItems => (
-            S::UNPROCESSABLE_ENTITY,
-            "The sale has no items; refund by amount",
-            "原交易无商品明细，请按金额退款",
-        ),
+        C::ItemQuantityExceedsRefundable => {
+            (S::UNPROCESSABLE_ENTITY, "More of the item than is left to refund", "退货数量超过可退数量")
+        }
+        C::SaleHasNoItems => {
+            (S::UNPROCESSABLE_ENTITY, "The sale has no items; refund by amount", "原交易无商品明细，请按金额退款")
+        }
         C::CurrencyMismatch => (S::UNPROCESSABLE_ENTITY, "Currencies do not match", "币种不一致"),
-        C::IdempotencyKeyRequired => (
-            S::BAD_REQUEST,
-            "An Idempotency-Key header is required",
-            "需要 Idempotency-Key 请求头",
-        ),
-        C::IdempotencyKeyReused => (
-            S::CONFLICT,
-            "The Idempotency-Key was used for another request",
-            "该幂等键已用于其他请求",
-        ),
-        C::IdempotencyRequestInProgress => (
-            S::CONFLICT,
-            "A request with this Idempotency-Key is still running",
-            "使用该幂等键的请求仍在处理中",
-        ),
+        C::IdempotencyKeyRequired => {
+            (S::BAD_REQUEST, "An Idempotency-Key header is required", "需要 Idempotency-Key 请求头")
+        }
+        C::IdempotencyKeyReused => {
+            (S::CONFLICT, "The Idempotency-Key was used for another request", "该幂等键已用于其他请求")
+        }
+        C::IdempotencyRequestInProgress => {
+            (S::CONFLICT, "A request with this Idempotency-Key is still running", "使用该幂等键的请求仍在处理中")
+        }
         C::Overloaded => (S::SERVICE_UNAVAILABLE, "Busy; try again shortly", "系统繁忙，请稍后重试"),
         C::Unavailable => (S::SERVICE_UNAVAILABLE, "Temporarily unavailable", "服务暂不可用"),
         C::Internal => (S::INTERNAL_SERVER_ERROR, "Internal error; nothing was changed", "内部错误，未做任何更改"),
@@ -143,9 +127,7 @@ fn render(e: &AppError, locale: Locale) -> Response {
     let (status, problem) = problem_of(e, locale);
     let body = serde_json::to_vec(&problem).unwrap_or_default();
     let mut response = (status, body).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
     response
 }
 

@@ -45,8 +45,7 @@ impl From<rusqlite::Error> for StoreError {
                 if f.code == ErrorCode::ConstraintViolation
                     && matches!(
                         f.extended_code,
-                        rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-                            | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                        rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
                     ) =>
             {
                 StoreError::Duplicate(msg.clone().unwrap_or_default())

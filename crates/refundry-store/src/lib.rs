@@ -23,4 +23,4 @@ pub mod time;
 
 pub use error::StoreError;
 pub use repo::Tx;
-pub use store::{read, write, AsStoreError, ReadJob, Store, Verdict, WriteJob};
+pub use store::{AsStoreError, ReadJob, Store, Verdict, WriteJob, read, write};

@@ -4,8 +4,8 @@
 use jiff::Timestamp;
 use refundry_core::ids::{KeyId, MerchantId, RefundId, SaleId, StoreId};
 
-use crate::model::*;
 use crate::StoreError;
+use crate::model::*;
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
@@ -63,7 +63,12 @@ pub trait OutboxRepo {
 }
 
 pub trait IdempotencyRepo {
-    fn find_idempotency(&mut self, merchant: MerchantId, endpoint: &str, key: &str) -> Result<Option<IdempotencyRecord>>;
+    fn find_idempotency(
+        &mut self,
+        merchant: MerchantId,
+        endpoint: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>>;
     fn insert_idempotency(&mut self, record: &IdempotencyRecord) -> Result<()>;
     fn prune_idempotency(&mut self, older_than: Timestamp) -> Result<u64>;
 }

@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{bail, Context};
-use figment::providers::{Env, Format, Serialized, Toml};
+use anyhow::{Context, bail};
 use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -137,6 +137,7 @@ impl Database {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's own signature
 mod tests {
     use super::*;
 
@@ -151,7 +152,10 @@ mod tests {
     #[test]
     fn flags_override_the_environment_and_files() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("refundry.toml", "listen = \"127.0.0.1:9000\"\nlog_level = \"debug\"\n[jobs]\nmax_attempts = 3\n")?;
+            jail.create_file(
+                "refundry.toml",
+                "listen = \"127.0.0.1:9000\"\nlog_level = \"debug\"\n[jobs]\nmax_attempts = 3\n",
+            )?;
             jail.set_env("REFUNDRY_LISTEN", "127.0.0.1:9100");
             jail.set_env("REFUNDRY_JOBS__CONCURRENCY", "7");
             let c = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;

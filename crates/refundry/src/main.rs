@@ -7,15 +7,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use refundry_app::jobs::RunnerConfig;
 use refundry_app::keys::ALL_SCOPES;
 use refundry_app::{App, AppConfig};
 use refundry_connectors::sandbox::SandboxAcquirer;
 use refundry_server::ServerConfig;
-use refundry_store::sqlite::{SqliteOptions, SqliteStore};
 use refundry_store::Store;
+use refundry_store::sqlite::{SqliteOptions, SqliteStore};
 
 use crate::config::{Config, Database, Overrides};
 
@@ -109,7 +109,8 @@ fn main() -> anyhow::Result<()> {
         Command::Serve { listen } | Command::Demo { listen, .. } => *listen,
         _ => None,
     };
-    let demo_db = matches!(cli.command, Command::Demo { .. }) && cli.database_url.is_none()
+    let demo_db = matches!(cli.command, Command::Demo { .. })
+        && cli.database_url.is_none()
         && std::env::var_os("REFUNDRY_DATABASE_URL").is_none();
     let overrides = Overrides {
         database_url: if demo_db { Some(format!("sqlite:{DEMO_DATABASE}")) } else { cli.database_url.clone() },
@@ -129,7 +130,11 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
     // logs go to stderr: stdout is for answers such as a new key
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
-    if config.log_format == "json" { builder.json().init() } else { builder.init() }
+    if config.log_format == "json" {
+        builder.json().init()
+    } else {
+        builder.init()
+    }
     Ok(())
 }
 
@@ -172,14 +177,18 @@ async fn run(command: Command, config: Config, demo_db: bool) -> anyhow::Result<
             if no_serve {
                 return Ok(());
             }
-            eprintln!("demo: try  curl -H 'Authorization: Bearer {}' http://{}/v1/sales", summary.key.secret, config.listen);
+            eprintln!(
+                "demo: try  curl -H 'Authorization: Bearer {}' http://{}/v1/sales",
+                summary.key.secret, config.listen
+            );
             serve(app, &config).await
         }
         Command::Keys(KeysCommand::Create { name, scopes }) => {
             let app = open_app(&config)?;
             let (merchant, _) = app.default_merchant().await?;
             let actor = refundry_app::Actor::system(merchant.id, "cli");
-            let scopes: Vec<&str> = if scopes.is_empty() { ALL_SCOPES.to_vec() } else { scopes.iter().map(String::as_str).collect() };
+            let scopes: Vec<&str> =
+                if scopes.is_empty() { ALL_SCOPES.to_vec() } else { scopes.iter().map(String::as_str).collect() };
             let key = app.create_key(&actor, &name, &scopes).await?;
             eprintln!("created {} for {} with scopes {}", key.id, merchant.name, scopes.join(","));
             println!("{}", key.secret);
@@ -273,7 +282,10 @@ async fn verify_audit(app: &App) -> anyhow::Result<()> {
             }
             Err(refundry_app::audit::ChainBreak::Broken { seq, expected_seq }) => {
                 broken = true;
-                println!("{}: chain broken at event {seq} (expected event {expected_seq}): an event was removed or reordered", m.id);
+                println!(
+                    "{}: chain broken at event {seq} (expected event {expected_seq}): an event was removed or reordered",
+                    m.id
+                );
             }
         }
     }

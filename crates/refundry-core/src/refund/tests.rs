@@ -113,10 +113,7 @@ fn items_are_priced_from_the_sale_and_limited_by_what_was_sold() {
         Err(RefundError::ItemQuantityExceeded { sku: "tea".into(), requested: 2, remaining: 1 })
     );
     let unknown = RefundAsk::Items(vec![ItemQuantity { sku: "cake".into(), quantity: 1 }]);
-    assert_eq!(
-        plan_refund(&sale, &[], &unknown, SETTLED),
-        Err(RefundError::UnknownItem { sku: "cake".into() })
-    );
+    assert_eq!(plan_refund(&sale, &[], &unknown, SETTLED), Err(RefundError::UnknownItem { sku: "cake".into() }));
 }
 
 #[test]
@@ -158,9 +155,7 @@ fn lifecycle_moves_only_along_the_documented_arrows() {
         (S::Processing, E::Fail, S::Failed),
         (S::Failed, E::Retry, S::Pending),
     ];
-    let events = [
-        E::Approve, E::Reject, E::Expire, E::Cancel, E::Send, E::Succeed, E::Fail, E::Retry,
-    ];
+    let events = [E::Approve, E::Reject, E::Expire, E::Cancel, E::Send, E::Succeed, E::Fail, E::Retry];
     for from in S::ALL {
         for event in events {
             let expected = legal.iter().find(|(f, e, _)| f == from && *e == event).map(|t| t.2);

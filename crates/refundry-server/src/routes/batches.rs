@@ -1,7 +1,7 @@
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::Json;
 
 use crate::auth::Auth;
 use crate::dto::{BatchDto, SettleBatch};

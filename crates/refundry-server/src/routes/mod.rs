@@ -4,10 +4,10 @@ pub mod refunds;
 pub mod sales;
 
 use axum::body::Body;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use refundry_app::idempotency::{Idempotency, Render, StoredResponse};
 use refundry_app::ErrorCode;
+use refundry_app::idempotency::{Idempotency, Render, StoredResponse};
 use serde::Serialize;
 
 use crate::problem::ApiError;

@@ -1,10 +1,10 @@
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::Json;
-use refundry_app::idempotency::Replay;
 use refundry_app::ErrorCode;
+use refundry_app::idempotency::Replay;
 use refundry_core::ids::{RefundId, SaleId};
 use refundry_core::refund::RefundStatus;
 use refundry_store::model::{Refund, RefundQuery};
@@ -13,7 +13,7 @@ use utoipa::IntoParams;
 
 use super::{idempotency, respond, stored_json};
 use crate::auth::Auth;
-use crate::dto::{bad_query, CreateRefund, RefundDto, RefundList};
+use crate::dto::{CreateRefund, RefundDto, RefundList, bad_query};
 use crate::guard::parse_body;
 use crate::problem::{ApiError, Problem};
 use crate::state::AppState;
@@ -63,7 +63,11 @@ pub async fn create_refund(
     ),
     security(("api_key" = []))
 )]
-pub async fn get_refund(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Result<Json<RefundDto>, ApiError> {
+pub async fn get_refund(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<RefundDto>, ApiError> {
     let id = RefundId::parse(&id).map_err(|_| ApiError::new(ErrorCode::RefundNotFound, format!("no refund {id}")))?;
     let refund = state.app.refund(auth.reader(), id).await?;
     Ok(Json(RefundDto::from(&refund)))

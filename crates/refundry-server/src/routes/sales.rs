@@ -1,8 +1,8 @@
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::Json;
 use refundry_app::idempotency::Replay;
 use refundry_app::sales::SaleView;
 use refundry_core::card::Last4;
@@ -13,7 +13,7 @@ use utoipa::IntoParams;
 
 use super::{idempotency, respond, stored_json};
 use crate::auth::Auth;
-use crate::dto::{bad_query, parse_time, CreateSale, SaleDto, SaleList};
+use crate::dto::{CreateSale, SaleDto, SaleList, bad_query, parse_time};
 use crate::guard::parse_body;
 use crate::problem::{ApiError, Problem};
 use crate::state::AppState;
@@ -58,8 +58,13 @@ pub async fn create_sale(
     ),
     security(("api_key" = []))
 )]
-pub async fn get_sale(State(state): State<AppState>, auth: Auth, Path(id): Path<String>) -> Result<Json<SaleDto>, ApiError> {
-    let id = SaleId::parse(&id).map_err(|_| ApiError::new(refundry_app::ErrorCode::SaleNotFound, format!("no sale {id}")))?;
+pub async fn get_sale(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<SaleDto>, ApiError> {
+    let id = SaleId::parse(&id)
+        .map_err(|_| ApiError::new(refundry_app::ErrorCode::SaleNotFound, format!("no sale {id}")))?;
     let view = state.app.sale(auth.reader(), id).await?;
     Ok(Json(SaleDto::from(&view)))
 }

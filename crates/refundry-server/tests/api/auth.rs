@@ -1,5 +1,5 @@
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::support::*;
 
@@ -8,7 +8,13 @@ async fn requests_without_a_valid_key_are_refused() {
     let mut t = spawn().await;
     let res = t.client.get(format!("{}/v1/sales", t.base)).send().await.unwrap();
     problem(res, StatusCode::UNAUTHORIZED, "unauthorized").await;
-    let res = t.client.get(format!("{}/v1/sales", t.base)).bearer_auth(refundry_app::keys::random_token()).send().await.unwrap();
+    let res = t
+        .client
+        .get(format!("{}/v1/sales", t.base))
+        .bearer_auth(refundry_app::keys::random_token())
+        .send()
+        .await
+        .unwrap();
     problem(res, StatusCode::UNAUTHORIZED, "unauthorized").await;
     let forged = format!("{}0", &t.key[..t.key.len() - 1]);
     let res = t.client.get(format!("{}/v1/sales", t.base)).bearer_auth(forged).send().await.unwrap();
@@ -27,7 +33,12 @@ async fn one_merchants_key_never_sees_or_touches_another_merchants_data() {
     let as_other = |path: String| t.client.get(format!("{}{path}", t.base)).bearer_auth(&other);
 
     problem(as_other(format!("/v1/sales/{id}")).send().await.unwrap(), StatusCode::NOT_FOUND, "sale_not_found").await;
-    problem(as_other(format!("/v1/refunds/{}", refund["id"].as_str().unwrap())).send().await.unwrap(), StatusCode::NOT_FOUND, "refund_not_found").await;
+    problem(
+        as_other(format!("/v1/refunds/{}", refund["id"].as_str().unwrap())).send().await.unwrap(),
+        StatusCode::NOT_FOUND,
+        "refund_not_found",
+    )
+    .await;
     let list: Value = as_other("/v1/sales?rrn=123456789012".into()).send().await.unwrap().json().await.unwrap();
     assert!(list["data"].as_array().unwrap().is_empty());
     let list: Value = as_other(format!("/v1/refunds?sale_id={id}")).send().await.unwrap().json().await.unwrap();
@@ -57,7 +68,8 @@ async fn a_key_without_the_scope_is_forbidden() {
         .await
         .unwrap()
         .secret;
-    let res = t.client.post(format!("{}/v1/sales", t.base)).bearer_auth(&reader).json(&card_sale()).send().await.unwrap();
+    let res =
+        t.client.post(format!("{}/v1/sales", t.base)).bearer_auth(&reader).json(&card_sale()).send().await.unwrap();
     let p = problem(res, StatusCode::FORBIDDEN, "forbidden").await;
     assert_eq!(p["required_scope"], "sales:write");
     let res = t.client.get(format!("{}/v1/sales", t.base)).bearer_auth(&reader).send().await.unwrap();

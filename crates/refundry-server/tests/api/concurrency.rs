@@ -1,6 +1,6 @@
 use futures::future::join_all;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::support::*;
 

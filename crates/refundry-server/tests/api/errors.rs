@@ -7,7 +7,12 @@ use crate::support::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_speak_the_callers_language() {
     let mut t = spawn().await;
-    let res = t.get("/v1/sales/sale_0000000000000000000000000000abcd").header("Accept-Language", "zh-CN,zh;q=0.9").send().await.unwrap();
+    let res = t
+        .get("/v1/sales/sale_0000000000000000000000000000abcd")
+        .header("Accept-Language", "zh-CN,zh;q=0.9")
+        .send()
+        .await
+        .unwrap();
     let p = problem(res, StatusCode::NOT_FOUND, "sale_not_found").await;
     assert_eq!(p["title"], "未找到该笔交易");
     assert_eq!(p["type"], "/problems/sale_not_found");
@@ -22,14 +27,39 @@ async fn hostile_bodies_get_problems_not_crashes() {
     let mut t = spawn_with(ServerConfig { max_body_bytes: 4096, ..ServerConfig::default() }).await;
     let url = format!("{}/v1/sales", t.base);
     let big = format!("{{\"note\": \"{}\"}}", "x".repeat(10_000));
-    let res = t.client.post(&url).bearer_auth(&t.key).header("content-type", "application/json").body(big).send().await.unwrap();
+    let res = t
+        .client
+        .post(&url)
+        .bearer_auth(&t.key)
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
     problem(res, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
     let deep = format!("{}{}", "[".repeat(40), "]".repeat(40));
-    let res = t.client.post(&url).bearer_auth(&t.key).header("content-type", "application/json").body(deep).send().await.unwrap();
+    let res = t
+        .client
+        .post(&url)
+        .bearer_auth(&t.key)
+        .header("content-type", "application/json")
+        .body(deep)
+        .send()
+        .await
+        .unwrap();
     problem(res, StatusCode::BAD_REQUEST, "invalid_request").await;
-    let res = t.client.post(&url).bearer_auth(&t.key).header("content-type", "application/json").body("{\"amount\":").send().await.unwrap();
+    let res = t
+        .client
+        .post(&url)
+        .bearer_auth(&t.key)
+        .header("content-type", "application/json")
+        .body("{\"amount\":")
+        .send()
+        .await
+        .unwrap();
     problem(res, StatusCode::BAD_REQUEST, "invalid_request").await;
-    let res = t.client.post(&url).bearer_auth(&t.key).header("content-type", "text/plain").body("{}").send().await.unwrap();
+    let res =
+        t.client.post(&url).bearer_auth(&t.key).header("content-type", "text/plain").body("{}").send().await.unwrap();
     problem(res, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").await;
     let res = t.client.delete(&url).bearer_auth(&t.key).send().await.unwrap();
     problem(res, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;

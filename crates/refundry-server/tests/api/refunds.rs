@@ -1,6 +1,6 @@
 use refundry_connectors::sandbox::SandboxMode;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::support::*;
 
@@ -47,19 +47,23 @@ async fn partial_refunds_by_amount_and_items_add_up_to_the_sale_and_no_further()
     let mut t = spawn().await;
     let sale = t.create_sale(card_sale()).await;
     let id = sale["id"].as_str().unwrap();
-    let by_items = refund_ok(&t, "a", json!({"sale_id": id, "items": [{"sku": "tea", "quantity": 1}], "reason": "defective"})).await;
+    let by_items =
+        refund_ok(&t, "a", json!({"sale_id": id, "items": [{"sku": "tea", "quantity": 1}], "reason": "defective"}))
+            .await;
     assert_eq!((by_items["type"].as_str(), by_items["amount"].as_i64()), (Some("refund"), Some(3000)));
     assert_eq!(by_items["items"], json!([{"sku": "tea", "quantity": 1, "amount": 3000}]));
     refund_ok(&t, "b", json!({"sale_id": id, "amount": 2500, "reason": "service_issue", "note": "slow"})).await;
     assert_eq!(sale_state(&t, id).await, (5500, 4500));
 
-    let res = t.refund("c", json!({"sale_id": id, "items": [{"sku": "tea", "quantity": 2}], "reason": "defective"})).await;
+    let res =
+        t.refund("c", json!({"sale_id": id, "items": [{"sku": "tea", "quantity": 2}], "reason": "defective"})).await;
     let p = problem(res, StatusCode::UNPROCESSABLE_ENTITY, "item_quantity_exceeds_refundable").await;
     assert_eq!(p["remaining_quantity"], 1);
     let res = t.refund("d", json!({"sale_id": id, "amount": 4501, "reason": "defective"})).await;
     let p = problem(res, StatusCode::UNPROCESSABLE_ENTITY, "refund_exceeds_refundable").await;
     assert_eq!(p["refundable_amount"], 4500);
-    let res = t.refund("e", json!({"sale_id": id, "items": [{"sku": "cake", "quantity": 1}], "reason": "defective"})).await;
+    let res =
+        t.refund("e", json!({"sale_id": id, "items": [{"sku": "cake", "quantity": 1}], "reason": "defective"})).await;
     problem(res, StatusCode::UNPROCESSABLE_ENTITY, "item_not_on_sale").await;
     assert_eq!(sale_state(&t, id).await, (5500, 4500), "refused requests changed nothing");
 
@@ -152,7 +156,10 @@ async fn refunds_need_an_idempotency_key_and_a_valid_request() {
         (json!({"sale_id": sale["id"], "amount": 100, "items": [], "reason": "defective"}), "validation_failed"),
         (json!({"sale_id": sale["id"], "amount": 100, "reason": "felt like it"}), "validation_failed"),
         (json!({"sale_id": sale["id"], "amount": 0, "reason": "defective"}), "validation_failed"),
-        (json!({"sale_id": sale["id"], "items": [{"sku": "tea", "quantity": 0}], "reason": "defective"}), "validation_failed"),
+        (
+            json!({"sale_id": sale["id"], "items": [{"sku": "tea", "quantity": 0}], "reason": "defective"}),
+            "validation_failed",
+        ),
     ];
     for (i, (body, code)) in cases.into_iter().enumerate() {
         problem(t.refund(&format!("v{i}"), body).await, StatusCode::UNPROCESSABLE_ENTITY, code).await;
@@ -174,7 +181,14 @@ async fn refunds_list_filters_by_status_and_pages() {
     assert_eq!(page["data"].as_array().unwrap().len(), 2);
     assert_eq!(page["has_more"], true);
     let cursor = page["next_cursor"].as_str().unwrap();
-    let rest: Value = t.get(&format!("/v1/refunds?status=succeeded&limit=10&starting_after={cursor}")).send().await.unwrap().json().await.unwrap();
+    let rest: Value = t
+        .get(&format!("/v1/refunds?status=succeeded&limit=10&starting_after={cursor}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(rest["data"].as_array().unwrap().len(), 3);
     let none: Value = t.get("/v1/refunds?status=failed").send().await.unwrap().json().await.unwrap();
     assert!(none["data"].as_array().unwrap().is_empty());

@@ -1,5 +1,5 @@
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::support::*;
 
@@ -104,7 +104,11 @@ async fn invalid_sales_are_refused_with_the_field_named() {
         (json!({"amount": 9999}), "validation_failed", "items"),
         (json!({"rrn": "1234567890123"}), "validation_failed", "rrn"),
         (json!({"captured_at": "yesterday"}), "validation_failed", "captured_at"),
-        (json!({"payment_method": {"type": "card", "brand": "unionpay", "first6": "62220", "last4": "1234", "entry_mode": "chip"}}), "validation_failed", "payment_method.first6"),
+        (
+            json!({"payment_method": {"type": "card", "brand": "unionpay", "first6": "62220", "last4": "1234", "entry_mode": "chip"}}),
+            "validation_failed",
+            "payment_method.first6",
+        ),
         (json!({"payment_method": {"type": "cheque"}}), "invalid_request", "payment_method"),
         (json!({"amount": "ten"}), "invalid_request", "amount"),
         (json!({"surprise": 1}), "invalid_request", ""),

@@ -6,10 +6,10 @@ use refundry_app::keys::ALL_SCOPES;
 use refundry_app::{Actor, App, AppConfig};
 use refundry_connectors::sandbox::SandboxAcquirer;
 use refundry_server::{Running, ServerConfig};
-use refundry_store::sqlite::{SqliteOptions, SqliteStore};
 use refundry_store::Store;
+use refundry_store::sqlite::{SqliteOptions, SqliteStore};
 use reqwest::{RequestBuilder, Response, StatusCode};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tempfile::TempDir;
 
 pub struct TestApp {
@@ -28,7 +28,8 @@ pub async fn spawn() -> TestApp {
 
 pub async fn spawn_with(server: ServerConfig) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("test.db"), SqliteOptions::default()).unwrap());
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(dir.path().join("test.db"), SqliteOptions::default()).unwrap());
     let sandbox = Arc::new(SandboxAcquirer::new(Duration::ZERO));
     let config = AppConfig {
         jobs: RunnerConfig {

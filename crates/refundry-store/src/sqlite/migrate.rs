@@ -5,11 +5,7 @@ use rusqlite::Connection;
 
 use crate::StoreError;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../../../migrations/sqlite/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../../../../migrations/sqlite/0001_init.sql"))];
 
 pub fn run(conn: &mut Connection) -> Result<Vec<String>, StoreError> {
     conn.execute_batch(
@@ -22,11 +18,8 @@ pub fn run(conn: &mut Connection) -> Result<Vec<String>, StoreError> {
     let mut applied = Vec::new();
     for (version, name, sql) in MIGRATIONS {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let done: bool = tx.query_row(
-            "SELECT EXISTS(SELECT 1 FROM schema_migrations WHERE version = ?1)",
-            [version],
-            |r| r.get(0),
-        )?;
+        let done: bool =
+            tx.query_row("SELECT EXISTS(SELECT 1 FROM schema_migrations WHERE version = ?1)", [version], |r| r.get(0))?;
         if !done {
             tx.execute_batch(sql)?;
             tx.execute(

@@ -14,14 +14,14 @@ mod repos;
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::store::{ReadJob, Store, Verdict, WriteJob};
 use crate::StoreError;
+use crate::store::{ReadJob, Store, Verdict, WriteJob};
 pub use repos::SqliteTx;
 
 /// Most writes grouped into one commit.

@@ -7,12 +7,12 @@ use refundry_core::money::{Currency, Money};
 use refundry_core::refund::{PlannedItem, RefundReason, RefundStatus, RefundType};
 use refundry_core::sale::{CardBrand, EntryMode, LineItem, PaymentMethod, Wallet};
 use rusqlite::types::Value;
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use crate::StoreError;
 use crate::model::*;
 use crate::repo::*;
 use crate::time::{from_micros, to_micros};
-use crate::StoreError;
 
 pub struct SqliteTx<'c> {
     conn: &'c Connection,
@@ -77,21 +77,30 @@ impl MerchantRepo for SqliteTx<'_> {
             })
             .optional()?;
         row.map(|(id, name, at)| {
-            Ok(StoreRecord { id: parse_id(id, StoreId::parse)?, merchant_id: merchant, name, created_at: from_micros(at)? })
+            Ok(StoreRecord {
+                id: parse_id(id, StoreId::parse)?,
+                merchant_id: merchant,
+                name,
+                created_at: from_micros(at)?,
+            })
         })
         .transpose()
     }
 
     fn stores_of(&mut self, merchant: MerchantId) -> Result<Vec<StoreRecord>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT id, name, created_at FROM stores WHERE merchant_id = ?1 ORDER BY id")?;
+        let mut stmt =
+            self.conn.prepare_cached("SELECT id, name, created_at FROM stores WHERE merchant_id = ?1 ORDER BY id")?;
         let rows = stmt.query_map([merchant.to_string()], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
         })?;
         rows.map(|row| {
             let (id, name, at) = row?;
-            Ok(StoreRecord { id: parse_id(id, StoreId::parse)?, merchant_id: merchant, name, created_at: from_micros(at)? })
+            Ok(StoreRecord {
+                id: parse_id(id, StoreId::parse)?,
+                merchant_id: merchant,
+                name,
+                created_at: from_micros(at)?,
+            })
         })
         .collect()
     }
@@ -325,13 +334,9 @@ impl SqliteTx<'_> {
 impl SaleRepo for SqliteTx<'_> {
     fn insert_sale(&mut self, s: &Sale) -> Result<()> {
         let (brand, first6, last4, entry, wallet) = match &s.payment_method {
-            PaymentMethod::Card { brand, first6, last4, entry_mode } => (
-                Some(brand.as_str()),
-                Some(first6.as_str()),
-                Some(last4.as_str()),
-                Some(entry_mode.as_str()),
-                None,
-            ),
+            PaymentMethod::Card { brand, first6, last4, entry_mode } => {
+                (Some(brand.as_str()), Some(first6.as_str()), Some(last4.as_str()), Some(entry_mode.as_str()), None)
+            }
             PaymentMethod::Wallet { wallet } => (None, None, None, None, Some(wallet.as_str())),
             PaymentMethod::Cash => (None, None, None, None, None),
         };
@@ -537,9 +542,9 @@ impl RefundRepo for SqliteTx<'_> {
                 to_micros(r.updated_at),
                 opt_micros(r.completed_at),
             ])?;
-        let mut stmt = self
-            .conn
-            .prepare_cached("INSERT INTO refund_items (refund_id, sku, quantity, amount_minor) VALUES (?1, ?2, ?3, ?4)")?;
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO refund_items (refund_id, sku, quantity, amount_minor) VALUES (?1, ?2, ?3, ?4)",
+        )?;
         for item in &r.items {
             stmt.execute(params![id, item.sku, item.quantity, item.amount_minor])?;
         }
@@ -666,7 +671,12 @@ impl OutboxRepo for SqliteTx<'_> {
 }
 
 impl IdempotencyRepo for SqliteTx<'_> {
-    fn find_idempotency(&mut self, merchant: MerchantId, endpoint: &str, key: &str) -> Result<Option<IdempotencyRecord>> {
+    fn find_idempotency(
+        &mut self,
+        merchant: MerchantId,
+        endpoint: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>> {
         let row = self
             .conn
             .prepare_cached(

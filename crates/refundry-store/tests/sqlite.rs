@@ -1,0 +1,153 @@
+//! The SQLite store: group commit keeps each write's all-or-nothing, data
+//! survives reopening, and outbox leases behave.
+
+use std::sync::Arc;
+
+use jiff::{Timestamp, ToSpan};
+use refundry_core::ids::{MerchantId, StoreId};
+use refundry_store::model::{Merchant, NewJob, StoreRecord};
+use refundry_store::sqlite::{SqliteOptions, SqliteStore};
+use refundry_store::{Store, StoreError, read, write};
+
+fn merchant(name: &str) -> Merchant {
+    Merchant { id: MerchantId::generate(), name: name.into(), created_at: refundry_store::time::now() }
+}
+
+fn open(dir: &tempfile::TempDir) -> Arc<dyn Store> {
+    Arc::new(SqliteStore::open(dir.path().join("store.db"), SqliteOptions::default()).unwrap())
+}
+
+#[derive(Debug)]
+enum E {
+    Store(StoreError),
+    Refused,
+}
+
+impl From<StoreError> for E {
+    fn from(e: StoreError) -> E {
+        E::Store(e)
+    }
+}
+
+impl refundry_store::AsStoreError for E {
+    fn as_store_error(&self) -> Option<&StoreError> {
+        match self {
+            E::Store(e) => Some(e),
+            E::Refused => None,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_write_in_a_group_commit_leaves_its_neighbours_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let writes = (0..200).map(|i| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            write(&store, move |tx| {
+                let m = merchant(&format!("m{i}"));
+                tx.insert_merchant(&m)?;
+                // odd writes change something, then are refused: their
+                // change must vanish while even ones commit
+                if i % 2 == 1 { Err(E::Refused) } else { Ok(m.id) }
+            })
+            .await
+        })
+    });
+    let results = futures::future::join_all(writes).await;
+    let kept: Vec<MerchantId> = results.into_iter().filter_map(|r| r.unwrap().ok()).collect();
+    assert_eq!(kept.len(), 100);
+    let stored = read(&store, |tx| tx.all_merchants()).await.unwrap();
+    assert_eq!(stored.len(), 100);
+    assert!(stored.iter().all(|m| kept.contains(&m.id)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storage_error_rolls_back_only_that_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let m = merchant("dup");
+    let first = m.clone();
+    write(&store, move |tx| tx.insert_merchant(&first)).await.unwrap();
+    let again = m.clone();
+    let err = write(&store, move |tx| {
+        tx.insert_merchant(&merchant("collateral"))?;
+        tx.insert_merchant(&again)
+    })
+    .await
+    .unwrap_err();
+    assert!(matches!(err, StoreError::Duplicate(_)), "{err:?}");
+    assert_eq!(read(&store, |tx| tx.all_merchants()).await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_data_survives_reopening_and_migrations_run_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = merchant("durable");
+    {
+        let store = open(&dir);
+        let m = m.clone();
+        write(&store, move |tx| {
+            tx.insert_merchant(&m)?;
+            tx.insert_store(&StoreRecord {
+                id: StoreId::generate(),
+                merchant_id: m.id,
+                name: "s".into(),
+                created_at: m.created_at,
+            })
+        })
+        .await
+        .unwrap();
+    }
+    assert!(SqliteStore::migrate(dir.path().join("store.db")).unwrap().is_empty());
+    let store = open(&dir);
+    let found = read(&store, |tx| tx.first_merchant()).await.unwrap().unwrap();
+    assert_eq!(found, m);
+    assert_eq!(read(&store, move |tx| tx.stores_of(m.id)).await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leased_job_is_taken_once_until_its_lease_runs_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let now = Timestamp::now();
+    write(&store, move |tx| {
+        for i in 0..3 {
+            tx.enqueue(&NewJob { kind: "k".into(), payload: format!("{i}"), run_after: now })?;
+        }
+        tx.enqueue(&NewJob { kind: "later".into(), payload: "x".into(), run_after: now + 1.hour() })
+    })
+    .await
+    .unwrap();
+    let lease = now + 30.seconds();
+    let first = write(&store, move |tx| tx.claim_jobs(now, lease, 10)).await.unwrap();
+    assert_eq!(first.iter().map(|j| j.payload.as_str()).collect::<Vec<_>>(), ["0", "1", "2"]);
+    assert!(first.iter().all(|j| j.attempts == 1));
+    let second = write(&store, move |tx| tx.claim_jobs(now, lease, 10)).await.unwrap();
+    assert!(second.is_empty(), "leased jobs are not handed out twice");
+    let done = first[0].id;
+    write(&store, move |tx| tx.complete_job(done, now)).await.unwrap();
+    // the runner holding jobs 1 and 2 died: after the lease they come back
+    let later = now + 31.seconds();
+    let retaken = write(&store, move |tx| tx.claim_jobs(later, later + 30.seconds(), 10)).await.unwrap();
+    assert_eq!(retaken.iter().map(|j| (j.payload.as_str(), j.attempts)).collect::<Vec<_>>(), [("1", 2), ("2", 2)]);
+    assert_eq!(read(&store, |tx| tx.unfinished_jobs()).await.unwrap(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_write_queue_sheds_load_instead_of_waiting_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteOptions { write_queue: 1, ..SqliteOptions::default() };
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("q.db"), options).unwrap());
+    let writes = (0..64).map(|i| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move { write(&store, move |tx| tx.insert_merchant(&merchant(&format!("{i}")))).await })
+    });
+    let results: Vec<_> = futures::future::join_all(writes).await.into_iter().map(|r| r.unwrap()).collect();
+    let shed = results.iter().filter(|r| matches!(r, Err(StoreError::Overloaded))).count();
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(ok + shed, 64);
+    assert!(ok >= 1);
+    assert_eq!(read(&store, |tx| tx.all_merchants()).await.unwrap().len(), ok);
+}

@@ -215,3 +215,20 @@ mod tests {
         assert_eq!(Locale::from_headers(&HeaderMap::new()), Locale::En);
     }
 }
+
+#[cfg(test)]
+mod docs_tests {
+    use super::*;
+
+    /// docs/api.md lists every code with its status, so the guide cannot
+    /// drift from this table.
+    #[test]
+    fn the_api_guide_lists_every_error_code() {
+        let guide = include_str!("../../../docs/api.md");
+        for code in ErrorCode::ALL {
+            let status = describe(*code).0.as_u16();
+            let row = format!("| `{}` | {status} |", code.as_str());
+            assert!(guide.contains(&row), "docs/api.md lacks the row {row}");
+        }
+    }
+}

@@ -189,3 +189,44 @@ fn audit_verify_names_the_event_that_was_altered() {
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains(&format!("event {seq} was altered")), "{said}");
 }
+
+/// The README's curl walk-through, run as written against `refundry demo`.
+#[test]
+fn the_readme_walkthrough_works_as_written() {
+    use std::io::BufRead;
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let block =
+        readme.split("<!-- walkthrough:start -->").nth(1).unwrap().split("<!-- walkthrough:end -->").next().unwrap();
+    let script: String = block.lines().filter(|l| !l.starts_with("```")).map(|l| format!("{l}\n")).collect();
+    assert!(script.contains("export KEY=rk_…"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_refundry"))
+        .current_dir(dir.path())
+        .env_remove("REFUNDRY_DATABASE_URL")
+        .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut key = String::new();
+    std::io::BufReader::new(demo.stdout.take().unwrap()).read_line(&mut key).unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while !reqwest::blocking::get(format!("{base}/readyz")).is_ok_and(|r| r.status().is_success()) {
+        assert!(started.elapsed() < Duration::from_secs(20), "demo did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let script = script
+        .replace("export KEY=rk_…", &format!("export KEY={}", key.trim()))
+        .replace("http://127.0.0.1:8080", &base);
+    let out = Command::new("bash").args(["-euo", "pipefail", "-c", &script]).output().unwrap();
+    sigterm(demo.id());
+    demo.wait().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains(r#""status":"succeeded""#), "{said}");
+    assert!(said.contains(r#""code":"refund_exceeds_refundable""#), "{said}");
+    assert!(said.contains(r#""refunded_amount":2200,"refundable_amount":3700"#), "{said}");
+}

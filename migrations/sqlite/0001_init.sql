@@ -29,9 +29,47 @@ CREATE TABLE api_keys (
     name          TEXT NOT NULL,
     secret_sha256 BLOB NOT NULL CHECK (length(secret_sha256) = 32),
     scopes        TEXT NOT NULL,
+    store_id      TEXT REFERENCES stores(id),
+    terminal_id   TEXT,
     created_at    INTEGER NOT NULL,
     revoked_at    INTEGER
 );
+
+CREATE TABLE users (
+    id            TEXT PRIMARY KEY,
+    merchant_id   TEXT NOT NULL REFERENCES merchants(id),
+    username      TEXT NOT NULL UNIQUE,
+    display_name  TEXT NOT NULL,
+    role          TEXT NOT NULL CHECK (role IN ('cashier', 'supervisor', 'finance', 'risk', 'admin')),
+    password_hash TEXT NOT NULL,
+    store_id      TEXT REFERENCES stores(id),
+    failed_logins INTEGER NOT NULL DEFAULT 0,
+    locked_until  INTEGER,
+    created_at    INTEGER NOT NULL,
+    disabled_at   INTEGER
+);
+CREATE INDEX users_by_merchant ON users (merchant_id, id);
+
+CREATE TABLE sessions (
+    id            TEXT PRIMARY KEY,
+    user_id       TEXT NOT NULL REFERENCES users(id),
+    secret_sha256 BLOB NOT NULL CHECK (length(secret_sha256) = 32),
+    created_at    INTEGER NOT NULL,
+    expires_at    INTEGER NOT NULL,
+    revoked_at    INTEGER
+);
+CREATE INDEX sessions_by_user ON sessions (user_id);
+
+CREATE TABLE refund_policies (
+    merchant_id TEXT NOT NULL REFERENCES merchants(id),
+    version     INTEGER NOT NULL,
+    store_id    TEXT REFERENCES stores(id),
+    body        TEXT NOT NULL,
+    created_by  TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (merchant_id, version)
+);
+CREATE INDEX refund_policies_by_store ON refund_policies (merchant_id, store_id, version);
 
 CREATE TABLE sales (
     id            TEXT PRIMARY KEY,
@@ -50,6 +88,7 @@ CREATE TABLE sales (
     rrn           TEXT,
     auth_code     TEXT,
     batch_no      TEXT,
+    cashier       TEXT,
     captured_at   INTEGER NOT NULL,
     created_at    INTEGER NOT NULL
 );
@@ -93,12 +132,19 @@ CREATE TABLE refunds (
     acquirer_reference TEXT,
     attempts           INTEGER NOT NULL DEFAULT 0,
     requested_by       TEXT NOT NULL,
+    policy_version     INTEGER NOT NULL,
+    decision           TEXT NOT NULL,
+    approval_expires_at INTEGER,
+    decided_by         TEXT,
+    decision_note      TEXT,
     created_at         INTEGER NOT NULL,
     updated_at         INTEGER NOT NULL,
     completed_at       INTEGER
 );
 CREATE INDEX refunds_by_sale ON refunds (sale_id);
 CREATE INDEX refunds_by_merchant ON refunds (merchant_id, id);
+CREATE INDEX refunds_by_status ON refunds (merchant_id, status, id);
+CREATE INDEX refunds_by_requester ON refunds (merchant_id, requested_by, created_at);
 
 CREATE TABLE refund_items (
     refund_id    TEXT NOT NULL REFERENCES refunds(id),
@@ -139,10 +185,19 @@ CREATE TABLE audit_events (
     seq         INTEGER NOT NULL,
     at          INTEGER NOT NULL,
     actor       TEXT NOT NULL,
+    source      TEXT NOT NULL,
     action      TEXT NOT NULL,
     subject     TEXT NOT NULL,
     data        TEXT NOT NULL,
     prev_hash   TEXT NOT NULL,
     hash        TEXT NOT NULL,
     PRIMARY KEY (merchant_id, seq)
+);
+
+-- The newest link of each merchant's audit chain, written in the same
+-- transaction as the event: removing the last events shows as a mismatch.
+CREATE TABLE audit_heads (
+    merchant_id TEXT PRIMARY KEY REFERENCES merchants(id),
+    seq         INTEGER NOT NULL,
+    hash        TEXT NOT NULL
 );

@@ -35,6 +35,7 @@ pub fn record(
         seq,
         at,
         actor: actor.label(),
+        source: actor.source.clone(),
         action: action.to_owned(),
         subject: subject.to_owned(),
         // serde_json keeps object keys sorted: the text is canonical
@@ -54,6 +55,7 @@ pub fn event_hash(e: &AuditEvent) -> String {
         e.seq.to_string().as_bytes(),
         e.at.as_microsecond().to_string().as_bytes(),
         e.actor.as_bytes(),
+        e.source.as_bytes(),
         e.action.as_bytes(),
         e.subject.as_bytes(),
         e.data.as_bytes(),
@@ -73,6 +75,9 @@ pub enum ChainBreak {
     /// The event does not follow the one before it: an event was removed or
     /// the order changed.
     Broken { seq: i64, expected_seq: i64 },
+    /// The chain ends before the head recorded beside it: the newest events
+    /// were removed.
+    Truncated { last_seq: i64, head_seq: i64 },
 }
 
 /// Checks a merchant's whole chain, page by page. `Ok(n)` is the number of
@@ -86,7 +91,14 @@ pub async fn verify_chain(app: &crate::App, merchant: MerchantId) -> Result<Resu
             refundry_store::read(&app.store, move |tx| tx.audit_events(merchant, after, 1000).map_err(AppError::from))
                 .await?;
         if page.is_empty() {
-            return Ok(Ok(checked));
+            let head =
+                refundry_store::read(&app.store, move |tx| tx.audit_head(merchant).map_err(AppError::from)).await?;
+            return Ok(match head {
+                Some((head_seq, head_hash)) if head_seq != after || head_hash != prev_hash => {
+                    Err(ChainBreak::Truncated { last_seq: after, head_seq })
+                }
+                _ => Ok(checked),
+            });
         }
         for e in page {
             if e.seq != after + 1 || e.prev_hash != prev_hash {
@@ -99,5 +111,22 @@ pub async fn verify_chain(app: &crate::App, merchant: MerchantId) -> Result<Resu
             prev_hash = e.hash;
             checked += 1;
         }
+    }
+}
+
+impl crate::App {
+    /// The merchant's events after `after_seq`, oldest first.
+    pub async fn audit_events(
+        &self,
+        actor: &Actor,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<crate::sales::Page<AuditEvent>, AppError> {
+        let limit = limit.clamp(1, 500);
+        let merchant = actor.merchant_id;
+        refundry_store::read(&self.store, move |tx| {
+            Ok(crate::sales::Page::of(tx.audit_events(merchant, after_seq.max(0), limit + 1)?, limit))
+        })
+        .await
     }
 }

@@ -39,6 +39,8 @@ pub struct RunnerConfig {
     pub max_backoff: Duration,
     /// How often to look for due jobs when nobody signals new work.
     pub poll_interval: Duration,
+    /// How often to expire stale approvals and forget old idempotency keys.
+    pub maintenance_interval: Duration,
 }
 
 impl Default for RunnerConfig {
@@ -51,6 +53,7 @@ impl Default for RunnerConfig {
             base_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(300),
             poll_interval: Duration::from_millis(500),
+            maintenance_interval: Duration::from_secs(30),
         }
     }
 }
@@ -82,9 +85,14 @@ impl JobRunner {
     pub async fn run(mut self) {
         let config = self.app.config.jobs.clone();
         let slots = Arc::new(Semaphore::new(config.concurrency));
+        let mut maintained = tokio::time::Instant::now();
         loop {
             if *self.shutdown.borrow() {
                 break;
+            }
+            if maintained.elapsed() >= config.maintenance_interval {
+                maintained = tokio::time::Instant::now();
+                maintain(&self.app).await;
             }
             let free = slots.available_permits().min(config.claim_batch as usize) as u32;
             let jobs = if free == 0 { Ok(Vec::new()) } else { self.claim(free, &config).await };
@@ -122,6 +130,27 @@ impl JobRunner {
             Ok(tx.claim_jobs(now, after(now, lease), limit)?)
         })
         .await
+    }
+}
+
+/// Housekeeping that is nobody's request: refunds that waited too long for
+/// a supervisor expire, idempotency keys older than their time are dropped.
+pub async fn maintain(app: &App) {
+    match app.expire_approvals().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(expired = n, "refunds expired waiting for approval"),
+        Err(e) => tracing::warn!(error = %e.detail, "could not expire approvals"),
+    }
+    let ttl = app.config.idempotency_ttl;
+    let pruned = refundry_store::write(&app.store, move |tx| {
+        let cutoff = after(crate::now(), Duration::ZERO)
+            .saturating_sub(SignedDuration::try_from(ttl).unwrap_or(SignedDuration::MAX))
+            .unwrap_or(Timestamp::UNIX_EPOCH);
+        Ok::<_, AppError>(tx.prune_idempotency(cutoff)?)
+    })
+    .await;
+    if let Err(e) = pruned {
+        tracing::warn!(error = %e.detail, "could not prune idempotency keys");
     }
 }
 

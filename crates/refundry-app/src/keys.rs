@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use rand::RngCore;
-use refundry_core::ids::KeyId;
+use refundry_core::ids::{KeyId, StoreId};
 use refundry_store::model::ApiKeyRecord;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -44,6 +44,18 @@ impl App {
     /// Makes a key for the merchant. The secret is returned once and never
     /// stored.
     pub async fn create_key(&self, actor: &Actor, name: &str, scopes: &[&str]) -> Result<NewKey, AppError> {
+        self.create_pinned_key(actor, name, scopes, None, None).await
+    }
+
+    /// A key that only sees and touches one store's (or one terminal's) sales.
+    pub async fn create_pinned_key(
+        &self,
+        actor: &Actor,
+        name: &str,
+        scopes: &[&str],
+        store_id: Option<StoreId>,
+        terminal_id: Option<String>,
+    ) -> Result<NewKey, AppError> {
         if name.trim().is_empty() || name.chars().count() > 100 {
             return Err(AppError::validation("name", "a key's name must be 1 to 100 characters"));
         }
@@ -60,13 +72,23 @@ impl App {
             name: name.trim().to_owned(),
             secret_sha256: secret_hash(&secret),
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            store_id,
+            terminal_id,
             created_at: crate::now(),
             revoked_at: None,
         };
         let actor = actor.clone();
         refundry_store::write(&self.store, move |tx| {
+            if let Some(store) = record.store_id
+                && tx.find_store(actor.merchant_id, store)?.is_none()
+            {
+                return Err(
+                    AppError::new(ErrorCode::UnknownStore, format!("no store {store}")).with("field", "store_id")
+                );
+            }
             tx.insert_key(&record)?;
-            let data = serde_json::json!({"name": record.name, "scopes": record.scopes});
+            let data = serde_json::json!({"after": {"name": record.name, "scopes": record.scopes,
+                "store_id": record.store_id.map(|s| s.to_string()), "terminal_id": record.terminal_id}});
             audit::record(tx, &actor, "api_key.created", &record.id.to_string(), data, record.created_at)
         })
         .await?;
@@ -76,7 +98,7 @@ impl App {
 
     /// Resolves a bearer token to the acting key. Verified keys are cached
     /// briefly so that a request does not cost a database read.
-    pub async fn authenticate(&self, token: &str) -> Result<Actor, AppError> {
+    pub async fn authenticate(&self, token: &str, source: &str) -> Result<Actor, AppError> {
         let unauthorized = || AppError::new(ErrorCode::Unauthorized, "a valid API key is required");
         let (id, secret) = parse_token(token).ok_or_else(unauthorized)?;
         let record = match self.cached_key(id) {
@@ -100,7 +122,14 @@ impl App {
         if !same || record.revoked_at.is_some() {
             return Err(unauthorized());
         }
-        Ok(Actor { merchant_id: record.merchant_id, principal: Principal::ApiKey(id), scopes: record.scopes })
+        Ok(Actor {
+            merchant_id: record.merchant_id,
+            principal: Principal::ApiKey { key: id, operator: None },
+            scopes: record.scopes,
+            store_pin: record.store_id,
+            terminal_pin: record.terminal_id,
+            source: source.to_owned(),
+        })
     }
 
     fn cached_key(&self, id: KeyId) -> Option<ApiKeyRecord> {

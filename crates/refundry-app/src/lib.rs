@@ -13,45 +13,99 @@ pub mod idempotency;
 pub mod jobs;
 pub mod keys;
 pub mod merchants;
+pub mod policy;
 pub mod refunds;
 pub mod sales;
+pub mod users;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use refundry_connectors::Processor;
-use refundry_core::ids::{KeyId, MerchantId};
+use refundry_core::ids::{KeyId, MerchantId, StoreId, UserId};
 use refundry_store::Store;
 use tokio::sync::Notify;
 
 pub use error::{AppError, ErrorCode};
 
-/// Who is acting, on behalf of which merchant.
+/// Who is acting, on behalf of which merchant, from where, and what they
+/// may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
     pub merchant_id: MerchantId,
     pub principal: Principal,
     pub scopes: Vec<String>,
+    /// A store- or terminal-pinned key (or a user of one store) only sees
+    /// and touches that store's or terminal's sales.
+    pub store_pin: Option<StoreId>,
+    pub terminal_pin: Option<String>,
+    /// Where the request came from (client address), for the audit log.
+    pub source: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
-    ApiKey(KeyId),
+    /// An API key; a terminal's key names the cashier at the counter as
+    /// its operator.
+    ApiKey { key: KeyId, operator: Option<UserRef> },
+    /// A person logged in with a session.
+    User(UserRef),
     /// Refundry itself: the job runner, the demo seeder, the CLI.
     System(&'static str),
 }
 
+/// A person, as far as deciding and recording who did what needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRef {
+    pub id: UserId,
+    pub username: String,
+    pub role: users::Role,
+}
+
 impl Actor {
     pub fn system(merchant_id: MerchantId, what: &'static str) -> Actor {
-        Actor { merchant_id, principal: Principal::System(what), scopes: Vec::new() }
+        Actor {
+            merchant_id,
+            principal: Principal::System(what),
+            scopes: vec!["admin".to_owned()],
+            store_pin: None,
+            terminal_pin: None,
+            source: what.to_owned(),
+        }
     }
 
-    /// How the actor is named in the audit log and on records.
+    /// The person behind the action, if one is known.
+    pub fn person(&self) -> Option<&UserRef> {
+        match &self.principal {
+            Principal::ApiKey { operator, .. } => operator.as_ref(),
+            Principal::User(user) => Some(user),
+            Principal::System(_) => None,
+        }
+    }
+
+    /// Who did it, for four-eyes checks and `requested_by`: the person when
+    /// known, otherwise the key or component.
+    pub fn identity(&self) -> String {
+        match (&self.principal, self.person()) {
+            (_, Some(user)) => format!("user:{}", user.id),
+            (Principal::ApiKey { key, .. }, None) => format!("key:{key}"),
+            (Principal::System(what), None) => format!("system:{what}"),
+            (Principal::User(_), None) => unreachable!("a user principal is a person"),
+        }
+    }
+
+    /// How the actor is named in the audit log: the person and the key
+    /// they acted through.
     pub fn label(&self) -> String {
         match &self.principal {
-            Principal::ApiKey(id) => format!("key:{id}"),
-            Principal::System(what) => format!("system:{what}"),
+            Principal::ApiKey { key, operator: Some(user) } => format!("user:{} via key:{key}", user.id),
+            _ => self.identity(),
         }
+    }
+
+    /// Whether the actor holds `scope` (or `admin`).
+    pub fn may(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope || s == "admin")
     }
 }
 
@@ -63,6 +117,16 @@ pub struct AppConfig {
     /// How long a verified API key is trusted before it is looked up again
     /// (bounds how late a revocation takes effect).
     pub key_cache_ttl: Duration,
+    /// How long a log-in session lasts.
+    pub session_ttl: Duration,
+    /// How long a refund may wait for a supervisor before it expires.
+    pub approval_ttl: Duration,
+    /// Failed log-ins in a row before the account is locked.
+    pub max_failed_logins: u32,
+    /// How long a locked account stays locked.
+    pub lockout: Duration,
+    /// Time zone of the business day (cashier daily limits).
+    pub business_tz: jiff::tz::TimeZone,
 }
 
 impl Default for AppConfig {
@@ -71,6 +135,11 @@ impl Default for AppConfig {
             idempotency_ttl: Duration::from_secs(24 * 3600),
             jobs: jobs::RunnerConfig::default(),
             key_cache_ttl: Duration::from_secs(5),
+            session_ttl: Duration::from_secs(8 * 3600),
+            approval_ttl: Duration::from_secs(24 * 3600),
+            max_failed_logins: 5,
+            lockout: Duration::from_secs(15 * 60),
+            business_tz: jiff::tz::TimeZone::get("Asia/Shanghai").unwrap_or(jiff::tz::TimeZone::UTC),
         }
     }
 }

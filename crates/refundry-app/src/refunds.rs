@@ -1,20 +1,25 @@
-//! Asking for money back: voids and refunds.
+//! Asking for money back: voids and refunds, the policy's decision, and the
+//! supervisor's approval.
 
+use jiff::SignedDuration;
 use refundry_core::ids::{RefundId, SaleId};
+use refundry_core::policy::Decision;
 use refundry_core::refund::{
-    ItemQuantity, PriorRefund, RefundAsk, RefundReason, RefundStatus, SettlementState, plan_refund,
+    ItemQuantity, PriorRefund, RefundAsk, RefundEvent, RefundPlan, RefundReason, RefundStatus, SettlementState,
+    plan_refund,
 };
 use refundry_store::Tx;
-use refundry_store::model::{NewJob, Refund, RefundQuery};
+use refundry_store::model::{NewJob, Refund, RefundQuery, Sale};
 
 use crate::idempotency::{self, Idempotency, Replay};
 use crate::jobs::{EXECUTE_REFUND, RefundJob};
-use crate::sales::Page;
+use crate::policy::{decide_refund, decision_json};
+use crate::sales::{Page, visible_sale};
 use crate::{Actor, App, AppError, ErrorCode, audit};
 
 const ENDPOINT: &str = "POST /v1/refunds";
 
-/// The longest free-text note on a refund.
+/// The longest free-text note on a refund or a decision.
 pub const MAX_NOTE_CHARS: usize = 500;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +28,15 @@ pub struct RefundRequest {
     pub ask: RefundAsk,
     pub reason: RefundReason,
     pub note: Option<String>,
+}
+
+/// What a request would do, without doing it.
+#[derive(Debug, Clone)]
+pub struct Preview {
+    pub plan: RefundPlan,
+    pub decision: Decision,
+    pub policy_version: i64,
+    pub refundable_minor: i64,
 }
 
 pub(crate) fn prior_of(r: &Refund) -> PriorRefund {
@@ -37,91 +51,272 @@ fn not_found(id: RefundId) -> AppError {
     AppError::new(ErrorCode::RefundNotFound, format!("no refund {id}"))
 }
 
-impl App {
-    /// Creates a void or refund for (part of) a sale and queues it for the
-    /// acquirer, in one transaction: the refund, its audit event, its
-    /// outbox job and the idempotency record commit together or not at all.
-    pub async fn request_refund(
-        &self,
-        actor: &Actor,
-        request: RefundRequest,
-        idem: Option<Idempotency<Refund>>,
-    ) -> Result<Replay<Refund>, AppError> {
-        if request.note.as_ref().is_some_and(|n| n.chars().count() > MAX_NOTE_CHARS) {
-            return Err(AppError::validation("note", format!("note is longer than {MAX_NOTE_CHARS} characters")));
-        }
-        let actor = actor.clone();
-        let answer = refundry_store::write(&self.store, move |tx| {
-            if let Some(stored) = idempotency::check(tx, actor.merchant_id, ENDPOINT, idem.as_ref())? {
-                return Ok(Replay::Stored(stored));
-            }
-            let refund = request_refund_tx(tx, &actor, &request)?;
-            idempotency::remember(tx, actor.merchant_id, ENDPOINT, idem.as_ref(), &refund)?;
-            Ok::<_, AppError>(Replay::Fresh(refund))
-        })
-        .await?;
-        if let Replay::Fresh(refund) = &answer {
-            metrics::counter!("refundry_refunds_requested_total", "type" => refund.refund_type.as_str()).increment(1);
-            self.jobs_waiting.notify_one();
-        }
-        Ok(answer)
+fn check_note(field: &str, note: Option<&String>) -> Result<(), AppError> {
+    if note.is_some_and(|n| n.chars().count() > MAX_NOTE_CHARS) {
+        return Err(AppError::validation(field, format!("{field} is longer than {MAX_NOTE_CHARS} characters")));
     }
-
-    pub async fn refund(&self, actor: &Actor, id: RefundId) -> Result<Refund, AppError> {
-        let merchant = actor.merchant_id;
-        refundry_store::read(&self.store, move |tx| tx.find_refund(merchant, id)?.ok_or_else(|| not_found(id))).await
-    }
-
-    pub async fn list_refunds(&self, actor: &Actor, mut query: RefundQuery) -> Result<Page<Refund>, AppError> {
-        let limit = query.limit.clamp(1, crate::sales::MAX_PAGE);
-        query.limit = limit + 1;
-        let merchant = actor.merchant_id;
-        refundry_store::read(&self.store, move |tx| Ok(Page::of(tx.list_refunds(merchant, &query)?, limit))).await
-    }
+    Ok(())
 }
 
-fn request_refund_tx(tx: &mut dyn Tx, actor: &Actor, request: &RefundRequest) -> Result<Refund, AppError> {
+/// Plans the request against the locked sale and asks the policy.
+fn evaluate(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    request: &RefundRequest,
+    config: &crate::AppConfig,
+) -> Result<(Sale, Preview), AppError> {
     let merchant = actor.merchant_id;
     // the lock makes the refunds read below complete until commit
-    let sale = tx
-        .lock_sale(merchant, request.sale_id)?
-        .ok_or_else(|| AppError::new(ErrorCode::SaleNotFound, format!("no sale {}", request.sale_id)))?;
+    let sale = tx.lock_sale(merchant, request.sale_id)?;
+    let sale = visible_sale(actor, sale, request.sale_id)?;
     let priors: Vec<PriorRefund> = tx.refunds_of_sale(merchant, sale.id)?.iter().map(prior_of).collect();
     let batch_settled = match &sale.batch_no {
         Some(batch) => tx.find_batch(merchant, &sale.terminal_id, batch)?.is_some(),
         None => false,
     };
     let plan = plan_refund(&sale, &priors, &request.ask, SettlementState { batch_settled })?;
+    let (policy_version, decision) =
+        decide_refund(tx, actor, &sale, &priors, plan.amount.minor, request.reason, config)?;
+    let refundable_minor = refundry_core::refund::refundable(&sale, &priors).map(|m| m.minor).unwrap_or(0);
+    Ok((sale, Preview { plan, decision, policy_version, refundable_minor }))
+}
+
+fn rejected(decision: &Decision) -> AppError {
+    let reasons: Vec<serde_json::Value> = decision
+        .reasons
+        .iter()
+        .filter(|r| r.outcome == refundry_core::policy::Outcome::Reject)
+        .map(|r| serde_json::json!({"code": r.code, "en": r.en, "zh": r.zh}))
+        .collect();
+    let detail =
+        decision.reasons.iter().find(|r| r.outcome == refundry_core::policy::Outcome::Reject).map(|r| r.en.clone());
+    AppError::new(
+        ErrorCode::RefundRejectedByPolicy,
+        detail.unwrap_or_else(|| "the refund policy does not allow this refund".into()),
+    )
+    .with("reasons", reasons)
+}
+
+impl App {
+    /// Creates a void or refund for (part of) a sale, in one transaction:
+    /// the refund with its policy decision, its audit event, its outbox job
+    /// (unless it must wait for a supervisor) and the idempotency record
+    /// commit together or not at all.
+    pub async fn request_refund(
+        &self,
+        actor: &Actor,
+        request: RefundRequest,
+        idem: Option<Idempotency<Refund>>,
+    ) -> Result<Replay<Refund>, AppError> {
+        check_note("note", request.note.as_ref())?;
+        let actor = actor.clone();
+        let config = self.config.clone();
+        let answer = refundry_store::write(&self.store, move |tx| {
+            if let Some(stored) = idempotency::check(tx, actor.merchant_id, ENDPOINT, idem.as_ref())? {
+                return Ok(Replay::Stored(stored));
+            }
+            let refund = request_refund_tx(tx, &actor, &request, &config)?;
+            idempotency::remember(tx, actor.merchant_id, ENDPOINT, idem.as_ref(), &refund)?;
+            Ok::<_, AppError>(Replay::Fresh(refund))
+        })
+        .await?;
+        if let Replay::Fresh(refund) = &answer {
+            metrics::counter!("refundry_refunds_requested_total", "type" => refund.refund_type.as_str(), "status" => refund.status.as_str())
+                .increment(1);
+            self.jobs_waiting.notify_one();
+        }
+        Ok(answer)
+    }
+
+    /// The plan and the policy's decision, changing nothing.
+    pub async fn preview_refund(&self, actor: &Actor, request: RefundRequest) -> Result<Preview, AppError> {
+        let (actor, config) = (actor.clone(), self.config.clone());
+        refundry_store::read(&self.store, move |tx| evaluate(tx, &actor, &request, &config).map(|(_, p)| p)).await
+    }
+
+    pub async fn refund(&self, actor: &Actor, id: RefundId) -> Result<Refund, AppError> {
+        let actor = actor.clone();
+        refundry_store::read(&self.store, move |tx| visible_refund(tx, &actor, id)).await
+    }
+
+    pub async fn list_refunds(&self, actor: &Actor, mut query: RefundQuery) -> Result<Page<Refund>, AppError> {
+        let limit = query.limit.clamp(1, crate::sales::MAX_PAGE);
+        query.limit = limit + 1;
+        query.store_id = actor.store_pin.or(query.store_id);
+        let merchant = actor.merchant_id;
+        refundry_store::read(&self.store, move |tx| Ok(Page::of(tx.list_refunds(merchant, &query)?, limit))).await
+    }
+
+    /// A supervisor approves a waiting refund: it goes to the acquirer. The
+    /// approver is a person, and never the one who asked (four eyes).
+    pub async fn approve_refund(&self, actor: &Actor, id: RefundId, note: Option<String>) -> Result<Refund, AppError> {
+        check_note("note", note.as_ref())?;
+        let actor = actor.clone();
+        let refund = refundry_store::write(&self.store, move |tx| {
+            let mut refund = awaiting_decision(tx, &actor, id)?;
+            refund.status = refund.status.on(RefundEvent::Approve).map_err(|_| not_awaiting(&refund))?;
+            let now = crate::now();
+            refund.decided_by = Some(actor.identity());
+            refund.decision_note = note.clone();
+            refund.updated_at = now;
+            tx.update_refund(&refund)?;
+            enqueue_execution(tx, &refund)?;
+            let data = serde_json::json!({"before": {"status": "requires_approval"}, "after": {"status": refund.status.as_str()}, "note": note});
+            audit::record(tx, &actor, "refund.approved", &refund.id.to_string(), data, now)?;
+            Ok::<_, AppError>(refund)
+        })
+        .await?;
+        self.jobs_waiting.notify_one();
+        Ok(refund)
+    }
+
+    /// A supervisor turns a waiting refund down, saying why.
+    pub async fn reject_refund(&self, actor: &Actor, id: RefundId, note: String) -> Result<Refund, AppError> {
+        if note.trim().is_empty() {
+            return Err(AppError::validation("note", "say why the refund is rejected"));
+        }
+        check_note("note", Some(&note))?;
+        let actor = actor.clone();
+        refundry_store::write(&self.store, move |tx| {
+            let mut refund = awaiting_decision(tx, &actor, id)?;
+            refund.status = refund.status.on(RefundEvent::Reject).map_err(|_| not_awaiting(&refund))?;
+            let now = crate::now();
+            refund.decided_by = Some(actor.identity());
+            refund.decision_note = Some(note.clone());
+            refund.updated_at = now;
+            refund.completed_at = Some(now);
+            tx.update_refund(&refund)?;
+            let data = serde_json::json!({"before": {"status": "requires_approval"}, "after": {"status": "rejected"}, "note": note});
+            audit::record(tx, &actor, "refund.rejected", &refund.id.to_string(), data, now)?;
+            Ok(refund)
+        })
+        .await
+    }
+
+    /// Expires refunds that waited for a supervisor longer than allowed;
+    /// they stop holding part of their sale. Returns how many.
+    pub async fn expire_approvals(&self) -> Result<usize, AppError> {
+        refundry_store::write(&self.store, |tx| {
+            let now = crate::now();
+            let due = tx.expired_approvals(now, 200)?;
+            for mut refund in due.iter().cloned() {
+                refund.status = refund
+                    .status
+                    .on(RefundEvent::Expire)
+                    .map_err(|e| AppError::new(ErrorCode::Internal, e.to_string()))?;
+                refund.updated_at = now;
+                refund.completed_at = Some(now);
+                tx.update_refund(&refund)?;
+                let actor = Actor::system(refund.merchant_id, "approval-expiry");
+                let data =
+                    serde_json::json!({"before": {"status": "requires_approval"}, "after": {"status": "expired"}});
+                audit::record(tx, &actor, "refund.expired", &refund.id.to_string(), data, now)?;
+            }
+            Ok(due.len())
+        })
+        .await
+    }
+}
+
+fn not_awaiting(refund: &Refund) -> AppError {
+    AppError::new(
+        ErrorCode::RefundNotAwaitingApproval,
+        format!("the refund is {}, not waiting for approval", refund.status),
+    )
+    .with("status", refund.status.as_str())
+}
+
+fn visible_refund(tx: &mut dyn Tx, actor: &Actor, id: RefundId) -> Result<Refund, AppError> {
+    let refund = tx.find_refund(actor.merchant_id, id)?.ok_or_else(|| not_found(id))?;
+    if actor.store_pin.is_some() || actor.terminal_pin.is_some() {
+        let sale = tx.find_sale(actor.merchant_id, refund.sale_id)?;
+        visible_sale(actor, sale, refund.sale_id).map_err(|_| not_found(id))?;
+    }
+    Ok(refund)
+}
+
+/// Loads a refund a supervisor may decide on, with every four-eyes check.
+fn awaiting_decision(tx: &mut dyn Tx, actor: &Actor, id: RefundId) -> Result<Refund, AppError> {
+    let refund = visible_refund(tx, actor, id)?;
+    if actor.person().is_none() {
+        return Err(AppError::new(
+            ErrorCode::Forbidden,
+            "an approval is a person's decision: log in, or name the supervisor as operator",
+        ));
+    }
+    if refund.requested_by == actor.identity() {
+        return Err(AppError::new(
+            ErrorCode::ApproverIsRequester,
+            "a refund cannot be approved or rejected by the person who asked for it",
+        ));
+    }
+    if refund.status != RefundStatus::RequiresApproval {
+        return Err(not_awaiting(&refund));
+    }
+    if refund.approval_expires_at.is_some_and(|at| at <= crate::now()) {
+        return Err(AppError::new(
+            ErrorCode::ApprovalExpired,
+            "the refund waited too long for approval; ask for it again",
+        ));
+    }
+    Ok(refund)
+}
+
+fn enqueue_execution(tx: &mut dyn Tx, refund: &Refund) -> Result<(), AppError> {
+    let payload = serde_json::to_string(&RefundJob { refund_id: refund.id.to_string() })
+        .map_err(|e| AppError::new(ErrorCode::Internal, format!("cannot encode job: {e}")))?;
+    tx.enqueue(&NewJob { kind: EXECUTE_REFUND.to_owned(), payload, run_after: refund.updated_at })?;
+    Ok(())
+}
+
+fn request_refund_tx(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    request: &RefundRequest,
+    config: &crate::AppConfig,
+) -> Result<Refund, AppError> {
+    let (sale, preview) = evaluate(tx, actor, request, config)?;
+    if preview.decision.is_rejected() {
+        return Err(rejected(&preview.decision));
+    }
     let now = crate::now();
+    let needs_approval = preview.decision.needs_approval();
+    let ttl = SignedDuration::try_from(config.approval_ttl).unwrap_or(SignedDuration::MAX);
     let refund = Refund {
         id: RefundId::generate(),
-        merchant_id: merchant,
+        merchant_id: actor.merchant_id,
         sale_id: sale.id,
-        refund_type: plan.refund_type,
-        status: RefundStatus::Pending,
-        amount: plan.amount,
+        refund_type: preview.plan.refund_type,
+        status: if needs_approval { RefundStatus::RequiresApproval } else { RefundStatus::Pending },
+        amount: preview.plan.amount,
         reason: request.reason,
         note: request.note.clone(),
-        items: plan.items,
+        items: preview.plan.items,
         failure_reason: None,
         acquirer_reference: None,
         attempts: 0,
-        requested_by: actor.label(),
+        requested_by: actor.identity(),
+        policy_version: preview.policy_version,
+        decision: decision_json(&preview.decision).to_string(),
+        approval_expires_at: needs_approval.then(|| now.saturating_add(ttl).unwrap_or(now)),
+        decided_by: None,
+        decision_note: None,
         created_at: now,
         updated_at: now,
         completed_at: None,
     };
     tx.insert_refund(&refund)?;
-    let payload = serde_json::to_string(&RefundJob { refund_id: refund.id.to_string() })
-        .map_err(|e| AppError::new(ErrorCode::Internal, format!("cannot encode job: {e}")))?;
-    tx.enqueue(&NewJob { kind: EXECUTE_REFUND.to_owned(), payload, run_after: now })?;
+    if !needs_approval {
+        enqueue_execution(tx, &refund)?;
+    }
     let data = serde_json::json!({
         "sale_id": sale.id.to_string(),
         "type": refund.refund_type.as_str(),
         "amount": refund.amount.minor,
         "currency": refund.amount.currency.code(),
         "reason": refund.reason.as_str(),
-        "status": refund.status.as_str(),
+        "after": {"status": refund.status.as_str()},
+        "decision": {"outcome": preview.decision.outcome.as_str(), "reasons": preview.decision.codes(), "policy_version": preview.policy_version},
     });
     audit::record(tx, actor, "refund.requested", &refund.id.to_string(), data, now)?;
     Ok(refund)

@@ -79,10 +79,17 @@ pub(crate) fn view_of(sale: Sale, refunds: &[Refund]) -> Result<SaleView, AppErr
     Ok(SaleView { refunded_minor: held.min(sale.amount.minor), refundable_minor, sale })
 }
 
+/// The sale, if the actor may see it: a pinned key or user sees only its
+/// store's or terminal's sales; anything else is "not found".
+pub(crate) fn visible_sale(actor: &Actor, sale: Option<Sale>, id: SaleId) -> Result<Sale, AppError> {
+    sale.filter(|s| actor.store_pin.is_none_or(|pin| pin == s.store_id))
+        .filter(|s| actor.terminal_pin.as_ref().is_none_or(|pin| *pin == s.terminal_id))
+        .ok_or_else(|| AppError::new(ErrorCode::SaleNotFound, format!("no sale {id}")))
+}
+
 pub(crate) fn load_view(tx: &mut dyn Tx, actor: &Actor, id: SaleId) -> Result<SaleView, AppError> {
-    let sale = tx
-        .find_sale(actor.merchant_id, id)?
-        .ok_or_else(|| AppError::new(ErrorCode::SaleNotFound, format!("no sale {id}")))?;
+    let sale = tx.find_sale(actor.merchant_id, id)?;
+    let sale = visible_sale(actor, sale, id)?;
     let refunds = tx.refunds_of_sale(actor.merchant_id, id)?;
     view_of(sale, &refunds)
 }
@@ -116,6 +123,10 @@ impl App {
     pub async fn search_sales(&self, actor: &Actor, mut query: SaleQuery) -> Result<Page<SaleView>, AppError> {
         let limit = query.limit.clamp(1, MAX_PAGE);
         query.limit = limit + 1;
+        query.store_id = actor.store_pin.or(query.store_id);
+        if let Some(pin) = &actor.terminal_pin {
+            query.terminal_id = Some(pin.clone());
+        }
         let merchant = actor.merchant_id;
         refundry_store::read(&self.store, move |tx| {
             let sales = tx.search_sales(merchant, &query)?;
@@ -137,6 +148,9 @@ impl App {
 pub(crate) fn record_sale_tx(tx: &mut dyn Tx, actor: &Actor, new: &NewSale) -> Result<SaleView, AppError> {
     let merchant = actor.merchant_id;
     let now = crate::now();
+    if actor.terminal_pin.as_ref().is_some_and(|pin| *pin != new.terminal_id) {
+        return Err(AppError::new(ErrorCode::Forbidden, "this key may only record sales of its own terminal"));
+    }
     let store_id = match tx.find_terminal(merchant, &new.terminal_id)? {
         Some(terminal) => {
             if new.store_id.is_some_and(|s| s != terminal.store_id) {
@@ -172,6 +186,9 @@ pub(crate) fn record_sale_tx(tx: &mut dyn Tx, actor: &Actor, new: &NewSale) -> R
             store_id
         }
     };
+    if actor.store_pin.is_some_and(|pin| pin != store_id) {
+        return Err(AppError::new(ErrorCode::Forbidden, "this key may only record sales of its own store"));
+    }
     let sale = Sale {
         id: SaleId::generate(),
         merchant_id: merchant,
@@ -186,6 +203,8 @@ pub(crate) fn record_sale_tx(tx: &mut dyn Tx, actor: &Actor, new: &NewSale) -> R
         captured_at: new.captured_at,
         created_at: now,
         items: new.items.clone(),
+        // who rang it up: the policy treats refunds by someone else differently
+        cashier: actor.person().map(|p| p.id.to_string()),
     };
     tx.insert_sale(&sale)?;
     let data = serde_json::json!({

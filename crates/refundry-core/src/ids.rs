@@ -68,6 +68,12 @@ prefixed_id!(
 prefixed_id!(
     /// An API key. The secret part is never an id and never stored.
     KeyId, "key_", "API key");
+prefixed_id!(
+    /// A person who logs in: cashier, supervisor, finance, risk or admin.
+    UserId, "usr_", "user");
+prefixed_id!(
+    /// A log-in session. Like keys, only a hash of its secret is stored.
+    SessionId, "ses_", "session");
 
 #[cfg(test)]
 mod tests {

@@ -11,9 +11,12 @@
 //! - [`sale`]: a captured POS payment and its line items.
 //! - [`refund`]: the refund lifecycle and the arithmetic of "never more than
 //!   was captured".
+//! - [`policy`]: the merchant's refund policy: approve, ask a supervisor, or
+//!   reject, with the reasons in English and Chinese.
 
 pub mod card;
 pub mod ids;
 pub mod money;
+pub mod policy;
 pub mod refund;
 pub mod sale;

@@ -109,6 +109,8 @@ pub struct Sale {
     pub captured_at: Timestamp,
     pub created_at: Timestamp,
     pub items: Vec<LineItem>,
+    /// Who rang the sale up (a user id), when a person was known.
+    pub cashier: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -115,6 +115,9 @@ pub struct CreateSale {
     pub store_id: Option<String>,
     #[serde(default)]
     pub items: Vec<ItemBody>,
+    /// With an API key: the username of the cashier at the terminal.
+    #[schema(example = "wang.fang")]
+    pub operator: Option<String>,
 }
 
 impl CreateSale {
@@ -307,6 +310,9 @@ pub struct CreateRefund {
     pub reason: String,
     #[schema(example = "cup was cracked")]
     pub note: Option<String>,
+    /// With an API key: the username of the cashier at the terminal.
+    #[schema(example = "wang.fang")]
+    pub operator: Option<String>,
 }
 
 impl CreateRefund {
@@ -352,10 +358,55 @@ pub struct RefundDto {
     pub failure_reason: Option<String>,
     pub acquirer_reference: Option<String>,
     pub attempts: u32,
+    /// `user:usr_…`, or `key:key_…` when a key acted without an operator.
     pub requested_by: String,
+    /// The refund policy version it was decided under (0: built-in default).
+    pub policy_version: i64,
+    pub decision: DecisionDto,
+    /// A refund waiting for a supervisor expires at this time.
+    pub approval_expires_at: Option<String>,
+    /// Who approved or rejected it, and their note.
+    pub decided_by: Option<String>,
+    pub decision_note: Option<String>,
     pub created_at: String,
     pub updated_at: String,
     pub completed_at: Option<String>,
+}
+
+/// The policy's decision: the outcome and every reason, each with a stable
+/// code and a sentence in English and Simplified Chinese.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DecisionDto {
+    /// approve, requires_approval or reject.
+    pub outcome: String,
+    pub reasons: Vec<ReasonDto>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReasonDto {
+    #[schema(example = "amount_over_limit")]
+    pub code: String,
+    pub outcome: String,
+    pub en: String,
+    pub zh: String,
+}
+
+impl From<&refundry_core::policy::Decision> for DecisionDto {
+    fn from(d: &refundry_core::policy::Decision) -> DecisionDto {
+        DecisionDto {
+            outcome: d.outcome.as_str().into(),
+            reasons: d
+                .reasons
+                .iter()
+                .map(|r| ReasonDto {
+                    code: r.code.into(),
+                    outcome: r.outcome.as_str().into(),
+                    en: r.en.clone(),
+                    zh: r.zh.clone(),
+                })
+                .collect(),
+        }
+    }
 }
 
 impl From<&Refund> for RefundDto {
@@ -379,6 +430,13 @@ impl From<&Refund> for RefundDto {
             acquirer_reference: r.acquirer_reference.clone(),
             attempts: r.attempts,
             requested_by: r.requested_by.clone(),
+            policy_version: r.policy_version,
+            // written by the app from the same shape; an unreadable one is shown empty
+            decision: serde_json::from_str(&r.decision)
+                .unwrap_or(DecisionDto { outcome: String::new(), reasons: Vec::new() }),
+            approval_expires_at: r.approval_expires_at.map(rfc3339),
+            decided_by: r.decided_by.clone(),
+            decision_note: r.decision_note.clone(),
             created_at: rfc3339(r.created_at),
             updated_at: rfc3339(r.updated_at),
             completed_at: r.completed_at.map(rfc3339),
@@ -408,4 +466,238 @@ pub struct RefundList {
 
 pub fn bad_query(field: &str, detail: impl Into<String>) -> ApiError {
     ApiError(AppError::new(ErrorCode::InvalidRequest, detail).with("field", field))
+}
+
+// ---------- approvals ----------
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecideRefund {
+    /// Required to reject; optional to approve.
+    pub note: Option<String>,
+    /// With an API key: the username of the supervisor deciding.
+    pub operator: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PreviewDto {
+    /// Always `refund_preview`.
+    pub object: &'static str,
+    #[serde(rename = "type")]
+    pub refund_type: String,
+    pub amount: i64,
+    pub currency: String,
+    pub items: Vec<RefundItemDto>,
+    pub refundable_amount: i64,
+    pub policy_version: i64,
+    pub decision: DecisionDto,
+}
+
+impl From<&refundry_app::refunds::Preview> for PreviewDto {
+    fn from(p: &refundry_app::refunds::Preview) -> PreviewDto {
+        PreviewDto {
+            object: "refund_preview",
+            refund_type: p.plan.refund_type.as_str().into(),
+            amount: p.plan.amount.minor,
+            currency: p.plan.amount.currency.code().into(),
+            items: p
+                .plan
+                .items
+                .iter()
+                .map(|i| RefundItemDto { sku: i.sku.clone(), quantity: i.quantity, amount: i.amount_minor })
+                .collect(),
+            refundable_amount: p.refundable_minor,
+            policy_version: p.policy_version,
+            decision: DecisionDto::from(&p.decision),
+        }
+    }
+}
+
+// ---------- people, sessions, keys ----------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogIn {
+    #[schema(example = "wang.fang")]
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserDto {
+    pub id: String,
+    /// Always `user`.
+    pub object: &'static str,
+    pub username: String,
+    pub display_name: String,
+    /// cashier, supervisor, finance, risk or admin.
+    pub role: String,
+    pub store_id: Option<String>,
+    pub locked_until: Option<String>,
+    pub created_at: String,
+}
+
+impl From<&refundry_store::model::User> for UserDto {
+    fn from(u: &refundry_store::model::User) -> UserDto {
+        UserDto {
+            id: u.id.to_string(),
+            object: "user",
+            username: u.username.clone(),
+            display_name: u.display_name.clone(),
+            role: u.role.clone(),
+            store_id: u.store_id.map(|s| s.to_string()),
+            locked_until: u.locked_until.map(rfc3339),
+            created_at: rfc3339(u.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionDto {
+    /// Always `session`.
+    pub object: &'static str,
+    /// Send as `Authorization: Bearer …`. Shown once.
+    pub token: String,
+    pub expires_at: String,
+    pub user: UserDto,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    #[schema(example = "wang.fang")]
+    pub username: String,
+    #[schema(example = "王芳")]
+    pub display_name: String,
+    #[schema(example = "cashier")]
+    pub role: String,
+    /// At least 10 characters.
+    pub password: String,
+    /// A person of one store only sees that store's sales.
+    pub store_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    #[schema(example = "counter T0001")]
+    pub name: String,
+    /// Any of sales:write, refunds:write, refunds:approve, disputes:write, reports:read, admin.
+    pub scopes: Vec<String>,
+    pub store_id: Option<String>,
+    pub terminal_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyDto {
+    pub id: String,
+    /// Always `api_key`.
+    pub object: &'static str,
+    /// The secret, shown this once.
+    pub secret: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeDto {
+    /// Always `principal`.
+    pub object: &'static str,
+    /// `user:usr_…` or `key:key_…`.
+    pub identity: String,
+    pub merchant_id: String,
+    pub scopes: Vec<String>,
+    pub user: Option<String>,
+    pub role: Option<String>,
+    pub store_id: Option<String>,
+    pub terminal_id: Option<String>,
+}
+
+// ---------- policy ----------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutPolicy {
+    /// Absent: the merchant-wide policy; present: that store's override.
+    pub store_id: Option<String>,
+    #[schema(value_type = Object)]
+    pub rules: refundry_app::policy::PolicyDoc,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicyDto {
+    /// Always `refund_policy`.
+    pub object: &'static str,
+    /// 0 is the built-in default.
+    pub version: i64,
+    pub store_id: Option<String>,
+    #[schema(value_type = Object)]
+    pub rules: refundry_app::policy::PolicyDoc,
+    pub created_at: Option<String>,
+}
+
+impl From<&refundry_app::policy::PolicyInForce> for PolicyDto {
+    fn from(p: &refundry_app::policy::PolicyInForce) -> PolicyDto {
+        PolicyDto {
+            object: "refund_policy",
+            version: p.version,
+            store_id: p.store_id.map(|s| s.to_string()),
+            rules: refundry_app::policy::PolicyDoc::from(&p.policy),
+            created_at: p.created_at.map(rfc3339),
+        }
+    }
+}
+
+// ---------- audit ----------
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEventDto {
+    /// Position in the merchant's chain, from 1.
+    pub seq: i64,
+    pub at: String,
+    /// Who: `user:usr_…`, `key:key_…`, `user:… via key:…` or `system:…`.
+    pub actor: String,
+    /// From where: the client address, or the component.
+    pub source: String,
+    #[schema(example = "refund.approved")]
+    pub action: String,
+    pub subject: String,
+    /// What changed (before and after where there was a before).
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl From<&refundry_store::model::AuditEvent> for AuditEventDto {
+    fn from(e: &refundry_store::model::AuditEvent) -> AuditEventDto {
+        AuditEventDto {
+            seq: e.seq,
+            at: rfc3339(e.at),
+            actor: e.actor.clone(),
+            source: e.source.clone(),
+            action: e.action.clone(),
+            subject: e.subject.clone(),
+            data: serde_json::from_str(&e.data).unwrap_or(serde_json::Value::Null),
+            prev_hash: e.prev_hash.clone(),
+            hash: e.hash.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditList {
+    pub object: &'static str,
+    pub data: Vec<AuditEventDto>,
+    pub has_more: bool,
+    /// Pass as `after_seq` for the next page.
+    pub next_cursor: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserList {
+    pub object: &'static str,
+    pub data: Vec<UserDto>,
+}
+
+pub fn parse_store(field: &str, id: Option<&str>) -> Result<Option<StoreId>, ApiError> {
+    id.map(|s| StoreId::parse(s).map_err(|e| invalid(field, e.to_string()))).transpose()
 }

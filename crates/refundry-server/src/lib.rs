@@ -48,6 +48,10 @@ use crate::state::AppState;
         (name = "sales", description = "Completed POS payments"),
         (name = "batches", description = "Terminal batch settlement (批结算)"),
         (name = "refunds", description = "Voids (撤销) and refunds (退货)"),
+        (name = "approvals", description = "Four-eyes approval of refunds over the policy's limits (待审批)"),
+        (name = "policy", description = "Refund policy, versioned, per merchant and store"),
+        (name = "people", description = "Users, roles, log-in sessions and API keys"),
+        (name = "audit", description = "The hash-chained audit log"),
     )
 )]
 struct ApiDoc;
@@ -103,6 +107,17 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::batches::settle_batch))
         .routes(routes!(routes::refunds::create_refund, routes::refunds::list_refunds))
         .routes(routes!(routes::refunds::get_refund))
+        .routes(routes!(routes::refunds::preview_refund))
+        .routes(routes!(routes::refunds::approve_refund))
+        .routes(routes!(routes::refunds::reject_refund))
+        .routes(routes!(routes::refunds::list_approvals))
+        .routes(routes!(routes::people::log_in))
+        .routes(routes!(routes::people::log_out))
+        .routes(routes!(routes::people::me))
+        .routes(routes!(routes::people::create_user, routes::people::list_users))
+        .routes(routes!(routes::people::create_key))
+        .routes(routes!(routes::policy::get_policy, routes::policy::put_policy))
+        .routes(routes!(routes::audit::list_audit_events))
         .split_for_parts()
 }
 
@@ -190,7 +205,7 @@ pub async fn start(app: App, listener: TcpListener, config: ServerConfig) -> std
     let router = router(app, &config);
     let mut server_stopped = stopped;
     let server = tokio::spawn(async move {
-        axum::serve(listener, router)
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
                 let _ = server_stopped.wait_for(|stop| *stop).await;
             })

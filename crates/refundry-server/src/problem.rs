@@ -24,7 +24,10 @@ pub fn describe(code: ErrorCode) -> (StatusCode, &'static str, &'static str) {
             "拒绝接收完整卡号、CVV、磁道数据或 PIN",
         ),
         C::Unauthorized => (S::UNAUTHORIZED, "A valid API key is required", "需要有效的 API 密钥"),
-        C::Forbidden => (S::FORBIDDEN, "This key may not do that", "该密钥无此权限"),
+        C::Forbidden => (S::FORBIDDEN, "Not allowed for this caller", "当前身份无此权限"),
+        C::InvalidCredentials => (S::UNAUTHORIZED, "Wrong username or password", "用户名或密码错误"),
+        C::AccountLocked => (S::LOCKED, "The account is locked for a while", "账户已暂时锁定"),
+        C::UsernameTaken => (S::CONFLICT, "The username is taken", "用户名已被占用"),
         C::NotFound => (S::NOT_FOUND, "No such resource", "资源不存在"),
         C::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, "Method not allowed here", "不支持该请求方法"),
         C::PayloadTooLarge => (S::PAYLOAD_TOO_LARGE, "The request body is too large", "请求体过大"),
@@ -40,6 +43,15 @@ pub fn describe(code: ErrorCode) -> (StatusCode, &'static str, &'static str) {
         C::RefundExceedsRefundable => {
             (S::UNPROCESSABLE_ENTITY, "The refund exceeds what is left to refund", "退款金额超过可退金额")
         }
+        C::RefundRejectedByPolicy => {
+            (S::UNPROCESSABLE_ENTITY, "The refund policy does not allow this refund", "退款政策不允许此笔退款")
+        }
+        C::ApproverIsRequester => {
+            (S::FORBIDDEN, "The requester cannot approve their own refund", "申请人不能审批自己的退款")
+        }
+        C::RefundNotAwaitingApproval => (S::CONFLICT, "The refund is not waiting for approval", "该退款不在待审批状态"),
+        C::ApprovalExpired => (S::CONFLICT, "The approval time ran out", "审批已超时"),
+        C::InvalidPolicy => (S::UNPROCESSABLE_ENTITY, "The refund policy is not valid", "退款政策设置无效"),
         C::ItemNotOnSale => (S::UNPROCESSABLE_ENTITY, "The item is not on this sale", "该商品不在原交易中"),
         C::ItemQuantityExceedsRefundable => {
             (S::UNPROCESSABLE_ENTITY, "More of the item than is left to refund", "退货数量超过可退数量")

@@ -2,7 +2,7 @@
 //! structs that the app turns into answers.
 
 use jiff::Timestamp;
-use refundry_core::ids::{KeyId, MerchantId, RefundId, SaleId, StoreId};
+use refundry_core::ids::{KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId};
 use refundry_core::money::Money;
 use refundry_core::refund::{PlannedItem, RefundReason, RefundStatus, RefundType};
 
@@ -41,8 +41,54 @@ pub struct ApiKeyRecord {
     pub name: String,
     pub secret_sha256: [u8; 32],
     pub scopes: Vec<String>,
+    /// A key pinned to a store only sees and touches that store's sales.
+    pub store_id: Option<StoreId>,
+    /// A key pinned to a terminal only records and refunds that terminal's sales.
+    pub terminal_id: Option<String>,
     pub created_at: Timestamp,
     pub revoked_at: Option<Timestamp>,
+}
+
+/// A person of a merchant who logs in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub merchant_id: MerchantId,
+    pub username: String,
+    pub display_name: String,
+    /// `cashier`, `supervisor`, `finance`, `risk` or `admin`.
+    pub role: String,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    pub store_id: Option<StoreId>,
+    pub failed_logins: u32,
+    pub locked_until: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub disabled_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: SessionId,
+    pub user_id: UserId,
+    pub secret_sha256: [u8; 32],
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// One version of a refund policy: merchant-wide (`store_id` none) or a
+/// store's override. Versions only grow; a refund records the one it was
+/// decided under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyRecord {
+    pub merchant_id: MerchantId,
+    pub version: i64,
+    pub store_id: Option<StoreId>,
+    /// JSON of the policy's rules.
+    pub body: String,
+    pub created_by: String,
+    pub created_at: Timestamp,
 }
 
 /// A terminal batch the terminal reported settled (批结算).
@@ -68,7 +114,16 @@ pub struct Refund {
     pub failure_reason: Option<String>,
     pub acquirer_reference: Option<String>,
     pub attempts: u32,
+    /// Who asked: `user:usr_…`, or `key:key_…` when a key acted without
+    /// naming an operator. The approver may never be the same.
     pub requested_by: String,
+    pub policy_version: i64,
+    /// JSON of the policy decision (outcome and reasons) it was created under.
+    pub decision: String,
+    pub approval_expires_at: Option<Timestamp>,
+    /// Who approved or rejected it, and why.
+    pub decided_by: Option<String>,
+    pub decision_note: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub completed_at: Option<Timestamp>,
@@ -76,6 +131,8 @@ pub struct Refund {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SaleQuery {
+    /// Only sales of this store (a store-pinned key) or terminal.
+    pub store_id: Option<StoreId>,
     pub voucher_no: Option<String>,
     pub rrn: Option<String>,
     pub last4: Option<String>,
@@ -92,6 +149,9 @@ pub struct SaleQuery {
 pub struct RefundQuery {
     pub sale_id: Option<SaleId>,
     pub status: Option<RefundStatus>,
+    /// Refunds of sales of this store.
+    pub store_id: Option<StoreId>,
+    pub requested_by: Option<String>,
     pub starting_after: Option<RefundId>,
     pub limit: u32,
 }
@@ -132,6 +192,9 @@ pub struct AuditEvent {
     pub seq: i64,
     pub at: Timestamp,
     pub actor: String,
+    /// Where the actor came from (client IP), or the component for
+    /// Refundry's own actions.
+    pub source: String,
     pub action: String,
     pub subject: String,
     /// Canonical JSON of what changed.

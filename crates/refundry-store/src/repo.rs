@@ -2,7 +2,7 @@
 //! inside the caller's transaction.
 
 use jiff::Timestamp;
-use refundry_core::ids::{KeyId, MerchantId, RefundId, SaleId, StoreId};
+use refundry_core::ids::{KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId};
 
 use crate::StoreError;
 use crate::model::*;
@@ -24,6 +24,29 @@ pub trait MerchantRepo {
 pub trait KeyRepo {
     fn insert_key(&mut self, key: &ApiKeyRecord) -> Result<()>;
     fn find_key(&mut self, id: KeyId) -> Result<Option<ApiKeyRecord>>;
+}
+
+pub trait UserRepo {
+    fn insert_user(&mut self, user: &User) -> Result<()>;
+    /// Writes role, display name, store, password hash, lock-out state and
+    /// disabled time.
+    fn update_user(&mut self, user: &User) -> Result<()>;
+    fn find_user(&mut self, id: UserId) -> Result<Option<User>>;
+    fn find_user_by_username(&mut self, username: &str) -> Result<Option<User>>;
+    fn users_of(&mut self, merchant: MerchantId) -> Result<Vec<User>>;
+}
+
+pub trait SessionRepo {
+    fn insert_session(&mut self, session: &Session) -> Result<()>;
+    fn find_session(&mut self, id: SessionId) -> Result<Option<Session>>;
+    fn revoke_session(&mut self, id: SessionId, at: Timestamp) -> Result<()>;
+}
+
+pub trait PolicyRepo {
+    fn insert_policy(&mut self, policy: &PolicyRecord) -> Result<()>;
+    /// The newest version for the store, else the newest merchant-wide one.
+    fn current_policy(&mut self, merchant: MerchantId, store: Option<StoreId>) -> Result<Option<PolicyRecord>>;
+    fn latest_policy_version(&mut self, merchant: MerchantId) -> Result<i64>;
 }
 
 pub trait SaleRepo {
@@ -48,6 +71,11 @@ pub trait RefundRepo {
     fn find_refund_any_merchant(&mut self, id: RefundId) -> Result<Option<Refund>>;
     fn refunds_of_sale(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Vec<Refund>>;
     fn list_refunds(&mut self, merchant: MerchantId, query: &RefundQuery) -> Result<Vec<Refund>>;
+    /// Sum of refunds by `requested_by` created at or after `since` that
+    /// still hold money (for the cashier's daily limit).
+    fn refunded_by_since(&mut self, merchant: MerchantId, requested_by: &str, since: Timestamp) -> Result<i64>;
+    /// Refunds waiting for approval whose approval time ran out.
+    fn expired_approvals(&mut self, now: Timestamp, limit: u32) -> Result<Vec<Refund>>;
 }
 
 pub trait OutboxRepo {
@@ -76,11 +104,38 @@ pub trait IdempotencyRepo {
 pub trait AuditRepo {
     /// The newest event of the merchant's chain.
     fn last_audit_event(&mut self, merchant: MerchantId) -> Result<Option<AuditEvent>>;
+    /// Appends the event and moves the merchant's chain head to it.
     fn append_audit(&mut self, event: &AuditEvent) -> Result<()>;
+    /// The head recorded beside the chain: (seq, hash) of the newest event.
+    fn audit_head(&mut self, merchant: MerchantId) -> Result<Option<(i64, String)>>;
     fn audit_events(&mut self, merchant: MerchantId, after_seq: i64, limit: u32) -> Result<Vec<AuditEvent>>;
 }
 
 /// Everything a use case may touch inside one transaction.
-pub trait Tx: MerchantRepo + KeyRepo + SaleRepo + RefundRepo + OutboxRepo + IdempotencyRepo + AuditRepo {}
+pub trait Tx:
+    MerchantRepo
+    + KeyRepo
+    + UserRepo
+    + SessionRepo
+    + PolicyRepo
+    + SaleRepo
+    + RefundRepo
+    + OutboxRepo
+    + IdempotencyRepo
+    + AuditRepo
+{
+}
 
-impl<T> Tx for T where T: MerchantRepo + KeyRepo + SaleRepo + RefundRepo + OutboxRepo + IdempotencyRepo + AuditRepo {}
+impl<T> Tx for T where
+    T: MerchantRepo
+        + KeyRepo
+        + UserRepo
+        + SessionRepo
+        + PolicyRepo
+        + SaleRepo
+        + RefundRepo
+        + OutboxRepo
+        + IdempotencyRepo
+        + AuditRepo
+{
+}

@@ -75,7 +75,7 @@ fn help_explains_every_subcommand() {
     let dir = tempfile::tempdir().unwrap();
     let out = run_ok(refundry(dir.path()).arg("--help"));
     let help = String::from_utf8(out.stdout).unwrap();
-    for sub in ["serve", "migrate", "demo", "keys", "audit"] {
+    for sub in ["serve", "migrate", "demo", "keys", "users", "audit"] {
         assert!(help.contains(sub), "{sub} in --help:\n{help}");
     }
     let out = run_ok(refundry(dir.path()).args(["keys", "create", "--help"]));

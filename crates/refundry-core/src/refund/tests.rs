@@ -25,6 +25,7 @@ fn card_sale(amount: i64, items: Vec<LineItem>) -> Sale {
         captured_at: jiff::Timestamp::UNIX_EPOCH,
         created_at: jiff::Timestamp::UNIX_EPOCH,
         items,
+        cashier: None,
     }
 }
 

@@ -1,5 +1,8 @@
+pub mod audit;
 pub mod batches;
 pub mod health;
+pub mod people;
+pub mod policy;
 pub mod refunds;
 pub mod sales;
 

@@ -13,7 +13,7 @@ use utoipa::IntoParams;
 
 use super::{idempotency, respond, stored_json};
 use crate::auth::Auth;
-use crate::dto::{CreateRefund, RefundDto, RefundList, bad_query};
+use crate::dto::{CreateRefund, DecideRefund, PreviewDto, RefundDto, RefundList, bad_query, parse_store};
 use crate::guard::parse_body;
 use crate::problem::{ApiError, Problem};
 use crate::state::AppState;
@@ -45,10 +45,12 @@ pub async fn create_refund(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let actor = auth.require("refunds:write")?;
-    let request = parse_body::<CreateRefund>(&headers, &body)?.into_request()?;
+    auth.require("refunds:write")?;
+    let req = parse_body::<CreateRefund>(&headers, &body)?;
+    let actor = auth.acting(&state, req.operator.as_deref(), "refunds:write").await?;
+    let request = req.into_request()?;
     let idem = idempotency(&headers, "/v1/refunds", &body, true, Box::new(render))?;
-    Ok(match state.app.request_refund(actor, request, idem).await? {
+    Ok(match state.app.request_refund(&actor, request, idem).await? {
         Replay::Fresh(refund) => respond(render(&refund), false),
         Replay::Stored(stored) => respond(stored, true),
     })
@@ -79,6 +81,8 @@ pub struct RefundSearch {
     /// Only the refunds of this sale.
     pub sale_id: Option<String>,
     pub status: Option<String>,
+    /// Only refunds of sales of this store.
+    pub store_id: Option<String>,
     /// 1 to 100, default 20.
     pub limit: Option<u32>,
     pub starting_after: Option<String>,
@@ -112,9 +116,131 @@ pub async fn list_refunds(
             .as_deref()
             .map(|c| RefundId::parse(c).map_err(|e| bad_query("starting_after", e.to_string())))
             .transpose()?,
+        store_id: parse_store("store_id", q.store_id.as_deref())?,
+        requested_by: None,
         limit: q.limit.unwrap_or(20),
     };
     let page = state.app.list_refunds(auth.reader(), query).await?;
+    let data: Vec<RefundDto> = page.items.iter().map(RefundDto::from).collect();
+    let next_cursor = if page.has_more { data.last().map(|r| r.id.clone()) } else { None };
+    Ok(Json(RefundList { object: "list", data, has_more: page.has_more, next_cursor }))
+}
+
+/// What a refund request would do — void or refund, how much, and the
+/// policy's decision with its reasons — without doing anything.
+#[utoipa::path(
+    post, path = "/v1/refunds/preview", tag = "refunds",
+    request_body = CreateRefund,
+    responses((status = 200, body = PreviewDto), (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = []))
+)]
+pub async fn preview_refund(
+    State(state): State<AppState>,
+    auth: Auth,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<PreviewDto>, ApiError> {
+    auth.require("refunds:write")?;
+    let req = parse_body::<CreateRefund>(&headers, &body)?;
+    let actor = auth.acting(&state, req.operator.as_deref(), "refunds:write").await?;
+    let preview = state.app.preview_refund(&actor, req.into_request()?).await?;
+    Ok(Json(PreviewDto::from(&preview)))
+}
+
+fn refund_id(id: &str) -> Result<RefundId, ApiError> {
+    RefundId::parse(id).map_err(|_| ApiError::new(ErrorCode::RefundNotFound, format!("no refund {id}")))
+}
+
+fn decide_body(headers: &HeaderMap, body: &Bytes) -> Result<DecideRefund, ApiError> {
+    if body.is_empty() { Ok(DecideRefund::default()) } else { parse_body::<DecideRefund>(headers, body) }
+}
+
+/// A supervisor approves a refund waiting in `requires_approval`; it then
+/// goes to the acquirer. The approver may not be the requester.
+#[utoipa::path(
+    post, path = "/v1/refunds/{id}/approve", tag = "approvals",
+    params(("id" = String, Path, description = "re_…")),
+    request_body(content = DecideRefund, description = "Optional note"),
+    responses(
+        (status = 200, body = RefundDto),
+        (status = 403, description = "No refunds:approve, or the approver is the requester (approver_is_requester)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not waiting for approval, or expired", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn approve_refund(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<RefundDto>, ApiError> {
+    auth.require("refunds:approve")?;
+    let req = decide_body(&headers, &body)?;
+    let actor = auth.acting(&state, req.operator.as_deref(), "refunds:approve").await?;
+    let refund = state.app.approve_refund(&actor, refund_id(&id)?, req.note).await?;
+    Ok(Json(RefundDto::from(&refund)))
+}
+
+/// A supervisor rejects a refund waiting in `requires_approval`, with a note.
+#[utoipa::path(
+    post, path = "/v1/refunds/{id}/reject", tag = "approvals",
+    params(("id" = String, Path, description = "re_…")),
+    request_body = DecideRefund,
+    responses(
+        (status = 200, body = RefundDto),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn reject_refund(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<RefundDto>, ApiError> {
+    auth.require("refunds:approve")?;
+    let req = decide_body(&headers, &body)?;
+    let actor = auth.acting(&state, req.operator.as_deref(), "refunds:approve").await?;
+    let refund = state.app.reject_refund(&actor, refund_id(&id)?, req.note.unwrap_or_default()).await?;
+    Ok(Json(RefundDto::from(&refund)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ApprovalSearch {
+    /// Only refunds of sales of this store.
+    pub store_id: Option<String>,
+    /// Only refunds asked for by this identity (`user:usr_…` or `key:key_…`).
+    pub requested_by: Option<String>,
+    pub limit: Option<u32>,
+    pub starting_after: Option<String>,
+}
+
+/// The approval queue (待审批): refunds waiting for a supervisor, newest
+/// first, each with the reasons it waits.
+#[utoipa::path(get, path = "/v1/approvals", tag = "approvals", params(ApprovalSearch), responses((status = 200, body = RefundList)), security(("api_key" = [])))]
+pub async fn list_approvals(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(q): Query<ApprovalSearch>,
+) -> Result<Json<RefundList>, ApiError> {
+    let actor = auth.require("refunds:approve")?;
+    let query = RefundQuery {
+        sale_id: None,
+        status: Some(RefundStatus::RequiresApproval),
+        store_id: parse_store("store_id", q.store_id.as_deref())?,
+        requested_by: q.requested_by,
+        starting_after: q
+            .starting_after
+            .as_deref()
+            .map(|c| RefundId::parse(c).map_err(|e| bad_query("starting_after", e.to_string())))
+            .transpose()?,
+        limit: q.limit.unwrap_or(20),
+    };
+    let page = state.app.list_refunds(actor, query).await?;
     let data: Vec<RefundDto> = page.items.iter().map(RefundDto::from).collect();
     let next_cursor = if page.has_more { data.last().map(|r| r.id.clone()) } else { None };
     Ok(Json(RefundList { object: "list", data, has_more: page.has_more, next_cursor }))

@@ -39,10 +39,12 @@ pub async fn create_sale(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let actor = auth.require("sales:write")?;
-    let new = parse_body::<CreateSale>(&headers, &body)?.into_new_sale()?;
+    auth.require("sales:write")?;
+    let req = parse_body::<CreateSale>(&headers, &body)?;
+    let actor = auth.acting(&state, req.operator.as_deref(), "sales:write").await?;
+    let new = req.into_new_sale()?;
     let idem = idempotency(&headers, "/v1/sales", &body, false, Box::new(render))?;
-    Ok(match state.app.record_sale(actor, new, idem).await? {
+    Ok(match state.app.record_sale(&actor, new, idem).await? {
         Replay::Fresh(view) => respond(render(&view), false),
         Replay::Stored(stored) => respond(stored, true),
     })
@@ -72,6 +74,8 @@ pub async fn get_sale(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SaleSearch {
+    /// Only sales of this store.
+    pub store_id: Option<String>,
     /// 凭证号, exact.
     pub voucher_no: Option<String>,
     /// 参考号, exact.
@@ -108,6 +112,7 @@ pub async fn list_sales(
         Last4::parse(l4).map_err(|e| bad_query("last4", e.to_string()))?;
     }
     let query = SaleQuery {
+        store_id: crate::dto::parse_store("store_id", q.store_id.as_deref())?,
         voucher_no: q.voucher_no,
         rrn: q.rrn,
         last4: q.last4,

@@ -2,7 +2,7 @@
 
 use jiff::Timestamp;
 use refundry_core::card::{First6, Last4};
-use refundry_core::ids::{KeyId, MerchantId, RefundId, SaleId, StoreId};
+use refundry_core::ids::{KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId};
 use refundry_core::money::{Currency, Money};
 use refundry_core::refund::{PlannedItem, RefundReason, RefundStatus, RefundType};
 use refundry_core::sale::{CardBrand, EntryMode, LineItem, PaymentMethod, Wallet};
@@ -143,8 +143,8 @@ impl KeyRepo for SqliteTx<'_> {
     fn insert_key(&mut self, k: &ApiKeyRecord) -> Result<()> {
         self.conn
             .prepare_cached(
-                "INSERT INTO api_keys (id, merchant_id, name, secret_sha256, scopes, created_at, revoked_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO api_keys (id, merchant_id, name, secret_sha256, scopes, store_id, terminal_id, created_at, revoked_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
             .execute(params![
                 k.id.to_string(),
@@ -152,6 +152,8 @@ impl KeyRepo for SqliteTx<'_> {
                 k.name,
                 k.secret_sha256.as_slice(),
                 k.scopes.join(" "),
+                k.store_id.map(|s| s.to_string()),
+                k.terminal_id,
                 to_micros(k.created_at),
                 opt_micros(k.revoked_at)
             ])?;
@@ -162,26 +164,26 @@ impl KeyRepo for SqliteTx<'_> {
         let row = self
             .conn
             .prepare_cached(
-                "SELECT merchant_id, name, secret_sha256, scopes, created_at, revoked_at FROM api_keys WHERE id = ?1",
+                "SELECT merchant_id, name, secret_sha256, scopes, created_at, revoked_at, store_id, terminal_id
+                 FROM api_keys WHERE id = ?1",
             )?
             .query_row([id.to_string()], |r| {
                 Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Vec<u8>>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, i64>(4)?,
-                    r.get::<_, Option<i64>>(5)?,
+                    (r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Vec<u8>>(2)?, r.get::<_, String>(3)?),
+                    (r.get::<_, i64>(4)?, r.get::<_, Option<i64>>(5)?),
+                    (r.get::<_, Option<String>>(6)?, r.get::<_, Option<String>>(7)?),
                 ))
             })
             .optional()?;
-        row.map(|(merchant, name, hash, scopes, at, revoked)| {
+        row.map(|((merchant, name, hash, scopes), (at, revoked), (store, terminal_id))| {
             Ok(ApiKeyRecord {
                 id,
                 merchant_id: parse_id(merchant, MerchantId::parse)?,
                 name,
                 secret_sha256: hash.try_into().map_err(|_| StoreError::corrupt("key hash length"))?,
                 scopes: scopes.split_whitespace().map(str::to_owned).collect(),
+                store_id: store.map(|s| parse_id(s, StoreId::parse)).transpose()?,
+                terminal_id,
                 created_at: from_micros(at)?,
                 revoked_at: opt_from_micros(revoked)?,
             })
@@ -190,9 +192,239 @@ impl KeyRepo for SqliteTx<'_> {
     }
 }
 
+const USER_COLUMNS: &str = "id, merchant_id, username, display_name, role, password_hash, store_id, failed_logins, \
+    locked_until, created_at, disabled_at";
+
+fn read_user(r: &Row<'_>) -> rusqlite::Result<UserRow> {
+    Ok(UserRow {
+        id: r.get(0)?,
+        merchant_id: r.get(1)?,
+        username: r.get(2)?,
+        display_name: r.get(3)?,
+        role: r.get(4)?,
+        password_hash: r.get(5)?,
+        store_id: r.get(6)?,
+        failed_logins: r.get(7)?,
+        locked_until: r.get(8)?,
+        created_at: r.get(9)?,
+        disabled_at: r.get(10)?,
+    })
+}
+
+struct UserRow {
+    id: String,
+    merchant_id: String,
+    username: String,
+    display_name: String,
+    role: String,
+    password_hash: String,
+    store_id: Option<String>,
+    failed_logins: u32,
+    locked_until: Option<i64>,
+    created_at: i64,
+    disabled_at: Option<i64>,
+}
+
+impl UserRow {
+    fn into_user(self) -> Result<User> {
+        Ok(User {
+            id: parse_id(self.id, UserId::parse)?,
+            merchant_id: parse_id(self.merchant_id, MerchantId::parse)?,
+            username: self.username,
+            display_name: self.display_name,
+            role: self.role,
+            password_hash: self.password_hash,
+            store_id: self.store_id.map(|s| parse_id(s, StoreId::parse)).transpose()?,
+            failed_logins: self.failed_logins,
+            locked_until: opt_from_micros(self.locked_until)?,
+            created_at: from_micros(self.created_at)?,
+            disabled_at: opt_from_micros(self.disabled_at)?,
+        })
+    }
+}
+
+impl SqliteTx<'_> {
+    fn users_from(&self, sql: &str, params: &[Value]) -> Result<Vec<User>> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(params.iter()), read_user)?;
+        rows.map(|row| row?.into_user()).collect()
+    }
+}
+
+impl UserRepo for SqliteTx<'_> {
+    fn insert_user(&mut self, u: &User) -> Result<()> {
+        self.conn
+            .prepare_cached(&format!(
+                "INSERT INTO users ({USER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+            ))?
+            .execute(params![
+                u.id.to_string(),
+                u.merchant_id.to_string(),
+                u.username,
+                u.display_name,
+                u.role,
+                u.password_hash,
+                u.store_id.map(|s| s.to_string()),
+                u.failed_logins,
+                opt_micros(u.locked_until),
+                to_micros(u.created_at),
+                opt_micros(u.disabled_at),
+            ])?;
+        Ok(())
+    }
+
+    fn update_user(&mut self, u: &User) -> Result<()> {
+        let changed = self
+            .conn
+            .prepare_cached(
+                "UPDATE users SET display_name = ?2, role = ?3, password_hash = ?4, store_id = ?5,
+                 failed_logins = ?6, locked_until = ?7, disabled_at = ?8 WHERE id = ?1",
+            )?
+            .execute(params![
+                u.id.to_string(),
+                u.display_name,
+                u.role,
+                u.password_hash,
+                u.store_id.map(|s| s.to_string()),
+                u.failed_logins,
+                opt_micros(u.locked_until),
+                opt_micros(u.disabled_at),
+            ])?;
+        if changed == 1 { Ok(()) } else { Err(StoreError::corrupt(format!("user {} is missing", u.id))) }
+    }
+
+    fn find_user(&mut self, id: UserId) -> Result<Option<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1");
+        Ok(self.users_from(&sql, &[Value::Text(id.to_string())])?.pop())
+    }
+
+    fn find_user_by_username(&mut self, username: &str) -> Result<Option<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = ?1");
+        Ok(self.users_from(&sql, &[Value::Text(username.to_owned())])?.pop())
+    }
+
+    fn users_of(&mut self, merchant: MerchantId) -> Result<Vec<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE merchant_id = ?1 ORDER BY username");
+        self.users_from(&sql, &[Value::Text(merchant.to_string())])
+    }
+}
+
+impl SessionRepo for SqliteTx<'_> {
+    fn insert_session(&mut self, s: &Session) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO sessions (id, user_id, secret_sha256, created_at, expires_at, revoked_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                s.id.to_string(),
+                s.user_id.to_string(),
+                s.secret_sha256.as_slice(),
+                to_micros(s.created_at),
+                to_micros(s.expires_at),
+                opt_micros(s.revoked_at),
+            ])?;
+        Ok(())
+    }
+
+    fn find_session(&mut self, id: SessionId) -> Result<Option<Session>> {
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT user_id, secret_sha256, created_at, expires_at, revoked_at FROM sessions WHERE id = ?1",
+            )?
+            .query_row([id.to_string()], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
+                ))
+            })
+            .optional()?;
+        row.map(|(user, hash, created, expires, revoked)| {
+            Ok(Session {
+                id,
+                user_id: parse_id(user, UserId::parse)?,
+                secret_sha256: hash.try_into().map_err(|_| StoreError::corrupt("session hash length"))?,
+                created_at: from_micros(created)?,
+                expires_at: from_micros(expires)?,
+                revoked_at: opt_from_micros(revoked)?,
+            })
+        })
+        .transpose()
+    }
+
+    fn revoke_session(&mut self, id: SessionId, at: Timestamp) -> Result<()> {
+        self.conn
+            .prepare_cached("UPDATE sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")?
+            .execute(params![id.to_string(), to_micros(at)])?;
+        Ok(())
+    }
+}
+
+impl PolicyRepo for SqliteTx<'_> {
+    fn insert_policy(&mut self, p: &PolicyRecord) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO refund_policies (merchant_id, version, store_id, body, created_by, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                p.merchant_id.to_string(),
+                p.version,
+                p.store_id.map(|s| s.to_string()),
+                p.body,
+                p.created_by,
+                to_micros(p.created_at),
+            ])?;
+        Ok(())
+    }
+
+    fn current_policy(&mut self, merchant: MerchantId, store: Option<StoreId>) -> Result<Option<PolicyRecord>> {
+        // a store's own newest version wins over the merchant-wide one
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT version, store_id, body, created_by, created_at FROM refund_policies
+                 WHERE merchant_id = ?1 AND (store_id IS NULL OR store_id = ?2)
+                 ORDER BY (store_id IS NULL), version DESC LIMIT 1",
+            )?
+            .query_row(params![merchant.to_string(), store.map(|s| s.to_string())], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })
+            .optional()?;
+        row.map(|(version, store_id, body, created_by, at)| {
+            Ok(PolicyRecord {
+                merchant_id: merchant,
+                version,
+                store_id: store_id.map(|s| parse_id(s, StoreId::parse)).transpose()?,
+                body,
+                created_by,
+                created_at: from_micros(at)?,
+            })
+        })
+        .transpose()
+    }
+
+    fn latest_policy_version(&mut self, merchant: MerchantId) -> Result<i64> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT COALESCE(MAX(version), 0) FROM refund_policies WHERE merchant_id = ?1")?
+            .query_row([merchant.to_string()], |r| r.get(0))?)
+    }
+}
+
 const SALE_COLUMNS: &str = "id, merchant_id, store_id, terminal_id, amount_minor, currency, method, \
     card_brand, card_first6, card_last4, entry_mode, wallet, voucher_no, rrn, auth_code, batch_no, \
-    captured_at, created_at";
+    captured_at, created_at, cashier";
 
 struct SaleRow {
     id: String,
@@ -210,6 +442,7 @@ struct SaleRow {
     batch_no: Option<String>,
     captured_at: i64,
     created_at: i64,
+    cashier: Option<String>,
 }
 
 impl SaleRow {
@@ -230,6 +463,7 @@ impl SaleRow {
             batch_no: r.get(15)?,
             captured_at: r.get(16)?,
             created_at: r.get(17)?,
+            cashier: r.get(18)?,
         })
     }
 
@@ -269,6 +503,7 @@ impl SaleRow {
             captured_at: from_micros(self.captured_at)?,
             created_at: from_micros(self.created_at)?,
             items,
+            cashier: self.cashier,
         })
     }
 }
@@ -343,7 +578,8 @@ impl SaleRepo for SqliteTx<'_> {
         let id = s.id.to_string();
         self.conn
             .prepare_cached(&format!(
-                "INSERT INTO sales ({SALE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+                "INSERT INTO sales ({SALE_COLUMNS}) VALUES
+                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
             ))?
             .execute(params![
                 id,
@@ -364,6 +600,7 @@ impl SaleRepo for SqliteTx<'_> {
                 s.batch_no,
                 to_micros(s.captured_at),
                 to_micros(s.created_at),
+                s.cashier,
             ])?;
         let mut stmt = self.conn.prepare_cached(
             "INSERT INTO sale_items (sale_id, line_no, sku, name, quantity, unit_amount_minor) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -393,6 +630,9 @@ impl SaleRepo for SqliteTx<'_> {
             params.push(value);
             sql.push_str(&format!(" AND {column} {op} ?{}", params.len()));
         };
+        if let Some(v) = q.store_id {
+            filter("store_id", "=", Value::Text(v.to_string()));
+        }
         if let Some(v) = &q.voucher_no {
             filter("voucher_no", "=", Value::Text(v.clone()));
         }
@@ -452,7 +692,8 @@ impl SaleRepo for SqliteTx<'_> {
 }
 
 const REFUND_COLUMNS: &str = "id, merchant_id, sale_id, type, status, amount_minor, currency, reason, note, \
-    failure_reason, acquirer_reference, attempts, requested_by, created_at, updated_at, completed_at";
+    failure_reason, acquirer_reference, attempts, requested_by, created_at, updated_at, completed_at, \
+    policy_version, decision, approval_expires_at, decided_by, decision_note";
 
 struct RefundRow {
     id: String,
@@ -471,6 +712,11 @@ struct RefundRow {
     created_at: i64,
     updated_at: i64,
     completed_at: Option<i64>,
+    policy_version: i64,
+    decision: String,
+    approval_expires_at: Option<i64>,
+    decided_by: Option<String>,
+    decision_note: Option<String>,
 }
 
 impl RefundRow {
@@ -492,6 +738,11 @@ impl RefundRow {
             created_at: r.get(13)?,
             updated_at: r.get(14)?,
             completed_at: r.get(15)?,
+            policy_version: r.get(16)?,
+            decision: r.get(17)?,
+            approval_expires_at: r.get(18)?,
+            decided_by: r.get(19)?,
+            decision_note: r.get(20)?,
         })
     }
 
@@ -513,6 +764,11 @@ impl RefundRow {
             created_at: from_micros(self.created_at)?,
             updated_at: from_micros(self.updated_at)?,
             completed_at: opt_from_micros(self.completed_at)?,
+            policy_version: self.policy_version,
+            decision: self.decision,
+            approval_expires_at: opt_from_micros(self.approval_expires_at)?,
+            decided_by: self.decided_by,
+            decision_note: self.decision_note,
         })
     }
 }
@@ -522,7 +778,8 @@ impl RefundRepo for SqliteTx<'_> {
         let id = r.id.to_string();
         self.conn
             .prepare_cached(&format!(
-                "INSERT INTO refunds ({REFUND_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+                "INSERT INTO refunds ({REFUND_COLUMNS}) VALUES
+                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"
             ))?
             .execute(params![
                 id,
@@ -541,6 +798,11 @@ impl RefundRepo for SqliteTx<'_> {
                 to_micros(r.created_at),
                 to_micros(r.updated_at),
                 opt_micros(r.completed_at),
+                r.policy_version,
+                r.decision,
+                opt_micros(r.approval_expires_at),
+                r.decided_by,
+                r.decision_note,
             ])?;
         let mut stmt = self.conn.prepare_cached(
             "INSERT INTO refund_items (refund_id, sku, quantity, amount_minor) VALUES (?1, ?2, ?3, ?4)",
@@ -556,7 +818,8 @@ impl RefundRepo for SqliteTx<'_> {
             .conn
             .prepare_cached(
                 "UPDATE refunds SET status = ?2, failure_reason = ?3, acquirer_reference = ?4, attempts = ?5,
-                 updated_at = ?6, completed_at = ?7 WHERE id = ?1",
+                 updated_at = ?6, completed_at = ?7, approval_expires_at = ?8, decided_by = ?9, decision_note = ?10
+                 WHERE id = ?1",
             )?
             .execute(params![
                 r.id.to_string(),
@@ -566,6 +829,9 @@ impl RefundRepo for SqliteTx<'_> {
                 r.attempts,
                 to_micros(r.updated_at),
                 opt_micros(r.completed_at),
+                opt_micros(r.approval_expires_at),
+                r.decided_by,
+                r.decision_note,
             ])?;
         if changed == 1 { Ok(()) } else { Err(StoreError::corrupt(format!("refund {} is missing", r.id))) }
     }
@@ -596,6 +862,14 @@ impl RefundRepo for SqliteTx<'_> {
             params.push(Value::Text(status.as_str().to_owned()));
             sql.push_str(&format!(" AND status = ?{}", params.len()));
         }
+        if let Some(store) = q.store_id {
+            params.push(Value::Text(store.to_string()));
+            sql.push_str(&format!(" AND sale_id IN (SELECT id FROM sales WHERE store_id = ?{})", params.len()));
+        }
+        if let Some(who) = &q.requested_by {
+            params.push(Value::Text(who.clone()));
+            sql.push_str(&format!(" AND requested_by = ?{}", params.len()));
+        }
         if let Some(after) = q.starting_after {
             params.push(Value::Text(after.to_string()));
             sql.push_str(&format!(" AND id < ?{}", params.len()));
@@ -603,6 +877,25 @@ impl RefundRepo for SqliteTx<'_> {
         params.push(Value::Integer(i64::from(q.limit)));
         sql.push_str(&format!(" ORDER BY id DESC LIMIT ?{}", params.len()));
         self.refunds_from(&sql, &params)
+    }
+
+    fn refunded_by_since(&mut self, merchant: MerchantId, requested_by: &str, since: Timestamp) -> Result<i64> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT COALESCE(SUM(amount_minor), 0) FROM refunds
+                 WHERE merchant_id = ?1 AND requested_by = ?2 AND created_at >= ?3
+                 AND status NOT IN ('failed', 'rejected', 'expired', 'canceled')",
+            )?
+            .query_row(params![merchant.to_string(), requested_by, to_micros(since)], |r| r.get(0))?)
+    }
+
+    fn expired_approvals(&mut self, now: Timestamp, limit: u32) -> Result<Vec<Refund>> {
+        let sql = format!(
+            "SELECT {REFUND_COLUMNS} FROM refunds WHERE status = 'requires_approval' AND approval_expires_at <= ?1
+             ORDER BY approval_expires_at LIMIT ?2"
+        );
+        self.refunds_from(&sql, &[Value::Integer(to_micros(now)), Value::Integer(i64::from(limit))])
     }
 }
 
@@ -730,7 +1023,7 @@ impl IdempotencyRepo for SqliteTx<'_> {
 
 impl AuditRepo for SqliteTx<'_> {
     fn last_audit_event(&mut self, merchant: MerchantId) -> Result<Option<AuditEvent>> {
-        let sql = "SELECT merchant_id, seq, at, actor, action, subject, data, prev_hash, hash FROM audit_events
+        let sql = "SELECT merchant_id, seq, at, actor, source, action, subject, data, prev_hash, hash FROM audit_events
                    WHERE merchant_id = ?1 ORDER BY seq DESC LIMIT 1";
         Ok(self.audit_from(sql, &[Value::Text(merchant.to_string())])?.pop())
     }
@@ -738,25 +1031,40 @@ impl AuditRepo for SqliteTx<'_> {
     fn append_audit(&mut self, e: &AuditEvent) -> Result<()> {
         self.conn
             .prepare_cached(
-                "INSERT INTO audit_events (merchant_id, seq, at, actor, action, subject, data, prev_hash, hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO audit_events (merchant_id, seq, at, actor, source, action, subject, data, prev_hash, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?
             .execute(params![
                 e.merchant_id.to_string(),
                 e.seq,
                 to_micros(e.at),
                 e.actor,
+                e.source,
                 e.action,
                 e.subject,
                 e.data,
                 e.prev_hash,
                 e.hash
             ])?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO audit_heads (merchant_id, seq, hash) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (merchant_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+            )?
+            .execute(params![e.merchant_id.to_string(), e.seq, e.hash])?;
         Ok(())
     }
 
+    fn audit_head(&mut self, merchant: MerchantId) -> Result<Option<(i64, String)>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT seq, hash FROM audit_heads WHERE merchant_id = ?1")?
+            .query_row([merchant.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
+    }
+
     fn audit_events(&mut self, merchant: MerchantId, after_seq: i64, limit: u32) -> Result<Vec<AuditEvent>> {
-        let sql = "SELECT merchant_id, seq, at, actor, action, subject, data, prev_hash, hash FROM audit_events
+        let sql = "SELECT merchant_id, seq, at, actor, source, action, subject, data, prev_hash, hash FROM audit_events
                    WHERE merchant_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3";
         self.audit_from(
             sql,
@@ -779,15 +1087,17 @@ impl SqliteTx<'_> {
                 r.get::<_, String>(6)?,
                 r.get::<_, String>(7)?,
                 r.get::<_, String>(8)?,
+                r.get::<_, String>(9)?,
             ))
         })?;
         rows.map(|row| {
-            let (merchant, seq, at, actor, action, subject, data, prev_hash, hash) = row?;
+            let (merchant, seq, at, actor, source, action, subject, data, prev_hash, hash) = row?;
             Ok(AuditEvent {
                 merchant_id: parse_id(merchant, MerchantId::parse)?,
                 seq,
                 at: from_micros(at)?,
                 actor,
+                source,
                 action,
                 subject,
                 data,

@@ -1,0 +1,196 @@
+//! Refund policy: stored per merchant with per-store overrides, versioned,
+//! and applied to every refund request through the core's pure `decide`.
+
+use jiff::Timestamp;
+use refundry_core::ids::StoreId;
+use refundry_core::policy::{ActorFacts, Decision, OtherCashierRule, PolicyRequest, RefundPolicy, decide};
+use refundry_core::refund::{PriorRefund, RefundReason};
+use refundry_core::sale::Sale;
+use refundry_store::Tx;
+use refundry_store::model::PolicyRecord;
+use serde::{Deserialize, Serialize};
+
+use crate::{Actor, App, AppError, ErrorCode, audit};
+
+/// The policy as it is stored and sent: every rule by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyDoc {
+    pub refund_window_days_card: u32,
+    pub refund_window_days_wallet: u32,
+    pub refund_window_days_cash: u32,
+    pub no_questions_days: u32,
+    pub approval_above_minor: i64,
+    pub approval_above_share_bps: u32,
+    pub large_sale_minor: i64,
+    pub large_sale_approval_above_minor: i64,
+    pub allowed_reasons: Vec<String>,
+    pub cash_refund_limit_minor: i64,
+    pub cashier_daily_limit_minor: i64,
+    /// `allow`, `require_approval` or `reject`.
+    pub other_cashier: String,
+}
+
+impl From<&RefundPolicy> for PolicyDoc {
+    fn from(p: &RefundPolicy) -> PolicyDoc {
+        PolicyDoc {
+            refund_window_days_card: p.refund_window_days_card,
+            refund_window_days_wallet: p.refund_window_days_wallet,
+            refund_window_days_cash: p.refund_window_days_cash,
+            no_questions_days: p.no_questions_days,
+            approval_above_minor: p.approval_above_minor,
+            approval_above_share_bps: p.approval_above_share_bps,
+            large_sale_minor: p.large_sale_minor,
+            large_sale_approval_above_minor: p.large_sale_approval_above_minor,
+            allowed_reasons: p.allowed_reasons.iter().map(|r| r.as_str().to_owned()).collect(),
+            cash_refund_limit_minor: p.cash_refund_limit_minor,
+            cashier_daily_limit_minor: p.cashier_daily_limit_minor,
+            other_cashier: p.other_cashier.as_str().to_owned(),
+        }
+    }
+}
+
+impl PolicyDoc {
+    /// Parses and checks the rules; the error names the field.
+    pub fn into_policy(self) -> Result<RefundPolicy, AppError> {
+        let invalid =
+            |field: &str, detail: String| AppError::new(ErrorCode::InvalidPolicy, detail).with("field", field);
+        let allowed_reasons = self
+            .allowed_reasons
+            .iter()
+            .map(|r| RefundReason::parse(r).ok_or_else(|| invalid("allowed_reasons", format!("unknown reason {r}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let other_cashier = OtherCashierRule::parse(&self.other_cashier).ok_or_else(|| {
+            invalid("other_cashier", "other_cashier must be allow, require_approval or reject".into())
+        })?;
+        let policy = RefundPolicy {
+            refund_window_days_card: self.refund_window_days_card,
+            refund_window_days_wallet: self.refund_window_days_wallet,
+            refund_window_days_cash: self.refund_window_days_cash,
+            no_questions_days: self.no_questions_days,
+            approval_above_minor: self.approval_above_minor,
+            approval_above_share_bps: self.approval_above_share_bps,
+            large_sale_minor: self.large_sale_minor,
+            large_sale_approval_above_minor: self.large_sale_approval_above_minor,
+            allowed_reasons,
+            cash_refund_limit_minor: self.cash_refund_limit_minor,
+            cashier_daily_limit_minor: self.cashier_daily_limit_minor,
+            other_cashier,
+        };
+        policy.validate().map_err(|e| invalid(e.field, e.to_string()))?;
+        Ok(policy)
+    }
+}
+
+/// A policy in force: its version (0 is the built-in default) and where it
+/// applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyInForce {
+    pub version: i64,
+    pub store_id: Option<StoreId>,
+    pub policy: RefundPolicy,
+    pub created_at: Option<Timestamp>,
+}
+
+pub(crate) fn in_force(tx: &mut dyn Tx, actor: &Actor, store: Option<StoreId>) -> Result<PolicyInForce, AppError> {
+    match tx.current_policy(actor.merchant_id, store)? {
+        None => Ok(PolicyInForce { version: 0, store_id: None, policy: RefundPolicy::default(), created_at: None }),
+        Some(record) => {
+            let doc: PolicyDoc = serde_json::from_str(&record.body).map_err(|e| {
+                AppError::new(ErrorCode::Internal, format!("stored policy {} is unreadable: {e}", record.version))
+            })?;
+            Ok(PolicyInForce {
+                version: record.version,
+                store_id: record.store_id,
+                policy: doc.into_policy()?,
+                created_at: Some(record.created_at),
+            })
+        }
+    }
+}
+
+/// The stored form of a decision: outcome and every reason in both languages.
+pub fn decision_json(d: &Decision) -> serde_json::Value {
+    serde_json::json!({
+        "outcome": d.outcome.as_str(),
+        "reasons": d.reasons.iter().map(|r| serde_json::json!({
+            "code": r.code, "outcome": r.outcome.as_str(), "en": r.en, "zh": r.zh,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Asks the policy in force at the sale's store about a refund by `actor`.
+pub(crate) fn decide_refund(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    sale: &Sale,
+    priors: &[PriorRefund],
+    amount_minor: i64,
+    reason: RefundReason,
+    config: &crate::AppConfig,
+) -> Result<(i64, Decision), AppError> {
+    let now = crate::now();
+    let policy = in_force(tx, actor, Some(sale.store_id))?;
+    let day_start = now.to_zoned(config.business_tz.clone()).start_of_day().map(|z| z.timestamp()).unwrap_or(now);
+    let facts = ActorFacts {
+        user: actor.person().map(|p| p.id.to_string()),
+        refunded_today_minor: tx.refunded_by_since(actor.merchant_id, &actor.identity(), day_start)?,
+    };
+    let request =
+        PolicyRequest { sale, sale_cashier: sale.cashier.as_deref(), priors, amount_minor, reason, actor: &facts, now };
+    Ok((policy.version, decide(&policy.policy, &request)))
+}
+
+impl App {
+    /// The policy in force for a store (or merchant-wide).
+    pub async fn policy(&self, actor: &Actor, store: Option<StoreId>) -> Result<PolicyInForce, AppError> {
+        let actor = actor.clone();
+        refundry_store::read(&self.store, move |tx| in_force(tx, &actor, store)).await
+    }
+
+    /// Writes a new version of the merchant's (or a store's) policy; the
+    /// audit event holds the rules before and after.
+    pub async fn set_policy(
+        &self,
+        actor: &Actor,
+        store: Option<StoreId>,
+        doc: PolicyDoc,
+    ) -> Result<PolicyInForce, AppError> {
+        let policy = doc.clone().into_policy()?;
+        let actor = actor.clone();
+        refundry_store::write(&self.store, move |tx| {
+            if let Some(store) = store
+                && tx.find_store(actor.merchant_id, store)?.is_none()
+            {
+                return Err(
+                    AppError::new(ErrorCode::UnknownStore, format!("no store {store}")).with("field", "store_id")
+                );
+            }
+            let before = in_force(tx, &actor, store)?;
+            let now = crate::now();
+            let record = PolicyRecord {
+                merchant_id: actor.merchant_id,
+                version: tx.latest_policy_version(actor.merchant_id)? + 1,
+                store_id: store,
+                body: serde_json::to_string(&doc).map_err(|e| AppError::new(ErrorCode::Internal, e.to_string()))?,
+                created_by: actor.identity(),
+                created_at: now,
+            };
+            tx.insert_policy(&record)?;
+            let data = serde_json::json!({
+                "store_id": store.map(|s| s.to_string()),
+                "version": record.version,
+                "before": {"version": before.version, "rules": PolicyDoc::from(&before.policy)},
+                "after": doc,
+            });
+            audit::record(tx, &actor, "policy.changed", &format!("policy:{}", record.version), data, now)?;
+            Ok(PolicyInForce {
+                version: record.version,
+                store_id: store,
+                policy: policy.clone(),
+                created_at: Some(now),
+            })
+        })
+        .await
+    }
+}

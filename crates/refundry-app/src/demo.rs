@@ -12,6 +12,7 @@ use refundry_core::sale::{CardBrand, EntryMode, LineItem, PaymentMethod, Wallet}
 use crate::keys::{ALL_SCOPES, NewKey};
 use crate::refunds::RefundRequest;
 use crate::sales::NewSale;
+use crate::users::{NewUser, Role};
 use crate::{Actor, App, AppError};
 
 const MENU: &[(&str, &str, i64)] = &[
@@ -24,6 +25,14 @@ const MENU: &[(&str, &str, i64)] = &[
 ];
 
 const TERMINALS: &[&str] = &["T0001", "T0002"];
+
+/// The demo's people; all share [`DEMO_PASSWORD`]. Demo data only.
+pub const DEMO_PEOPLE: &[(&str, &str, Role)] = &[
+    ("wang.fang", "王芳 (cashier)", Role::Cashier),
+    ("li.qiang", "李强 (supervisor)", Role::Supervisor),
+    ("zhao.min", "赵敏 (admin)", Role::Admin),
+];
+pub const DEMO_PASSWORD: &str = "refundry-demo";
 
 pub struct DemoSummary {
     pub merchant_name: String,
@@ -38,6 +47,16 @@ pub async fn seed(app: &App, days: u32, now: Timestamp) -> Result<DemoSummary, A
     let (merchant, _store) = app.create_merchant("蓝山咖啡 Blue Mountain Café", "人民广场店 People's Square").await?;
     let actor = Actor::system(merchant.id, "demo");
     let key = app.create_key(&actor, "demo terminal key", ALL_SCOPES).await?;
+    for (username, display_name, role) in DEMO_PEOPLE {
+        let new = NewUser {
+            username: username.to_string(),
+            display_name: display_name.to_string(),
+            role: *role,
+            password: DEMO_PASSWORD.to_owned(),
+            store_id: None,
+        };
+        app.create_user(&actor, new).await?;
+    }
     let mut rng = StdRng::seed_from_u64(8583);
     let tz = TimeZone::get("Asia/Shanghai").unwrap_or(TimeZone::UTC);
     let today = now.to_zoned(tz.clone()).date();

@@ -23,7 +23,7 @@ pub fn describe(code: ErrorCode) -> (StatusCode, &'static str, &'static str) {
             "Full card numbers, CVV, track data and PINs are refused",
             "拒绝接收完整卡号、CVV、磁道数据或 PIN",
         ),
-        C::Unauthorized => (S::UNAUTHORIZED, "A valid API key is required", "需要有效的 API 密钥"),
+        C::Unauthorized => (S::UNAUTHORIZED, "A valid API key or session is required", "需要有效的 API 密钥或登录会话"),
         C::Forbidden => (S::FORBIDDEN, "Not allowed for this caller", "当前身份无此权限"),
         C::InvalidCredentials => (S::UNAUTHORIZED, "Wrong username or password", "用户名或密码错误"),
         C::AccountLocked => (S::LOCKED, "The account is locked for a while", "账户已暂时锁定"),
@@ -130,7 +130,13 @@ pub fn problem_of(e: &AppError, locale: Locale) -> (StatusCode, Problem) {
         status: status.as_u16(),
         detail: e.detail.clone(),
         code: e.code.as_str().to_owned(),
-        extra: e.extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect(),
+        // the standard members win: an extra named like one would be a bug
+        extra: e
+            .extra
+            .iter()
+            .filter(|(k, _)| !matches!(*k, "type" | "title" | "status" | "detail" | "code"))
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect(),
     };
     (status, problem)
 }

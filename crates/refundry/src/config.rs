@@ -88,7 +88,7 @@ impl Config {
             None => figment = figment.merge(Toml::file("refundry.toml")),
         }
         let config: Config = figment
-            .merge(Env::prefixed("REFUNDRY_").ignore(&["CONFIG"]).split("__"))
+            .merge(Env::prefixed("REFUNDRY_").ignore(&["CONFIG", "PASSWORD"]).split("__"))
             .merge(Serialized::defaults(overrides))
             .extract()
             .context("invalid configuration")?;

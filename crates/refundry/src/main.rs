@@ -193,6 +193,11 @@ async fn run(command: Command, config: Config, demo_db: bool) -> anyhow::Result<
                 summary.refunds,
                 path.display()
             );
+            let people: Vec<String> = refundry_app::demo::DEMO_PEOPLE
+                .iter()
+                .map(|(name, _, role)| format!("{name} ({})", role.as_str()))
+                .collect();
+            eprintln!("demo: people {}, password {}", people.join(", "), refundry_app::demo::DEMO_PASSWORD);
             eprintln!("demo: API key (shown once):");
             println!("{}", summary.key.secret);
             if no_serve {

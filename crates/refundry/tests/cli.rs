@@ -229,4 +229,37 @@ fn the_readme_walkthrough_works_as_written() {
     assert!(said.contains(r#""status":"succeeded""#), "{said}");
     assert!(said.contains(r#""code":"refund_exceeds_refundable""#), "{said}");
     assert!(said.contains(r#""refunded_amount":2200,"refundable_amount":3700"#), "{said}");
+    assert!(said.contains(r#""status":"requires_approval""#), "{said}");
+    assert!(said.contains(r#""code":"amount_over_limit""#), "{said}");
+    assert!(said.contains(r#""required_scope":"refunds:approve""#), "the cashier cannot approve: {said}");
+    assert!(said.contains(r#""decision_note":"machine checked, it leaks""#), "{said}");
+}
+
+#[test]
+fn audit_verify_notices_removed_events_and_users_are_created_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    create_key(dir.path());
+    let out = run_ok(
+        refundry(dir.path())
+            .args(["users", "create", "--username", "li.qiang", "--role", "supervisor"])
+            .env("REFUNDRY_PASSWORD", "correct horse battery"),
+    );
+    assert!(String::from_utf8(out.stdout).unwrap().trim().starts_with("usr_"));
+    let out = refundry(dir.path())
+        .args(["users", "create", "--username", "li.lei", "--role", "cashier"])
+        .env("REFUNDRY_PASSWORD", "short")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 10 characters"));
+    run_ok(refundry(dir.path()).args(["audit", "verify"]));
+
+    let conn = rusqlite::Connection::open(dir.path().join("cli.db")).unwrap();
+    let last: i64 = conn.query_row("SELECT MAX(seq) FROM audit_events", [], |r| r.get(0)).unwrap();
+    conn.execute("DELETE FROM audit_events WHERE seq = ?1", [last]).unwrap();
+    drop(conn);
+    let out = refundry(dir.path()).args(["audit", "verify"]).output().unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains(&format!("the events after {} were removed", last - 1)), "{said}");
 }

@@ -3,8 +3,12 @@
 
 mod support;
 
+mod approvals;
 mod auth;
+mod authz;
 mod concurrency;
 mod errors;
+mod people;
+mod policy;
 mod refunds;
 mod sales;

@@ -27,6 +27,10 @@ pub async fn spawn() -> TestApp {
 }
 
 pub async fn spawn_with(server: ServerConfig) -> TestApp {
+    spawn_configured(server, AppConfig::default()).await
+}
+
+pub async fn spawn_configured(server: ServerConfig, base: AppConfig) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(dir.path().join("test.db"), SqliteOptions::default()).unwrap());
@@ -36,9 +40,10 @@ pub async fn spawn_with(server: ServerConfig) -> TestApp {
             base_backoff: Duration::from_millis(20),
             max_backoff: Duration::from_millis(100),
             poll_interval: Duration::from_millis(20),
+            maintenance_interval: Duration::from_millis(50),
             ..RunnerConfig::default()
         },
-        ..AppConfig::default()
+        ..base
     };
     let app = App::new(store, sandbox.clone(), config);
     let (merchant, _) = app.default_merchant().await.unwrap();
@@ -63,6 +68,36 @@ impl TestApp {
 
     pub fn post(&self, path: &str, body: &Value) -> RequestBuilder {
         self.client.post(format!("{}{path}", self.base)).bearer_auth(&self.key).json(body)
+    }
+
+    /// A person of the default merchant, logged in: their session token.
+    pub async fn person(&self, username: &str, role: &str) -> String {
+        self.person_at(username, role, None).await
+    }
+
+    pub async fn person_at(&self, username: &str, role: &str, store_id: Option<&str>) -> String {
+        let body = json!({"username": username, "display_name": username, "role": role,
+            "password": "correct horse battery", "store_id": store_id});
+        let res = self.post("/v1/users", &body).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED, "{}", res.text().await.unwrap());
+        self.log_in(username).await
+    }
+
+    pub async fn log_in(&self, username: &str) -> String {
+        let body = json!({"username": username, "password": "correct horse battery"});
+        let res = self.client.post(format!("{}/v1/sessions", self.base)).json(&body).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED, "{}", res.text().await.unwrap());
+        let session: Value = res.json().await.unwrap();
+        session["token"].as_str().unwrap().to_owned()
+    }
+
+    /// POST with another token.
+    pub fn post_as(&self, token: &str, path: &str, body: &Value) -> RequestBuilder {
+        self.client.post(format!("{}{path}", self.base)).bearer_auth(token).json(body)
+    }
+
+    pub fn get_as(&self, token: &str, path: &str) -> RequestBuilder {
+        self.client.get(format!("{}{path}", self.base)).bearer_auth(token)
     }
 
     /// A key of a second, unrelated merchant.

@@ -26,8 +26,8 @@ pub fn record(
     at: Timestamp,
 ) -> Result<(), AppError> {
     let merchant = actor.merchant_id;
-    let (seq, prev_hash) = match tx.last_audit_event(merchant)? {
-        Some(last) => (last.seq + 1, last.hash),
+    let (seq, prev_hash) = match tx.lock_audit_head(merchant)? {
+        Some((seq, hash)) => (seq + 1, hash),
         None => (1, GENESIS_HASH.to_owned()),
     };
     let mut event = AuditEvent {

@@ -224,7 +224,7 @@ async fn execute_refund(app: &App, job: &Job) -> Result<(), AppError> {
 }
 
 fn load(tx: &mut dyn Tx, id: RefundId) -> Result<Refund, AppError> {
-    tx.find_refund_any_merchant(id)?
+    tx.lock_refund(id)?
         .ok_or_else(|| AppError::new(ErrorCode::Internal, format!("job names refund {id}, which does not exist")))
 }
 

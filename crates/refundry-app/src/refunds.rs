@@ -58,16 +58,18 @@ fn check_note(field: &str, note: Option<&String>) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Plans the request against the locked sale and asks the policy.
+/// Plans the request and asks the policy. `lock`: hold the sale until
+/// commit (creating a refund); a preview only reads.
 fn evaluate(
     tx: &mut dyn Tx,
     actor: &Actor,
     request: &RefundRequest,
     config: &crate::AppConfig,
+    lock: bool,
 ) -> Result<(Sale, Preview), AppError> {
     let merchant = actor.merchant_id;
     // the lock makes the refunds read below complete until commit
-    let sale = tx.lock_sale(merchant, request.sale_id)?;
+    let sale = if lock { tx.lock_sale(merchant, request.sale_id)? } else { tx.find_sale(merchant, request.sale_id)? };
     let sale = visible_sale(actor, sale, request.sale_id)?;
     let priors: Vec<PriorRefund> = tx.refunds_of_sale(merchant, sale.id)?.iter().map(prior_of).collect();
     let batch_settled = match &sale.batch_no {
@@ -131,7 +133,8 @@ impl App {
     /// The plan and the policy's decision, changing nothing.
     pub async fn preview_refund(&self, actor: &Actor, request: RefundRequest) -> Result<Preview, AppError> {
         let (actor, config) = (actor.clone(), self.config.clone());
-        refundry_store::read(&self.store, move |tx| evaluate(tx, &actor, &request, &config).map(|(_, p)| p)).await
+        refundry_store::read(&self.store, move |tx| evaluate(tx, &actor, &request, &config, false).map(|(_, p)| p))
+            .await
     }
 
     pub async fn refund(&self, actor: &Actor, id: RefundId) -> Result<Refund, AppError> {
@@ -199,7 +202,15 @@ impl App {
         refundry_store::write(&self.store, |tx| {
             let now = crate::now();
             let due = tx.expired_approvals(now, 200)?;
-            for mut refund in due.iter().cloned() {
+            let mut expired = 0;
+            for candidate in due {
+                // a supervisor may have decided since the list was read
+                let Some(mut refund) =
+                    tx.lock_refund(candidate.id)?.filter(|r| r.status == RefundStatus::RequiresApproval)
+                else {
+                    continue;
+                };
+                expired += 1;
                 refund.status = refund
                     .status
                     .on(RefundEvent::Expire)
@@ -212,7 +223,7 @@ impl App {
                     serde_json::json!({"before": {"status": "requires_approval"}, "after": {"status": "expired"}});
                 audit::record(tx, &actor, "refund.expired", &refund.id.to_string(), data, now)?;
             }
-            Ok(due.len())
+            Ok(expired)
         })
         .await
     }
@@ -237,7 +248,9 @@ fn visible_refund(tx: &mut dyn Tx, actor: &Actor, id: RefundId) -> Result<Refund
 
 /// Loads a refund a supervisor may decide on, with every four-eyes check.
 fn awaiting_decision(tx: &mut dyn Tx, actor: &Actor, id: RefundId) -> Result<Refund, AppError> {
-    let refund = visible_refund(tx, actor, id)?;
+    visible_refund(tx, actor, id)?;
+    // two supervisors deciding at once: the second sees the first's answer
+    let refund = tx.lock_refund(id)?.ok_or_else(|| not_found(id))?;
     if actor.person().is_none() {
         return Err(AppError::new(
             ErrorCode::Forbidden,
@@ -275,7 +288,7 @@ fn request_refund_tx(
     request: &RefundRequest,
     config: &crate::AppConfig,
 ) -> Result<Refund, AppError> {
-    let (sale, preview) = evaluate(tx, actor, request, config)?;
+    let (sale, preview) = evaluate(tx, actor, request, config, true)?;
     if preview.decision.is_rejected() {
         return Err(rejected(&preview.decision));
     }

@@ -31,9 +31,10 @@ impl StoreError {
     }
 
     /// Worth running the whole transaction again (serialization failures,
-    /// deadlocks, a busy database).
+    /// deadlocks, a busy database, and a unique key another writer took
+    /// first: the rerun's own check then sees that writer's row).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::Backend { retryable: true, .. })
+        matches!(self, StoreError::Backend { retryable: true, .. } | StoreError::Duplicate(_))
     }
 }
 
@@ -59,5 +60,23 @@ impl From<rusqlite::Error> for StoreError {
             | rusqlite::Error::IntegralValueOutOfRange(..) => StoreError::Corrupt(e.to_string()),
             _ => StoreError::Backend { message: e.to_string(), retryable: false },
         }
+    }
+}
+
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> StoreError {
+        use postgres::error::SqlState;
+        let Some(db) = e.as_db_error() else {
+            // no answer from the server: the connection broke or timed out
+            return StoreError::Backend { message: e.to_string(), retryable: false };
+        };
+        let code = db.code();
+        if *code == SqlState::UNIQUE_VIOLATION {
+            return StoreError::Duplicate(db.constraint().unwrap_or("unique").to_owned());
+        }
+        let retryable =
+            [SqlState::T_R_SERIALIZATION_FAILURE, SqlState::T_R_DEADLOCK_DETECTED, SqlState::LOCK_NOT_AVAILABLE]
+                .contains(code);
+        StoreError::Backend { message: format!("{} ({})", db.message(), code.code()), retryable }
     }
 }

@@ -16,9 +16,11 @@
 
 pub mod error;
 pub mod model;
+pub mod postgres;
 pub mod repo;
 pub mod sqlite;
 mod store;
+pub mod testing;
 pub mod time;
 
 pub use error::StoreError;

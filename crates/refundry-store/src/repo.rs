@@ -69,6 +69,9 @@ pub trait RefundRepo {
     /// Same as [`RefundRepo::find_refund`] but for the job runner, which
     /// knows the id from its own outbox row.
     fn find_refund_any_merchant(&mut self, id: RefundId) -> Result<Option<Refund>>;
+    /// Reads the refund and holds it against concurrent changes until the
+    /// transaction ends (status moves must not race).
+    fn lock_refund(&mut self, id: RefundId) -> Result<Option<Refund>>;
     fn refunds_of_sale(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Vec<Refund>>;
     fn list_refunds(&mut self, merchant: MerchantId, query: &RefundQuery) -> Result<Vec<Refund>>;
     /// Sum of refunds by `requested_by` created at or after `since` that
@@ -102,11 +105,13 @@ pub trait IdempotencyRepo {
 }
 
 pub trait AuditRepo {
-    /// The newest event of the merchant's chain.
-    fn last_audit_event(&mut self, merchant: MerchantId) -> Result<Option<AuditEvent>>;
+    /// The head of the merchant's chain, (seq, hash) of the newest event,
+    /// held until the transaction ends so that appends are in one order
+    /// (`FOR UPDATE` where several writers share the database).
+    fn lock_audit_head(&mut self, merchant: MerchantId) -> Result<Option<(i64, String)>>;
     /// Appends the event and moves the merchant's chain head to it.
     fn append_audit(&mut self, event: &AuditEvent) -> Result<()>;
-    /// The head recorded beside the chain: (seq, hash) of the newest event.
+    /// The head recorded beside the chain, without locking it.
     fn audit_head(&mut self, merchant: MerchantId) -> Result<Option<(i64, String)>>;
     fn audit_events(&mut self, merchant: MerchantId, after_seq: i64, limit: u32) -> Result<Vec<AuditEvent>>;
 }

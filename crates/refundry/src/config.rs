@@ -27,6 +27,19 @@ pub struct Config {
     pub idempotency_ttl_hours: u64,
     pub jobs: JobsConfig,
     pub sandbox: SandboxConfig,
+    pub postgres: PostgresConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// Writer connections (each groups queued writes into one commit).
+    pub writers: usize,
+    /// Read connections kept open.
+    pub readers: usize,
+    pub connect_timeout_secs: u64,
+    /// The server cancels any statement (and lock wait) longer than this.
+    pub statement_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,6 +71,7 @@ impl Default for Config {
             idempotency_ttl_hours: 24,
             jobs: JobsConfig { max_attempts: 12, concurrency: 128, lease_secs: 60 },
             sandbox: SandboxConfig { latency_ms: 50 },
+            postgres: PostgresConfig { writers: 4, readers: 8, connect_timeout_secs: 5, statement_timeout_secs: 30 },
         }
     }
 }
@@ -88,7 +102,11 @@ impl Config {
             None => figment = figment.merge(Toml::file("refundry.toml")),
         }
         let config: Config = figment
-            .merge(Env::prefixed("REFUNDRY_").ignore(&["CONFIG", "PASSWORD"]).split("__"))
+            .merge(
+                Env::prefixed("REFUNDRY_")
+                    .ignore(&["CONFIG", "PASSWORD", "TEST_DATABASE", "TEST_POSTGRES", "REQUIRE_POSTGRES"])
+                    .split("__"),
+            )
             .merge(Serialized::defaults(overrides))
             .extract()
             .context("invalid configuration")?;
@@ -122,6 +140,8 @@ impl Config {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Database {
     Sqlite(PathBuf),
+    /// A `postgres://` or `postgresql://` URL, kept whole for the driver.
+    Postgres(String),
 }
 
 impl Database {
@@ -132,7 +152,21 @@ impl Database {
             }
             return Ok(Database::Sqlite(PathBuf::from(path)));
         }
-        bail!("database_url must look like sqlite:PATH (got a URL of another kind)")
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Database::Postgres(url.to_owned()));
+        }
+        bail!("database_url must look like sqlite:PATH or postgres://USER@HOST:PORT/DB")
+    }
+
+    /// For messages: the URL without a password.
+    pub fn describe(&self) -> String {
+        match self {
+            Database::Sqlite(path) => path.display().to_string(),
+            Database::Postgres(url) => match url.split_once('@') {
+                Some((_, rest)) => format!("postgres://…@{rest}"),
+                None => url.clone(),
+            },
+        }
     }
 }
 
@@ -146,6 +180,8 @@ mod tests {
         assert_eq!(Database::parse("sqlite:a.db").unwrap(), Database::Sqlite("a.db".into()));
         assert_eq!(Database::parse("sqlite:///tmp/a.db").unwrap(), Database::Sqlite("/tmp/a.db".into()));
         assert!(Database::parse("mysql://x").is_err());
+        let pg = Database::parse("postgres://app:secret@db:5432/refundry").unwrap();
+        assert_eq!(pg.describe(), "postgres://…@db:5432/refundry");
         assert!(Database::parse("sqlite::memory:").is_err());
     }
 

@@ -15,6 +15,7 @@ use refundry_app::{App, AppConfig};
 use refundry_connectors::sandbox::SandboxAcquirer;
 use refundry_server::ServerConfig;
 use refundry_store::Store;
+use refundry_store::postgres::{PgOptions, PgStore};
 use refundry_store::sqlite::{SqliteOptions, SqliteStore};
 
 use crate::config::{Config, Database, Overrides};
@@ -162,13 +163,18 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
 async fn run(command: Command, config: Config, demo_db: bool) -> anyhow::Result<()> {
     match command {
         Command::Migrate => {
-            let Database::Sqlite(path) = config.database()?;
-            let applied = SqliteStore::migrate(&path).context("migration failed")?;
+            let database = config.database()?;
+            let applied = match &database {
+                Database::Sqlite(path) => SqliteStore::migrate(path),
+                Database::Postgres(url) => PgStore::migrate(url),
+            }
+            .context("migration failed")?;
+            let name = database.describe();
             if applied.is_empty() {
-                eprintln!("{}: schema is up to date", path.display());
+                eprintln!("{name}: schema is up to date");
             }
             for m in applied {
-                eprintln!("{}: applied {m}", path.display());
+                eprintln!("{name}: applied {m}");
             }
             Ok(())
         }
@@ -177,13 +183,13 @@ async fn run(command: Command, config: Config, demo_db: bool) -> anyhow::Result<
             serve(app, &config).await
         }
         Command::Demo { days, no_serve, .. } => {
-            let Database::Sqlite(path) = config.database()?;
-            if demo_db {
-                remove_database(&path)?;
+            let database = config.database()?;
+            if let (true, Database::Sqlite(path)) = (demo_db, &database) {
+                remove_database(path)?;
             }
             let app = open_app(&config)?;
             if refundry_store::read(&app.store, |tx| tx.first_merchant()).await?.is_some() {
-                bail!("{} already holds data; the demo needs an empty database", path.display());
+                bail!("{} already holds data; the demo needs an empty database", database.describe());
             }
             let summary = refundry_app::demo::seed(&app, days, jiff::Timestamp::now()).await?;
             eprintln!(
@@ -191,7 +197,7 @@ async fn run(command: Command, config: Config, demo_db: bool) -> anyhow::Result<
                 summary.merchant_name,
                 summary.sales,
                 summary.refunds,
-                path.display()
+                database.describe()
             );
             let people: Vec<String> = refundry_app::demo::DEMO_PEOPLE
                 .iter()
@@ -261,11 +267,24 @@ fn remove_database(path: &Path) -> anyhow::Result<()> {
 }
 
 fn open_app(config: &Config) -> anyhow::Result<App> {
-    let Database::Sqlite(path) = config.database()?;
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&path, SqliteOptions::default())
-            .with_context(|| format!("cannot open database {}", path.display()))?,
-    );
+    let database = config.database()?;
+    let store: Arc<dyn Store> = match &database {
+        Database::Sqlite(path) => {
+            SqliteStore::open(path, SqliteOptions::default()).map(|s| Arc::new(s) as Arc<dyn Store>)
+        }
+        Database::Postgres(url) => {
+            let pg = &config.postgres;
+            let options = PgOptions {
+                writers: pg.writers,
+                readers: pg.readers,
+                connect_timeout: Duration::from_secs(pg.connect_timeout_secs),
+                statement_timeout: Duration::from_secs(pg.statement_timeout_secs),
+                ..PgOptions::default()
+            };
+            PgStore::open(url, options).map(|s| Arc::new(s) as Arc<dyn Store>)
+        }
+    }
+    .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", database.describe()))?;
     let processor = Arc::new(SandboxAcquirer::new(Duration::from_millis(config.sandbox.latency_ms)));
     let app_config = AppConfig {
         idempotency_ttl: config.idempotency_ttl(),

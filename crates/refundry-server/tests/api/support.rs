@@ -6,8 +6,7 @@ use refundry_app::keys::ALL_SCOPES;
 use refundry_app::{Actor, App, AppConfig};
 use refundry_connectors::sandbox::SandboxAcquirer;
 use refundry_server::{Running, ServerConfig};
-use refundry_store::Store;
-use refundry_store::sqlite::{SqliteOptions, SqliteStore};
+use refundry_store::testing::{self, TestStore};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -19,6 +18,7 @@ pub struct TestApp {
     pub app: App,
     pub sandbox: Arc<SandboxAcquirer>,
     pub dir: TempDir,
+    pub db: TestStore,
     running: Option<Running>,
 }
 
@@ -32,8 +32,8 @@ pub async fn spawn_with(server: ServerConfig) -> TestApp {
 
 pub async fn spawn_configured(server: ServerConfig, base: AppConfig) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(dir.path().join("test.db"), SqliteOptions::default()).unwrap());
+    let db = testing::open(dir.path());
+    let store = Arc::clone(&db.store);
     let sandbox = Arc::new(SandboxAcquirer::new(Duration::ZERO));
     let config = AppConfig {
         jobs: RunnerConfig {
@@ -57,6 +57,7 @@ pub async fn spawn_configured(server: ServerConfig, base: AppConfig) -> TestApp 
         app,
         sandbox,
         dir,
+        db,
         running: Some(running),
     }
 }
@@ -126,6 +127,36 @@ impl TestApp {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         panic!("refund {id} did not finish");
+    }
+
+    /// Whether any stored row (or, on SQLite, any byte of the database
+    /// files) holds `needle`.
+    pub fn stored_anywhere(&self, needle: &str) -> bool {
+        match &self.db.scratch {
+            None => std::fs::read_dir(self.dir.path()).unwrap().any(|entry| {
+                let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+                String::from_utf8_lossy(&bytes).contains(needle)
+            }),
+            Some(scratch) => {
+                let mut client = scratch.client();
+                let (schema, needle) = (scratch.schema.clone(), needle.to_owned());
+                std::thread::spawn(move || {
+                    let tables = client
+                        .query(
+                            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1",
+                            &[&schema],
+                        )
+                        .unwrap();
+                    tables.iter().any(|row| {
+                        let table: String = row.get(0);
+                        let sql = format!("SELECT EXISTS(SELECT 1 FROM {table} t WHERE row_to_json(t)::text LIKE $1)");
+                        client.query_one(&sql, &[&format!("%{needle}%")]).unwrap().get::<_, bool>(0)
+                    })
+                })
+                .join()
+                .unwrap()
+            }
+        }
     }
 
     pub async fn shutdown(&mut self) {

@@ -846,6 +846,11 @@ impl RefundRepo for SqliteTx<'_> {
         Ok(self.refunds_from(&sql, &[Value::Text(id.to_string())])?.pop())
     }
 
+    fn lock_refund(&mut self, id: RefundId) -> Result<Option<Refund>> {
+        // the single writer already serialises every change
+        self.find_refund_any_merchant(id)
+    }
+
     fn refunds_of_sale(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Vec<Refund>> {
         let sql = format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE merchant_id = ?1 AND sale_id = ?2 ORDER BY id");
         self.refunds_from(&sql, &[Value::Text(merchant.to_string()), Value::Text(sale.to_string())])
@@ -1022,10 +1027,9 @@ impl IdempotencyRepo for SqliteTx<'_> {
 }
 
 impl AuditRepo for SqliteTx<'_> {
-    fn last_audit_event(&mut self, merchant: MerchantId) -> Result<Option<AuditEvent>> {
-        let sql = "SELECT merchant_id, seq, at, actor, source, action, subject, data, prev_hash, hash FROM audit_events
-                   WHERE merchant_id = ?1 ORDER BY seq DESC LIMIT 1";
-        Ok(self.audit_from(sql, &[Value::Text(merchant.to_string())])?.pop())
+    fn lock_audit_head(&mut self, merchant: MerchantId) -> Result<Option<(i64, String)>> {
+        // the single writer already orders every append
+        self.audit_head(merchant)
     }
 
     fn append_audit(&mut self, e: &AuditEvent) -> Result<()> {

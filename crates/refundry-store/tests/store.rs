@@ -1,20 +1,23 @@
-//! The SQLite store: group commit keeps each write's all-or-nothing, data
-//! survives reopening, and outbox leases behave.
+//! The store on the backend of this test run (SQLite, or PostgreSQL when
+//! REFUNDRY_TEST_DATABASE names one): group commit keeps each write's
+//! all-or-nothing, data survives reopening, and outbox leases behave.
 
 use std::sync::Arc;
 
 use jiff::{Timestamp, ToSpan};
 use refundry_core::ids::{MerchantId, StoreId};
 use refundry_store::model::{Merchant, NewJob, StoreRecord};
+use refundry_store::postgres::{PgOptions, PgStore};
 use refundry_store::sqlite::{SqliteOptions, SqliteStore};
+use refundry_store::testing::{self, TestStore};
 use refundry_store::{Store, StoreError, read, write};
 
 fn merchant(name: &str) -> Merchant {
     Merchant { id: MerchantId::generate(), name: name.into(), created_at: refundry_store::time::now() }
 }
 
-fn open(dir: &tempfile::TempDir) -> Arc<dyn Store> {
-    Arc::new(SqliteStore::open(dir.path().join("store.db"), SqliteOptions::default()).unwrap())
+fn open(dir: &tempfile::TempDir) -> TestStore {
+    testing::open(dir.path())
 }
 
 #[derive(Debug)]
@@ -41,7 +44,8 @@ impl refundry_store::AsStoreError for E {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_write_in_a_group_commit_leaves_its_neighbours_intact() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir);
+    let t = open(&dir);
+    let store = Arc::clone(&t.store);
     let writes = (0..200).map(|i| {
         let store = Arc::clone(&store);
         tokio::spawn(async move {
@@ -66,7 +70,8 @@ async fn a_refused_write_in_a_group_commit_leaves_its_neighbours_intact() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_storage_error_rolls_back_only_that_write() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir);
+    let t = open(&dir);
+    let store = Arc::clone(&t.store);
     let m = merchant("dup");
     let first = m.clone();
     write(&store, move |tx| tx.insert_merchant(&first)).await.unwrap();
@@ -85,8 +90,9 @@ async fn a_storage_error_rolls_back_only_that_write() {
 async fn committed_data_survives_reopening_and_migrations_run_once() {
     let dir = tempfile::tempdir().unwrap();
     let m = merchant("durable");
+    let t = open(&dir);
     {
-        let store = open(&dir);
+        let store = Arc::clone(&t.store);
         let m = m.clone();
         write(&store, move |tx| {
             tx.insert_merchant(&m)?;
@@ -100,8 +106,17 @@ async fn committed_data_survives_reopening_and_migrations_run_once() {
         .await
         .unwrap();
     }
-    assert!(SqliteStore::migrate(dir.path().join("store.db")).unwrap().is_empty());
-    let store = open(&dir);
+    drop(t.store);
+    let store: Arc<dyn Store> = match &t.scratch {
+        Some(scratch) => {
+            assert!(PgStore::migrate(&scratch.url).unwrap().is_empty());
+            Arc::new(PgStore::open(&scratch.url, PgOptions::default()).unwrap())
+        }
+        None => {
+            assert!(SqliteStore::migrate(dir.path().join("test.db")).unwrap().is_empty());
+            Arc::new(SqliteStore::open(dir.path().join("test.db"), SqliteOptions::default()).unwrap())
+        }
+    };
     let found = read(&store, |tx| tx.first_merchant()).await.unwrap().unwrap();
     assert_eq!(found, m);
     assert_eq!(read(&store, move |tx| tx.stores_of(m.id)).await.unwrap().len(), 1);
@@ -110,7 +125,8 @@ async fn committed_data_survives_reopening_and_migrations_run_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leased_job_is_taken_once_until_its_lease_runs_out() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir);
+    let t = open(&dir);
+    let store = Arc::clone(&t.store);
     let now = Timestamp::now();
     write(&store, move |tx| {
         for i in 0..3 {
@@ -138,8 +154,12 @@ async fn a_leased_job_is_taken_once_until_its_lease_runs_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_write_queue_sheds_load_instead_of_waiting_forever() {
     let dir = tempfile::tempdir().unwrap();
-    let options = SqliteOptions { write_queue: 1, ..SqliteOptions::default() };
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("q.db"), options).unwrap());
+    let t = testing::open_with(
+        dir.path(),
+        SqliteOptions { write_queue: 1, ..SqliteOptions::default() },
+        PgOptions { write_queue: 1, writers: 1, ..PgOptions::default() },
+    );
+    let store = Arc::clone(&t.store);
     let writes = (0..64).map(|i| {
         let store = Arc::clone(&store);
         tokio::spawn(async move { write(&store, move |tx| tx.insert_merchant(&merchant(&format!("{i}")))).await })

@@ -1,0 +1,47 @@
+//! Versioned migrations for PostgreSQL, embedded in the binary. An advisory
+//! lock makes instances that start together take turns: the first applies,
+//! the others find nothing left to do.
+
+use postgres::Client;
+
+use crate::StoreError;
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../../../../migrations/postgres/0001_init.sql"))];
+
+/// An arbitrary constant naming Refundry's migration lock.
+const LOCK_KEY: i64 = 0x5265_6675_6e64_7279;
+
+pub fn run(client: &mut Client) -> Result<Vec<String>, StoreError> {
+    client.execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])?;
+    let result = apply(client);
+    let unlocked = client.execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY]);
+    let applied = result?;
+    unlocked?;
+    Ok(applied)
+}
+
+fn apply(client: &mut Client) -> Result<Vec<String>, StoreError> {
+    client.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version BIGINT PRIMARY KEY,
+            name TEXT NOT NULL,
+            applied_at BIGINT NOT NULL
+        )",
+    )?;
+    let mut applied = Vec::new();
+    for (version, name, sql) in MIGRATIONS {
+        let mut tx = client.transaction()?;
+        let done: bool =
+            tx.query_one("SELECT EXISTS(SELECT 1 FROM schema_migrations WHERE version = $1)", &[version])?.get(0);
+        if !done {
+            tx.batch_execute(sql)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                &[version, name, &jiff::Timestamp::now().as_microsecond()],
+            )?;
+            applied.push(format!("{version:04}_{name}"));
+        }
+        tx.commit()?;
+    }
+    Ok(applied)
+}

@@ -1,0 +1,323 @@
+//! PostgreSQL, for many Refundry instances sharing one database.
+//!
+//! Like the SQLite store, writes go through writer threads that group
+//! queued jobs into one transaction, each job in its own savepoint, and
+//! answer only after the commit. Unlike SQLite, other instances write at
+//! the same time, so the invariants rest on row locks taken inside the
+//! transaction (`FOR UPDATE` on the sale, the refund and the merchant's
+//! audit-chain head), on unique keys (idempotency), and on `SKIP LOCKED`
+//! for the shared outbox. A job that meets a deadlock, a serialization
+//! failure or a unique key another writer took first is rolled back to its
+//! savepoint and run again in a later transaction, where its own checks see
+//! the other writer's committed rows.
+
+mod migrate;
+mod repos;
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use postgres::{Client, Config, NoTls, Statement};
+
+pub use repos::PgTx;
+
+use crate::StoreError;
+use crate::store::{ReadJob, Store, Verdict, WriteJob};
+
+/// Most writes grouped into one commit.
+pub const MAX_BATCH: usize = 256;
+/// Times a job is run again after a conflict before its error is returned.
+pub const MAX_RETRIES: u32 = 8;
+
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// Writer threads (connections) of this instance.
+    pub writers: usize,
+    /// Read connections kept open.
+    pub readers: usize,
+    /// Writes waiting before new ones are refused.
+    pub write_queue: usize,
+    pub connect_timeout: Duration,
+    /// Any statement running longer is cancelled by the server.
+    pub statement_timeout: Duration,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        PgOptions {
+            writers: 4,
+            readers: 8,
+            write_queue: 16_384,
+            connect_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A connection with its prepared statements.
+struct Conn {
+    client: Option<Client>,
+    statements: HashMap<String, Statement>,
+}
+
+impl Conn {
+    fn tx(&mut self) -> PgTx<'_> {
+        let client = self.client.as_mut().expect("a connection has its client until dropped");
+        PgTx::new(client, &mut self.statements)
+    }
+
+    fn client(&mut self) -> &mut Client {
+        self.client.as_mut().expect("a connection has its client until dropped")
+    }
+
+    fn is_closed(&self) -> bool {
+        self.client.as_ref().is_none_or(Client::is_closed)
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // closing blocks on the driver's own runtime, which a Tokio worker
+        // thread must not do: close on a plain thread when inside one
+        if let Some(client) = self.client.take()
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
+            let _ = std::thread::spawn(move || drop(client)).join();
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Connector {
+    config: Config,
+    statement_timeout: Duration,
+}
+
+impl Connector {
+    fn connect(&self) -> Result<Conn, StoreError> {
+        let mut client = self.config.connect(NoTls)?;
+        let ms = self.statement_timeout.as_millis();
+        client.batch_execute(&format!("SET statement_timeout = {ms}; SET lock_timeout = {ms}"))?;
+        Ok(Conn { client: Some(client), statements: HashMap::new() })
+    }
+}
+
+pub struct PgStore {
+    writes: SyncSender<Box<dyn WriteJob>>,
+    readers: Arc<Mutex<Vec<Conn>>>,
+    connector: Connector,
+    options: PgOptions,
+    runtime: tokio::runtime::Handle,
+}
+
+/// Runs blocking PostgreSQL work off the async threads: the `postgres`
+/// client drives its own small runtime and must not run on Tokio's.
+fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::spawn(f).join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
+impl PgStore {
+    /// Connects, brings the schema up to date (safe when several instances
+    /// start at once: migrations run under an advisory lock) and starts the
+    /// writer threads. `url` is a libpq-style URL or key=value string.
+    pub fn open(url: &str, options: PgOptions) -> Result<PgStore, StoreError> {
+        let mut config: Config = url.parse().map_err(|e: postgres::Error| StoreError::Backend {
+            message: format!("invalid PostgreSQL URL: {e}"),
+            retryable: false,
+        })?;
+        config.connect_timeout(options.connect_timeout);
+        config.application_name("refundry");
+        let connector = Connector { config, statement_timeout: options.statement_timeout };
+        let first = connector.clone();
+        let mut conn = off_runtime(move || first.connect())?;
+        let (conn_back, applied) = off_runtime(move || {
+            let applied = migrate::run(conn.client());
+            (conn, applied)
+        });
+        applied?;
+        let (writes, queue) = sync_channel(options.write_queue);
+        let queue = Arc::new(Mutex::new(queue));
+        let mut first_writer = Some(conn_back);
+        for n in 0..options.writers.max(1) {
+            let (queue, connector) = (Arc::clone(&queue), connector.clone());
+            let conn = first_writer.take();
+            std::thread::Builder::new()
+                .name(format!("refundry-pg-writer-{n}"))
+                .spawn(move || writer_loop(conn, connector, queue))
+                .map_err(|e| StoreError::Backend { message: e.to_string(), retryable: false })?;
+        }
+        Ok(PgStore {
+            writes,
+            readers: Arc::new(Mutex::new(Vec::new())),
+            connector,
+            options,
+            runtime: tokio::runtime::Handle::current(),
+        })
+    }
+
+    /// Applies pending migrations without starting a store.
+    pub fn migrate(url: &str) -> Result<Vec<String>, StoreError> {
+        let config: Config = url
+            .parse()
+            .map_err(|e: postgres::Error| StoreError::Backend { message: e.to_string(), retryable: false })?;
+        let connector = Connector { config, statement_timeout: Duration::from_secs(300) };
+        off_runtime(move || {
+            let mut conn = connector.connect()?;
+            migrate::run(conn.client())
+        })
+    }
+}
+
+fn writer_loop(mut conn: Option<Conn>, connector: Connector, queue: Arc<Mutex<Receiver<Box<dyn WriteJob>>>>) {
+    loop {
+        let batch = {
+            let Ok(queue) = queue.lock() else { return };
+            let Ok(first) = queue.recv() else { return };
+            let mut batch = vec![(first, 0u32)];
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(job) => batch.push((job, 0)),
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        metrics::histogram!("refundry_store_commit_batch_size").record(batch.len() as f64);
+        let mut pending = batch;
+        while !pending.is_empty() {
+            let live = match conn.as_mut().filter(|c| !c.is_closed()) {
+                Some(c) => c,
+                None => match connector.connect() {
+                    Ok(c) => conn.insert(c),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot reach PostgreSQL");
+                        pending.into_iter().for_each(|(job, _)| job.finish(Err(StoreError::Unavailable)));
+                        conn = None;
+                        break;
+                    }
+                },
+            };
+            pending = run_batch(live, pending);
+        }
+    }
+}
+
+/// Runs a batch in one transaction. Returns the jobs to run again.
+fn run_batch(conn: &mut Conn, batch: Vec<(Box<dyn WriteJob>, u32)>) -> Vec<(Box<dyn WriteJob>, u32)> {
+    if let Err(e) = conn.client().batch_execute("BEGIN") {
+        let err = StoreError::from(e);
+        batch.into_iter().for_each(|(job, _)| job.finish(Err(err.clone())));
+        return Vec::new();
+    }
+    let mut kept = Vec::with_capacity(batch.len());
+    let mut again = Vec::new();
+    for (mut job, tries) in batch {
+        match run_in_savepoint(conn, job.as_mut()) {
+            Verdict::Retry if tries < MAX_RETRIES => again.push((job, tries + 1)),
+            _ => kept.push((job, tries)),
+        }
+    }
+    match conn.client().batch_execute("COMMIT") {
+        Ok(()) => kept.into_iter().for_each(|(job, _)| job.finish(Ok(()))),
+        Err(e) => {
+            let err = StoreError::from(e);
+            let _ = conn.client().batch_execute("ROLLBACK");
+            tracing::warn!(error = %err, "commit failed; the batch's jobs run again");
+            for (job, tries) in kept {
+                if err.is_retryable() && tries < MAX_RETRIES {
+                    again.push((job, tries + 1));
+                } else {
+                    job.finish(Err(err.clone()));
+                }
+            }
+        }
+    }
+    if !again.is_empty() {
+        metrics::counter!("refundry_store_retries_total").increment(again.len() as u64);
+    }
+    again
+}
+
+fn run_in_savepoint(conn: &mut Conn, job: &mut dyn WriteJob) -> Verdict {
+    if conn.client().batch_execute("SAVEPOINT job").is_err() {
+        return Verdict::Rollback;
+    }
+    let verdict = {
+        let mut tx = conn.tx();
+        std::panic::catch_unwind(AssertUnwindSafe(|| job.run(&mut tx))).unwrap_or_else(|_| {
+            tracing::error!("a write job panicked; its changes were rolled back");
+            Verdict::Rollback
+        })
+    };
+    let end = if verdict == Verdict::Commit {
+        "RELEASE SAVEPOINT job"
+    } else {
+        "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job"
+    };
+    if let Err(e) = conn.client().batch_execute(end) {
+        tracing::error!(error = %e, "could not close a savepoint");
+    }
+    verdict
+}
+
+impl Store for PgStore {
+    fn submit_write(&self, job: Box<dyn WriteJob>) -> Result<(), Box<dyn WriteJob>> {
+        self.writes.try_send(job).map_err(|e| match e {
+            TrySendError::Full(job) | TrySendError::Disconnected(job) => job,
+        })
+    }
+
+    fn submit_read(&self, job: ReadJob) {
+        let readers = Arc::clone(&self.readers);
+        let (connector, keep) = (self.connector.clone(), self.options.readers);
+        self.runtime.spawn_blocking(move || {
+            let pooled = readers.lock().ok().and_then(|mut pool| pool.pop());
+            let mut conn = match pooled.filter(|c| !c.is_closed()) {
+                Some(conn) => conn,
+                None => match connector.connect() {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot open a read connection");
+                        return; // dropping the job answers its caller with Unavailable
+                    }
+                },
+            };
+            // one snapshot for the whole job
+            if conn.client().batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").is_ok() {
+                let mut tx = conn.tx();
+                let _ = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut tx)));
+                let _ = conn.client().batch_execute("COMMIT");
+            }
+            if let Ok(mut pool) = readers.lock()
+                && pool.len() < keep
+                && !conn.is_closed()
+            {
+                pool.push(conn);
+            }
+        });
+    }
+
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        let connector = self.connector.clone();
+        let readers = Arc::clone(&self.readers);
+        off_runtime(move || {
+            let pooled = readers.lock().ok().and_then(|mut pool| pool.pop());
+            let mut conn = match pooled {
+                Some(conn) => conn,
+                None => connector.connect()?,
+            };
+            conn.client().simple_query("SELECT 1")?;
+            if let Ok(mut pool) = readers.lock() {
+                pool.push(conn);
+            }
+            Ok(())
+        })
+    }
+}

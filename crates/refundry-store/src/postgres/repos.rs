@@ -1,0 +1,1013 @@
+//! The storage interface on a PostgreSQL connection inside a transaction.
+//!
+//! Same statements and the same answers as the SQLite implementation. Where
+//! SQLite relies on its single writer, this one takes row locks
+//! (`SELECT … FOR UPDATE`), because several Refundry instances may write to
+//! the same database at once.
+
+use std::collections::HashMap;
+
+use jiff::Timestamp;
+use postgres::types::{FromSql, ToSql};
+use postgres::{Client, Row, Statement};
+use refundry_core::card::{First6, Last4};
+use refundry_core::ids::{IdError, KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId};
+use refundry_core::money::{Currency, Money};
+use refundry_core::refund::{PlannedItem, RefundReason, RefundStatus, RefundType};
+use refundry_core::sale::{CardBrand, EntryMode, LineItem, PaymentMethod, Wallet};
+
+use crate::StoreError;
+use crate::model::*;
+use crate::repo::*;
+use crate::time::{from_micros, to_micros};
+
+pub struct PgTx<'c> {
+    client: &'c mut Client,
+    statements: &'c mut HashMap<String, Statement>,
+}
+
+impl<'c> PgTx<'c> {
+    pub fn new(client: &'c mut Client, statements: &'c mut HashMap<String, Statement>) -> Self {
+        PgTx { client, statements }
+    }
+
+    /// A prepared statement, prepared once per connection: every query is
+    /// then one round trip instead of two.
+    fn stmt(&mut self, sql: &str) -> Result<Statement> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql)?;
+        self.statements.insert(sql.to_owned(), s.clone());
+        Ok(s)
+    }
+}
+
+type Param<'a> = &'a (dyn ToSql + Sync);
+
+impl PgTx<'_> {
+    fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>> {
+        let stmt = self.stmt(sql)?;
+        Ok(self.client.query(&stmt, params)?)
+    }
+
+    fn query_opt(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>> {
+        let stmt = self.stmt(sql)?;
+        Ok(self.client.query_opt(&stmt, params)?)
+    }
+
+    /// For statements that always answer exactly one row (aggregates,
+    /// `INSERT … RETURNING`).
+    fn query_one(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Row> {
+        let stmt = self.stmt(sql)?;
+        Ok(self.client.query_one(&stmt, params)?)
+    }
+
+    fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
+        let stmt = self.stmt(sql)?;
+        Ok(self.client.execute(&stmt, params)?)
+    }
+}
+
+/// A `WHERE` clause grown one filter at a time: each filter's `$?` becomes
+/// the next placeholder number.
+struct Filtered {
+    sql: String,
+    params: Vec<Box<dyn ToSql + Sync>>,
+}
+
+impl Filtered {
+    fn new(sql: String, first: impl ToSql + Sync + 'static) -> Self {
+        Filtered { sql, params: vec![Box::new(first)] }
+    }
+
+    fn and(&mut self, condition: &str, value: impl ToSql + Sync + 'static) {
+        self.params.push(Box::new(value));
+        let placeholder = format!("${}", self.params.len());
+        self.sql.push_str(" AND ");
+        self.sql.push_str(&condition.replace("$?", &placeholder));
+    }
+
+    /// Newest first, one page.
+    fn page(mut self, limit: u32) -> Self {
+        self.params.push(Box::new(i64::from(limit)));
+        self.sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", self.params.len()));
+        self
+    }
+
+    fn params(&self) -> Vec<Param<'_>> {
+        self.params.iter().map(|p| &**p as Param<'_>).collect()
+    }
+}
+
+// Decoding. Every column goes through `try_get`: a NULL, a wrong type or an
+// out-of-range number in a stored row is corrupt data, never a panic.
+
+fn column_name(r: &Row, idx: usize) -> &str {
+    r.columns().get(idx).map_or("?", |c| c.name())
+}
+
+fn col<'a, T: FromSql<'a>>(r: &'a Row, idx: usize) -> Result<T> {
+    r.try_get(idx).map_err(|e| StoreError::corrupt(format!("column {}: {e}", column_name(r, idx))))
+}
+
+/// Counts are BIGINT in the database and narrower in memory.
+fn col_narrow<T: TryFrom<i64>>(r: &Row, idx: usize) -> Result<T> {
+    let wide: i64 = col(r, idx)?;
+    T::try_from(wide).map_err(|_| StoreError::corrupt(format!("column {} out of range", column_name(r, idx))))
+}
+
+fn col_time(r: &Row, idx: usize) -> Result<Timestamp> {
+    from_micros(col(r, idx)?)
+}
+
+fn col_opt_time(r: &Row, idx: usize) -> Result<Option<Timestamp>> {
+    col::<Option<i64>>(r, idx)?.map(from_micros).transpose()
+}
+
+fn col_id<T>(r: &Row, idx: usize, parse: fn(&str) -> std::result::Result<T, IdError>) -> Result<T> {
+    parse(col(r, idx)?).map_err(StoreError::corrupt)
+}
+
+fn col_opt_id<T>(r: &Row, idx: usize, parse: fn(&str) -> std::result::Result<T, IdError>) -> Result<Option<T>> {
+    col::<Option<&str>>(r, idx)?.map(|s| parse(s).map_err(StoreError::corrupt)).transpose()
+}
+
+fn col_sha256(r: &Row, idx: usize) -> Result<[u8; 32]> {
+    col::<&[u8]>(r, idx)?.try_into().map_err(|_| StoreError::corrupt(format!("{} length", column_name(r, idx))))
+}
+
+fn col_currency(r: &Row, idx: usize) -> Result<Currency> {
+    Currency::parse(col(r, idx)?).map_err(StoreError::corrupt)
+}
+
+fn parse_wire<T>(text: &str, parse: fn(&str) -> Option<T>, what: &str) -> Result<T> {
+    parse(text).ok_or_else(|| StoreError::corrupt(format!("unknown {what} {text:?}")))
+}
+
+fn opt_micros(t: Option<Timestamp>) -> Option<i64> {
+    t.map(to_micros)
+}
+
+fn merchant_from_row(r: &Row) -> Result<Merchant> {
+    Ok(Merchant { id: col_id(r, 0, MerchantId::parse)?, name: col(r, 1)?, created_at: col_time(r, 2)? })
+}
+
+fn store_from_row(r: &Row, merchant: MerchantId) -> Result<StoreRecord> {
+    Ok(StoreRecord {
+        id: col_id(r, 0, StoreId::parse)?,
+        merchant_id: merchant,
+        name: col(r, 1)?,
+        created_at: col_time(r, 2)?,
+    })
+}
+
+impl MerchantRepo for PgTx<'_> {
+    fn insert_merchant(&mut self, m: &Merchant) -> Result<()> {
+        self.execute(
+            "INSERT INTO merchants (id, name, created_at) VALUES ($1, $2, $3)",
+            &[&m.id.to_string(), &m.name, &to_micros(m.created_at)],
+        )?;
+        Ok(())
+    }
+
+    fn first_merchant(&mut self) -> Result<Option<Merchant>> {
+        Ok(self.merchants("SELECT id, name, created_at FROM merchants ORDER BY id LIMIT 1")?.pop())
+    }
+
+    fn all_merchants(&mut self) -> Result<Vec<Merchant>> {
+        self.merchants("SELECT id, name, created_at FROM merchants ORDER BY id")
+    }
+
+    fn insert_store(&mut self, s: &StoreRecord) -> Result<()> {
+        self.execute(
+            "INSERT INTO stores (id, merchant_id, name, created_at) VALUES ($1, $2, $3, $4)",
+            &[&s.id.to_string(), &s.merchant_id.to_string(), &s.name, &to_micros(s.created_at)],
+        )?;
+        Ok(())
+    }
+
+    fn find_store(&mut self, merchant: MerchantId, id: StoreId) -> Result<Option<StoreRecord>> {
+        self.query_opt(
+            "SELECT id, name, created_at FROM stores WHERE merchant_id = $1 AND id = $2",
+            &[&merchant.to_string(), &id.to_string()],
+        )?
+        .map(|r| store_from_row(&r, merchant))
+        .transpose()
+    }
+
+    fn stores_of(&mut self, merchant: MerchantId) -> Result<Vec<StoreRecord>> {
+        self.query(
+            "SELECT id, name, created_at FROM stores WHERE merchant_id = $1 ORDER BY id",
+            &[&merchant.to_string()],
+        )?
+        .iter()
+        .map(|r| store_from_row(r, merchant))
+        .collect()
+    }
+
+    fn insert_terminal(&mut self, t: &Terminal) -> Result<()> {
+        self.execute(
+            "INSERT INTO terminals (merchant_id, terminal_id, store_id, created_at) VALUES ($1, $2, $3, $4)",
+            &[&t.merchant_id.to_string(), &t.terminal_id, &t.store_id.to_string(), &to_micros(t.created_at)],
+        )?;
+        Ok(())
+    }
+
+    fn find_terminal(&mut self, merchant: MerchantId, terminal_id: &str) -> Result<Option<Terminal>> {
+        self.query_opt(
+            "SELECT store_id, created_at FROM terminals WHERE merchant_id = $1 AND terminal_id = $2",
+            &[&merchant.to_string(), &terminal_id],
+        )?
+        .map(|r| {
+            Ok(Terminal {
+                merchant_id: merchant,
+                terminal_id: terminal_id.to_owned(),
+                store_id: col_id(&r, 0, StoreId::parse)?,
+                created_at: col_time(&r, 1)?,
+            })
+        })
+        .transpose()
+    }
+}
+
+impl PgTx<'_> {
+    fn merchants(&mut self, sql: &str) -> Result<Vec<Merchant>> {
+        self.query(sql, &[])?.iter().map(merchant_from_row).collect()
+    }
+}
+
+impl KeyRepo for PgTx<'_> {
+    fn insert_key(&mut self, k: &ApiKeyRecord) -> Result<()> {
+        self.execute(
+            "INSERT INTO api_keys (id, merchant_id, name, secret_sha256, scopes, store_id, terminal_id, created_at, revoked_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            &[
+                &k.id.to_string(),
+                &k.merchant_id.to_string(),
+                &k.name,
+                &k.secret_sha256.as_slice(),
+                &k.scopes.join(" "),
+                &k.store_id.map(|s| s.to_string()),
+                &k.terminal_id,
+                &to_micros(k.created_at),
+                &opt_micros(k.revoked_at),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn find_key(&mut self, id: KeyId) -> Result<Option<ApiKeyRecord>> {
+        self.query_opt(
+            "SELECT merchant_id, name, secret_sha256, scopes, created_at, revoked_at, store_id, terminal_id
+             FROM api_keys WHERE id = $1",
+            &[&id.to_string()],
+        )?
+        .map(|r| {
+            Ok(ApiKeyRecord {
+                id,
+                merchant_id: col_id(&r, 0, MerchantId::parse)?,
+                name: col(&r, 1)?,
+                secret_sha256: col_sha256(&r, 2)?,
+                scopes: col::<&str>(&r, 3)?.split_whitespace().map(str::to_owned).collect(),
+                created_at: col_time(&r, 4)?,
+                revoked_at: col_opt_time(&r, 5)?,
+                store_id: col_opt_id(&r, 6, StoreId::parse)?,
+                terminal_id: col(&r, 7)?,
+            })
+        })
+        .transpose()
+    }
+}
+
+const USER_COLUMNS: &str = "id, merchant_id, username, display_name, role, password_hash, store_id, failed_logins, \
+    locked_until, created_at, disabled_at";
+
+fn user_from_row(r: &Row) -> Result<User> {
+    Ok(User {
+        id: col_id(r, 0, UserId::parse)?,
+        merchant_id: col_id(r, 1, MerchantId::parse)?,
+        username: col(r, 2)?,
+        display_name: col(r, 3)?,
+        role: col(r, 4)?,
+        password_hash: col(r, 5)?,
+        store_id: col_opt_id(r, 6, StoreId::parse)?,
+        failed_logins: col_narrow(r, 7)?,
+        locked_until: col_opt_time(r, 8)?,
+        created_at: col_time(r, 9)?,
+        disabled_at: col_opt_time(r, 10)?,
+    })
+}
+
+impl PgTx<'_> {
+    fn users_from(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<User>> {
+        self.query(sql, params)?.iter().map(user_from_row).collect()
+    }
+}
+
+impl UserRepo for PgTx<'_> {
+    fn insert_user(&mut self, u: &User) -> Result<()> {
+        self.execute(
+            &format!("INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"),
+            &[
+                &u.id.to_string(),
+                &u.merchant_id.to_string(),
+                &u.username,
+                &u.display_name,
+                &u.role,
+                &u.password_hash,
+                &u.store_id.map(|s| s.to_string()),
+                &i64::from(u.failed_logins),
+                &opt_micros(u.locked_until),
+                &to_micros(u.created_at),
+                &opt_micros(u.disabled_at),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn update_user(&mut self, u: &User) -> Result<()> {
+        let changed = self.execute(
+            "UPDATE users SET display_name = $2, role = $3, password_hash = $4, store_id = $5,
+             failed_logins = $6, locked_until = $7, disabled_at = $8 WHERE id = $1",
+            &[
+                &u.id.to_string(),
+                &u.display_name,
+                &u.role,
+                &u.password_hash,
+                &u.store_id.map(|s| s.to_string()),
+                &i64::from(u.failed_logins),
+                &opt_micros(u.locked_until),
+                &opt_micros(u.disabled_at),
+            ],
+        )?;
+        if changed == 1 { Ok(()) } else { Err(StoreError::corrupt(format!("user {} is missing", u.id))) }
+    }
+
+    fn find_user(&mut self, id: UserId) -> Result<Option<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+        Ok(self.users_from(&sql, &[&id.to_string()])?.pop())
+    }
+
+    fn find_user_by_username(&mut self, username: &str) -> Result<Option<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1");
+        Ok(self.users_from(&sql, &[&username])?.pop())
+    }
+
+    fn users_of(&mut self, merchant: MerchantId) -> Result<Vec<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE merchant_id = $1 ORDER BY username");
+        self.users_from(&sql, &[&merchant.to_string()])
+    }
+}
+
+impl SessionRepo for PgTx<'_> {
+    fn insert_session(&mut self, s: &Session) -> Result<()> {
+        self.execute(
+            "INSERT INTO sessions (id, user_id, secret_sha256, created_at, expires_at, revoked_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &s.id.to_string(),
+                &s.user_id.to_string(),
+                &s.secret_sha256.as_slice(),
+                &to_micros(s.created_at),
+                &to_micros(s.expires_at),
+                &opt_micros(s.revoked_at),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn find_session(&mut self, id: SessionId) -> Result<Option<Session>> {
+        self.query_opt(
+            "SELECT user_id, secret_sha256, created_at, expires_at, revoked_at FROM sessions WHERE id = $1",
+            &[&id.to_string()],
+        )?
+        .map(|r| {
+            Ok(Session {
+                id,
+                user_id: col_id(&r, 0, UserId::parse)?,
+                secret_sha256: col_sha256(&r, 1)?,
+                created_at: col_time(&r, 2)?,
+                expires_at: col_time(&r, 3)?,
+                revoked_at: col_opt_time(&r, 4)?,
+            })
+        })
+        .transpose()
+    }
+
+    fn revoke_session(&mut self, id: SessionId, at: Timestamp) -> Result<()> {
+        self.execute(
+            "UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+            &[&id.to_string(), &to_micros(at)],
+        )?;
+        Ok(())
+    }
+}
+
+impl PolicyRepo for PgTx<'_> {
+    fn insert_policy(&mut self, p: &PolicyRecord) -> Result<()> {
+        self.execute(
+            "INSERT INTO refund_policies (merchant_id, version, store_id, body, created_by, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &p.merchant_id.to_string(),
+                &p.version,
+                &p.store_id.map(|s| s.to_string()),
+                &p.body,
+                &p.created_by,
+                &to_micros(p.created_at),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn current_policy(&mut self, merchant: MerchantId, store: Option<StoreId>) -> Result<Option<PolicyRecord>> {
+        // a store's own newest version wins over the merchant-wide one
+        // (false sorts before true)
+        self.query_opt(
+            "SELECT version, store_id, body, created_by, created_at FROM refund_policies
+             WHERE merchant_id = $1 AND (store_id IS NULL OR store_id = $2)
+             ORDER BY (store_id IS NULL), version DESC LIMIT 1",
+            &[&merchant.to_string(), &store.map(|s| s.to_string())],
+        )?
+        .map(|r| {
+            Ok(PolicyRecord {
+                merchant_id: merchant,
+                version: col(&r, 0)?,
+                store_id: col_opt_id(&r, 1, StoreId::parse)?,
+                body: col(&r, 2)?,
+                created_by: col(&r, 3)?,
+                created_at: col_time(&r, 4)?,
+            })
+        })
+        .transpose()
+    }
+
+    fn latest_policy_version(&mut self, merchant: MerchantId) -> Result<i64> {
+        let r = self.query_one(
+            "SELECT COALESCE(MAX(version), 0) FROM refund_policies WHERE merchant_id = $1",
+            &[&merchant.to_string()],
+        )?;
+        col(&r, 0)
+    }
+}
+
+const SALE_COLUMNS: &str = "id, merchant_id, store_id, terminal_id, amount_minor, currency, method, \
+    card_brand, card_first6, card_last4, entry_mode, wallet, voucher_no, rrn, auth_code, batch_no, \
+    captured_at, created_at, cashier";
+
+/// The sale without its items, which live in their own table.
+fn sale_from_row(r: &Row) -> Result<Sale> {
+    let payment_method = match col::<&str>(r, 6)? {
+        "card" => {
+            let card_column =
+                |idx| col::<Option<&str>>(r, idx)?.ok_or_else(|| StoreError::corrupt("card sale without card columns"));
+            PaymentMethod::Card {
+                brand: parse_wire(card_column(7)?, CardBrand::parse, "card brand")?,
+                first6: First6::parse(card_column(8)?).map_err(StoreError::corrupt)?,
+                last4: Last4::parse(card_column(9)?).map_err(StoreError::corrupt)?,
+                entry_mode: parse_wire(card_column(10)?, EntryMode::parse, "entry mode")?,
+            }
+        }
+        "wallet" => PaymentMethod::Wallet {
+            wallet: parse_wire(
+                col::<Option<&str>>(r, 11)?.ok_or_else(|| StoreError::corrupt("wallet sale without wallet"))?,
+                Wallet::parse,
+                "wallet",
+            )?,
+        },
+        "cash" => PaymentMethod::Cash,
+        other => return Err(StoreError::corrupt(format!("unknown payment method {other:?}"))),
+    };
+    Ok(Sale {
+        id: col_id(r, 0, SaleId::parse)?,
+        merchant_id: col_id(r, 1, MerchantId::parse)?,
+        store_id: col_id(r, 2, StoreId::parse)?,
+        terminal_id: col(r, 3)?,
+        amount: Money::new(col(r, 4)?, col_currency(r, 5)?),
+        payment_method,
+        voucher_no: col(r, 12)?,
+        rrn: col(r, 13)?,
+        auth_code: col(r, 14)?,
+        batch_no: col(r, 15)?,
+        captured_at: col_time(r, 16)?,
+        created_at: col_time(r, 17)?,
+        items: Vec::new(),
+        cashier: col(r, 18)?,
+    })
+}
+
+const REFUND_COLUMNS: &str = "id, merchant_id, sale_id, type, status, amount_minor, currency, reason, note, \
+    failure_reason, acquirer_reference, attempts, requested_by, created_at, updated_at, completed_at, \
+    policy_version, decision, approval_expires_at, decided_by, decision_note";
+
+/// The refund without its items, which live in their own table.
+fn refund_from_row(r: &Row) -> Result<Refund> {
+    Ok(Refund {
+        id: col_id(r, 0, RefundId::parse)?,
+        merchant_id: col_id(r, 1, MerchantId::parse)?,
+        sale_id: col_id(r, 2, SaleId::parse)?,
+        refund_type: parse_wire(col(r, 3)?, RefundType::parse, "refund type")?,
+        status: parse_wire(col(r, 4)?, RefundStatus::parse, "refund status")?,
+        amount: Money::new(col(r, 5)?, col_currency(r, 6)?),
+        reason: parse_wire(col(r, 7)?, RefundReason::parse, "refund reason")?,
+        note: col(r, 8)?,
+        items: Vec::new(),
+        failure_reason: col(r, 9)?,
+        acquirer_reference: col(r, 10)?,
+        attempts: col_narrow(r, 11)?,
+        requested_by: col(r, 12)?,
+        created_at: col_time(r, 13)?,
+        updated_at: col_time(r, 14)?,
+        completed_at: col_opt_time(r, 15)?,
+        policy_version: col(r, 16)?,
+        decision: col(r, 17)?,
+        approval_expires_at: col_opt_time(r, 18)?,
+        decided_by: col(r, 19)?,
+        decision_note: col(r, 20)?,
+    })
+}
+
+impl PgTx<'_> {
+    // Items are fetched for a whole page of parents in one query: over a
+    // network, one round trip per parent would dominate a search.
+
+    fn sales_from(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Sale>> {
+        let mut sales = self.query(sql, params)?.iter().map(sale_from_row).collect::<Result<Vec<_>>>()?;
+        if sales.is_empty() {
+            return Ok(sales);
+        }
+        let ids: Vec<String> = sales.iter().map(|s| s.id.to_string()).collect();
+        let rows = self.query(
+            "SELECT sale_id, sku, name, quantity, unit_amount_minor FROM sale_items
+             WHERE sale_id = ANY($1) ORDER BY sale_id, line_no",
+            &[&ids],
+        )?;
+        let mut items: HashMap<String, Vec<LineItem>> = HashMap::new();
+        for r in &rows {
+            let item = LineItem {
+                sku: col(r, 1)?,
+                name: col(r, 2)?,
+                quantity: col_narrow(r, 3)?,
+                unit_amount_minor: col(r, 4)?,
+            };
+            items.entry(col(r, 0)?).or_default().push(item);
+        }
+        for (sale, id) in sales.iter_mut().zip(&ids) {
+            sale.items = items.remove(id).unwrap_or_default();
+        }
+        Ok(sales)
+    }
+
+    fn refunds_from(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Refund>> {
+        let mut refunds = self.query(sql, params)?.iter().map(refund_from_row).collect::<Result<Vec<_>>>()?;
+        if refunds.is_empty() {
+            return Ok(refunds);
+        }
+        let ids: Vec<String> = refunds.iter().map(|r| r.id.to_string()).collect();
+        let rows = self.query(
+            "SELECT refund_id, sku, quantity, amount_minor FROM refund_items
+             WHERE refund_id = ANY($1) ORDER BY refund_id, sku",
+            &[&ids],
+        )?;
+        let mut items: HashMap<String, Vec<PlannedItem>> = HashMap::new();
+        for r in &rows {
+            let item = PlannedItem { sku: col(r, 1)?, quantity: col_narrow(r, 2)?, amount_minor: col(r, 3)? };
+            items.entry(col(r, 0)?).or_default().push(item);
+        }
+        for (refund, id) in refunds.iter_mut().zip(&ids) {
+            refund.items = items.remove(id).unwrap_or_default();
+        }
+        Ok(refunds)
+    }
+}
+
+impl SaleRepo for PgTx<'_> {
+    fn insert_sale(&mut self, s: &Sale) -> Result<()> {
+        let (brand, first6, last4, entry, wallet) = match &s.payment_method {
+            PaymentMethod::Card { brand, first6, last4, entry_mode } => {
+                (Some(brand.as_str()), Some(first6.as_str()), Some(last4.as_str()), Some(entry_mode.as_str()), None)
+            }
+            PaymentMethod::Wallet { wallet } => (None, None, None, None, Some(wallet.as_str())),
+            PaymentMethod::Cash => (None, None, None, None, None),
+        };
+        let id = s.id.to_string();
+        self.execute(
+            &format!(
+                "INSERT INTO sales ({SALE_COLUMNS}) VALUES
+                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+            ),
+            &[
+                &id,
+                &s.merchant_id.to_string(),
+                &s.store_id.to_string(),
+                &s.terminal_id,
+                &s.amount.minor,
+                &s.amount.currency.code(),
+                &s.payment_method.kind(),
+                &brand,
+                &first6,
+                &last4,
+                &entry,
+                &wallet,
+                &s.voucher_no,
+                &s.rrn,
+                &s.auth_code,
+                &s.batch_no,
+                &to_micros(s.captured_at),
+                &to_micros(s.created_at),
+                &s.cashier,
+            ],
+        )?;
+        for (line_no, item) in s.items.iter().enumerate() {
+            let line_no = i64::try_from(line_no).map_err(StoreError::corrupt)?;
+            self.execute(
+                "INSERT INTO sale_items (sale_id, line_no, sku, name, quantity, unit_amount_minor)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&id, &line_no, &item.sku, &item.name, &i64::from(item.quantity), &item.unit_amount_minor],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn find_sale(&mut self, merchant: MerchantId, id: SaleId) -> Result<Option<Sale>> {
+        let sql = format!("SELECT {SALE_COLUMNS} FROM sales WHERE merchant_id = $1 AND id = $2");
+        Ok(self.sales_from(&sql, &[&merchant.to_string(), &id.to_string()])?.pop())
+    }
+
+    fn lock_sale(&mut self, merchant: MerchantId, id: SaleId) -> Result<Option<Sale>> {
+        // Another instance refunding the same sale waits here until this
+        // transaction ends, so its check of what is left sees our refund.
+        let sql = format!("SELECT {SALE_COLUMNS} FROM sales WHERE merchant_id = $1 AND id = $2 FOR UPDATE");
+        Ok(self.sales_from(&sql, &[&merchant.to_string(), &id.to_string()])?.pop())
+    }
+
+    fn search_sales(&mut self, merchant: MerchantId, q: &SaleQuery) -> Result<Vec<Sale>> {
+        let mut f =
+            Filtered::new(format!("SELECT {SALE_COLUMNS} FROM sales WHERE merchant_id = $1"), merchant.to_string());
+        if let Some(v) = q.store_id {
+            f.and("store_id = $?", v.to_string());
+        }
+        if let Some(v) = &q.voucher_no {
+            f.and("voucher_no = $?", v.clone());
+        }
+        if let Some(v) = &q.rrn {
+            f.and("rrn = $?", v.clone());
+        }
+        if let Some(v) = &q.last4 {
+            f.and("card_last4 = $?", v.clone());
+        }
+        if let Some(v) = q.amount_minor {
+            f.and("amount_minor = $?", v);
+        }
+        if let Some(v) = &q.terminal_id {
+            f.and("terminal_id = $?", v.clone());
+        }
+        if let Some(v) = q.captured_from {
+            f.and("captured_at >= $?", to_micros(v));
+        }
+        if let Some(v) = q.captured_to {
+            f.and("captured_at < $?", to_micros(v));
+        }
+        if let Some(v) = q.starting_after {
+            f.and("id < $?", v.to_string());
+        }
+        let f = f.page(q.limit);
+        self.sales_from(&f.sql, &f.params())
+    }
+
+    fn find_batch(&mut self, merchant: MerchantId, terminal_id: &str, batch_no: &str) -> Result<Option<BatchRecord>> {
+        self.query_opt(
+            "SELECT settled_at FROM batches WHERE merchant_id = $1 AND terminal_id = $2 AND batch_no = $3",
+            &[&merchant.to_string(), &terminal_id, &batch_no],
+        )?
+        .map(|r| {
+            Ok(BatchRecord {
+                merchant_id: merchant,
+                terminal_id: terminal_id.to_owned(),
+                batch_no: batch_no.to_owned(),
+                settled_at: col_time(&r, 0)?,
+            })
+        })
+        .transpose()
+    }
+
+    fn insert_batch(&mut self, b: &BatchRecord) -> Result<()> {
+        self.execute(
+            "INSERT INTO batches (merchant_id, terminal_id, batch_no, settled_at) VALUES ($1, $2, $3, $4)",
+            &[&b.merchant_id.to_string(), &b.terminal_id, &b.batch_no, &to_micros(b.settled_at)],
+        )?;
+        Ok(())
+    }
+}
+
+impl RefundRepo for PgTx<'_> {
+    fn insert_refund(&mut self, r: &Refund) -> Result<()> {
+        let id = r.id.to_string();
+        self.execute(
+            &format!(
+                "INSERT INTO refunds ({REFUND_COLUMNS}) VALUES
+                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
+            ),
+            &[
+                &id,
+                &r.merchant_id.to_string(),
+                &r.sale_id.to_string(),
+                &r.refund_type.as_str(),
+                &r.status.as_str(),
+                &r.amount.minor,
+                &r.amount.currency.code(),
+                &r.reason.as_str(),
+                &r.note,
+                &r.failure_reason,
+                &r.acquirer_reference,
+                &i64::from(r.attempts),
+                &r.requested_by,
+                &to_micros(r.created_at),
+                &to_micros(r.updated_at),
+                &opt_micros(r.completed_at),
+                &r.policy_version,
+                &r.decision,
+                &opt_micros(r.approval_expires_at),
+                &r.decided_by,
+                &r.decision_note,
+            ],
+        )?;
+        for item in &r.items {
+            self.execute(
+                "INSERT INTO refund_items (refund_id, sku, quantity, amount_minor) VALUES ($1, $2, $3, $4)",
+                &[&id, &item.sku, &i64::from(item.quantity), &item.amount_minor],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn update_refund(&mut self, r: &Refund) -> Result<()> {
+        let changed = self.execute(
+            "UPDATE refunds SET status = $2, failure_reason = $3, acquirer_reference = $4, attempts = $5,
+             updated_at = $6, completed_at = $7, approval_expires_at = $8, decided_by = $9, decision_note = $10
+             WHERE id = $1",
+            &[
+                &r.id.to_string(),
+                &r.status.as_str(),
+                &r.failure_reason,
+                &r.acquirer_reference,
+                &i64::from(r.attempts),
+                &to_micros(r.updated_at),
+                &opt_micros(r.completed_at),
+                &opt_micros(r.approval_expires_at),
+                &r.decided_by,
+                &r.decision_note,
+            ],
+        )?;
+        if changed == 1 { Ok(()) } else { Err(StoreError::corrupt(format!("refund {} is missing", r.id))) }
+    }
+
+    fn find_refund(&mut self, merchant: MerchantId, id: RefundId) -> Result<Option<Refund>> {
+        let sql = format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE merchant_id = $1 AND id = $2");
+        Ok(self.refunds_from(&sql, &[&merchant.to_string(), &id.to_string()])?.pop())
+    }
+
+    fn find_refund_any_merchant(&mut self, id: RefundId) -> Result<Option<Refund>> {
+        let sql = format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE id = $1");
+        Ok(self.refunds_from(&sql, &[&id.to_string()])?.pop())
+    }
+
+    fn lock_refund(&mut self, id: RefundId) -> Result<Option<Refund>> {
+        // two instances moving the same refund take turns; the second reads
+        // the status the first committed
+        let sql = format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE id = $1 FOR UPDATE");
+        Ok(self.refunds_from(&sql, &[&id.to_string()])?.pop())
+    }
+
+    fn refunds_of_sale(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Vec<Refund>> {
+        let sql = format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE merchant_id = $1 AND sale_id = $2 ORDER BY id");
+        self.refunds_from(&sql, &[&merchant.to_string(), &sale.to_string()])
+    }
+
+    fn list_refunds(&mut self, merchant: MerchantId, q: &RefundQuery) -> Result<Vec<Refund>> {
+        let mut f =
+            Filtered::new(format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE merchant_id = $1"), merchant.to_string());
+        if let Some(sale) = q.sale_id {
+            f.and("sale_id = $?", sale.to_string());
+        }
+        if let Some(status) = q.status {
+            f.and("status = $?", status.as_str());
+        }
+        if let Some(store) = q.store_id {
+            f.and("sale_id IN (SELECT id FROM sales WHERE store_id = $?)", store.to_string());
+        }
+        if let Some(who) = &q.requested_by {
+            f.and("requested_by = $?", who.clone());
+        }
+        if let Some(after) = q.starting_after {
+            f.and("id < $?", after.to_string());
+        }
+        let f = f.page(q.limit);
+        self.refunds_from(&f.sql, &f.params())
+    }
+
+    fn refunded_by_since(&mut self, merchant: MerchantId, requested_by: &str, since: Timestamp) -> Result<i64> {
+        // SUM of BIGINT is NUMERIC in PostgreSQL; the cast fails loudly on
+        // overflow, as SQLite's integer SUM does
+        let r = self.query_one(
+            "SELECT COALESCE(SUM(amount_minor), 0)::BIGINT FROM refunds
+             WHERE merchant_id = $1 AND requested_by = $2 AND created_at >= $3
+             AND status NOT IN ('failed', 'rejected', 'expired', 'canceled')",
+            &[&merchant.to_string(), &requested_by, &to_micros(since)],
+        )?;
+        col(&r, 0)
+    }
+
+    fn expired_approvals(&mut self, now: Timestamp, limit: u32) -> Result<Vec<Refund>> {
+        let sql = format!(
+            "SELECT {REFUND_COLUMNS} FROM refunds WHERE status = 'requires_approval' AND approval_expires_at <= $1
+             ORDER BY approval_expires_at LIMIT $2"
+        );
+        self.refunds_from(&sql, &[&to_micros(now), &i64::from(limit)])
+    }
+}
+
+impl OutboxRepo for PgTx<'_> {
+    fn enqueue(&mut self, job: &NewJob) -> Result<i64> {
+        let now = to_micros(Timestamp::now());
+        let r = self.query_one(
+            "INSERT INTO outbox (kind, payload, state, attempts, run_after, created_at, updated_at)
+             VALUES ($1, $2, 'ready', 0, $3, $4, $4) RETURNING id",
+            &[&job.kind, &job.payload, &to_micros(job.run_after), &now],
+        )?;
+        col(&r, 0)
+    }
+
+    fn claim_jobs(&mut self, now: Timestamp, lease_until: Timestamp, limit: u32) -> Result<Vec<Job>> {
+        // SKIP LOCKED: runners on other instances claiming at the same moment
+        // take the next jobs instead of waiting for these or taking them twice
+        let rows = self.query(
+            "UPDATE outbox SET state = 'running', attempts = attempts + 1, lease_until = $2, updated_at = $1
+             WHERE id IN (
+                SELECT id FROM outbox
+                WHERE (state = 'ready' AND run_after <= $1) OR (state = 'running' AND lease_until <= $1)
+                ORDER BY id LIMIT $3
+                FOR UPDATE SKIP LOCKED)
+             RETURNING id, kind, payload, attempts",
+            &[&to_micros(now), &to_micros(lease_until), &i64::from(limit)],
+        )?;
+        let mut jobs = rows
+            .iter()
+            .map(|r| Ok(Job { id: col(r, 0)?, kind: col(r, 1)?, payload: col(r, 2)?, attempts: col_narrow(r, 3)? }))
+            .collect::<Result<Vec<_>>>()?;
+        jobs.sort_by_key(|j| j.id);
+        Ok(jobs)
+    }
+
+    fn complete_job(&mut self, id: i64, now: Timestamp) -> Result<()> {
+        self.execute(
+            "UPDATE outbox SET state = 'done', lease_until = NULL, updated_at = $2 WHERE id = $1",
+            &[&id, &to_micros(now)],
+        )?;
+        Ok(())
+    }
+
+    fn reschedule_job(&mut self, id: i64, run_after: Timestamp, error: &str) -> Result<()> {
+        self.execute(
+            "UPDATE outbox SET state = 'ready', lease_until = NULL, run_after = $2, last_error = $3,
+             updated_at = $2 WHERE id = $1",
+            &[&id, &to_micros(run_after), &error],
+        )?;
+        Ok(())
+    }
+
+    fn bury_job(&mut self, id: i64, now: Timestamp, error: &str) -> Result<()> {
+        self.execute(
+            "UPDATE outbox SET state = 'dead', lease_until = NULL, last_error = $3, updated_at = $2 WHERE id = $1",
+            &[&id, &to_micros(now), &error],
+        )?;
+        Ok(())
+    }
+
+    fn unfinished_jobs(&mut self) -> Result<u64> {
+        let r = self.query_one("SELECT COUNT(*) FROM outbox WHERE state IN ('ready', 'running')", &[])?;
+        col_narrow(&r, 0)
+    }
+}
+
+impl IdempotencyRepo for PgTx<'_> {
+    fn find_idempotency(
+        &mut self,
+        merchant: MerchantId,
+        endpoint: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>> {
+        self.query_opt(
+            "SELECT fingerprint, status_code, body, created_at FROM idempotency_keys
+             WHERE merchant_id = $1 AND endpoint = $2 AND key = $3",
+            &[&merchant.to_string(), &endpoint, &key],
+        )?
+        .map(|r| {
+            Ok(IdempotencyRecord {
+                merchant_id: merchant,
+                endpoint: endpoint.to_owned(),
+                key: key.to_owned(),
+                fingerprint: col(&r, 0)?,
+                status_code: col_narrow(&r, 1)?,
+                body: col(&r, 2)?,
+                created_at: col_time(&r, 3)?,
+            })
+        })
+        .transpose()
+    }
+
+    fn insert_idempotency(&mut self, r: &IdempotencyRecord) -> Result<()> {
+        self.execute(
+            "INSERT INTO idempotency_keys (merchant_id, endpoint, key, fingerprint, status_code, body, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &r.merchant_id.to_string(),
+                &r.endpoint,
+                &r.key,
+                &r.fingerprint,
+                &i64::from(r.status_code),
+                &r.body,
+                &to_micros(r.created_at),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn prune_idempotency(&mut self, older_than: Timestamp) -> Result<u64> {
+        self.execute("DELETE FROM idempotency_keys WHERE created_at < $1", &[&to_micros(older_than)])
+    }
+}
+
+fn audit_head_from_row(r: &Row) -> Result<(i64, String)> {
+    Ok((col(r, 0)?, col(r, 1)?))
+}
+
+fn audit_event_from_row(r: &Row) -> Result<AuditEvent> {
+    Ok(AuditEvent {
+        merchant_id: col_id(r, 0, MerchantId::parse)?,
+        seq: col(r, 1)?,
+        at: col_time(r, 2)?,
+        actor: col(r, 3)?,
+        source: col(r, 4)?,
+        action: col(r, 5)?,
+        subject: col(r, 6)?,
+        data: col(r, 7)?,
+        prev_hash: col(r, 8)?,
+        hash: col(r, 9)?,
+    })
+}
+
+impl AuditRepo for PgTx<'_> {
+    fn lock_audit_head(&mut self, merchant: MerchantId) -> Result<Option<(i64, String)>> {
+        // Appends of one merchant take turns on its head row. Before the
+        // first event there is no row to lock: two first appends then race
+        // to insert seq 1, and the loser fails on the primary key.
+        self.query_opt("SELECT seq, hash FROM audit_heads WHERE merchant_id = $1 FOR UPDATE", &[&merchant.to_string()])?
+            .map(|r| audit_head_from_row(&r))
+            .transpose()
+    }
+
+    fn append_audit(&mut self, e: &AuditEvent) -> Result<()> {
+        let merchant = e.merchant_id.to_string();
+        self.execute(
+            "INSERT INTO audit_events (merchant_id, seq, at, actor, source, action, subject, data, prev_hash, hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            &[
+                &merchant,
+                &e.seq,
+                &to_micros(e.at),
+                &e.actor,
+                &e.source,
+                &e.action,
+                &e.subject,
+                &e.data,
+                &e.prev_hash,
+                &e.hash,
+            ],
+        )?;
+        self.execute(
+            "INSERT INTO audit_heads (merchant_id, seq, hash) VALUES ($1, $2, $3)
+             ON CONFLICT (merchant_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+            &[&merchant, &e.seq, &e.hash],
+        )?;
+        Ok(())
+    }
+
+    fn audit_head(&mut self, merchant: MerchantId) -> Result<Option<(i64, String)>> {
+        self.query_opt("SELECT seq, hash FROM audit_heads WHERE merchant_id = $1", &[&merchant.to_string()])?
+            .map(|r| audit_head_from_row(&r))
+            .transpose()
+    }
+
+    fn audit_events(&mut self, merchant: MerchantId, after_seq: i64, limit: u32) -> Result<Vec<AuditEvent>> {
+        self.query(
+            "SELECT merchant_id, seq, at, actor, source, action, subject, data, prev_hash, hash FROM audit_events
+             WHERE merchant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            &[&merchant.to_string(), &after_seq, &i64::from(limit)],
+        )?
+        .iter()
+        .map(audit_event_from_row)
+        .collect()
+    }
+}

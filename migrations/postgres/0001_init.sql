@@ -1,0 +1,203 @@
+-- Refundry schema, version 1. Times are integer microseconds since the Unix
+-- epoch (UTC); money is integer minor units beside a lower-case ISO 4217 code.
+
+CREATE TABLE merchants (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    created_at  BIGINT NOT NULL
+);
+
+CREATE TABLE stores (
+    id          TEXT PRIMARY KEY,
+    merchant_id TEXT NOT NULL REFERENCES merchants(id),
+    name        TEXT NOT NULL,
+    created_at  BIGINT NOT NULL
+);
+CREATE INDEX stores_by_merchant ON stores (merchant_id, id);
+
+CREATE TABLE terminals (
+    merchant_id TEXT NOT NULL REFERENCES merchants(id),
+    terminal_id TEXT NOT NULL,
+    store_id    TEXT NOT NULL REFERENCES stores(id),
+    created_at  BIGINT NOT NULL,
+    PRIMARY KEY (merchant_id, terminal_id)
+);
+
+CREATE TABLE api_keys (
+    id            TEXT PRIMARY KEY,
+    merchant_id   TEXT NOT NULL REFERENCES merchants(id),
+    name          TEXT NOT NULL,
+    secret_sha256 BYTEA NOT NULL CHECK (octet_length(secret_sha256) = 32),
+    scopes        TEXT NOT NULL,
+    store_id      TEXT REFERENCES stores(id),
+    terminal_id   TEXT,
+    created_at    BIGINT NOT NULL,
+    revoked_at    BIGINT
+);
+
+CREATE TABLE users (
+    id            TEXT PRIMARY KEY,
+    merchant_id   TEXT NOT NULL REFERENCES merchants(id),
+    username      TEXT NOT NULL UNIQUE,
+    display_name  TEXT NOT NULL,
+    role          TEXT NOT NULL CHECK (role IN ('cashier', 'supervisor', 'finance', 'risk', 'admin')),
+    password_hash TEXT NOT NULL,
+    store_id      TEXT REFERENCES stores(id),
+    failed_logins BIGINT NOT NULL DEFAULT 0,
+    locked_until  BIGINT,
+    created_at    BIGINT NOT NULL,
+    disabled_at   BIGINT
+);
+CREATE INDEX users_by_merchant ON users (merchant_id, id);
+
+CREATE TABLE sessions (
+    id            TEXT PRIMARY KEY,
+    user_id       TEXT NOT NULL REFERENCES users(id),
+    secret_sha256 BYTEA NOT NULL CHECK (octet_length(secret_sha256) = 32),
+    created_at    BIGINT NOT NULL,
+    expires_at    BIGINT NOT NULL,
+    revoked_at    BIGINT
+);
+CREATE INDEX sessions_by_user ON sessions (user_id);
+
+CREATE TABLE refund_policies (
+    merchant_id TEXT NOT NULL REFERENCES merchants(id),
+    version     BIGINT NOT NULL,
+    store_id    TEXT REFERENCES stores(id),
+    body        TEXT NOT NULL,
+    created_by  TEXT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    PRIMARY KEY (merchant_id, version)
+);
+CREATE INDEX refund_policies_by_store ON refund_policies (merchant_id, store_id, version);
+
+CREATE TABLE sales (
+    id            TEXT PRIMARY KEY,
+    merchant_id   TEXT NOT NULL REFERENCES merchants(id),
+    store_id      TEXT NOT NULL REFERENCES stores(id),
+    terminal_id   TEXT NOT NULL,
+    amount_minor  BIGINT NOT NULL CHECK (amount_minor > 0),
+    currency      TEXT NOT NULL CHECK (length(currency) = 3),
+    method        TEXT NOT NULL CHECK (method IN ('card', 'wallet', 'cash')),
+    card_brand    TEXT,
+    card_first6   TEXT CHECK (card_first6 IS NULL OR length(card_first6) = 6),
+    card_last4    TEXT CHECK (card_last4 IS NULL OR length(card_last4) = 4),
+    entry_mode    TEXT,
+    wallet        TEXT,
+    voucher_no    TEXT,
+    rrn           TEXT,
+    auth_code     TEXT,
+    batch_no      TEXT,
+    cashier       TEXT,
+    captured_at   BIGINT NOT NULL,
+    created_at    BIGINT NOT NULL
+);
+CREATE INDEX sales_by_merchant ON sales (merchant_id, id);
+CREATE INDEX sales_by_voucher ON sales (merchant_id, voucher_no);
+CREATE INDEX sales_by_rrn ON sales (merchant_id, rrn);
+CREATE INDEX sales_by_last4 ON sales (merchant_id, card_last4);
+CREATE INDEX sales_by_amount ON sales (merchant_id, amount_minor);
+CREATE INDEX sales_by_terminal ON sales (merchant_id, terminal_id, batch_no);
+CREATE INDEX sales_by_captured ON sales (merchant_id, captured_at);
+
+CREATE TABLE sale_items (
+    sale_id           TEXT NOT NULL REFERENCES sales(id),
+    line_no           BIGINT NOT NULL,
+    sku               TEXT NOT NULL,
+    name              TEXT NOT NULL,
+    quantity          BIGINT NOT NULL CHECK (quantity > 0),
+    unit_amount_minor BIGINT NOT NULL CHECK (unit_amount_minor > 0),
+    PRIMARY KEY (sale_id, line_no)
+);
+
+CREATE TABLE batches (
+    merchant_id TEXT NOT NULL REFERENCES merchants(id),
+    terminal_id TEXT NOT NULL,
+    batch_no    TEXT NOT NULL,
+    settled_at  BIGINT NOT NULL,
+    PRIMARY KEY (merchant_id, terminal_id, batch_no)
+);
+
+CREATE TABLE refunds (
+    id                 TEXT PRIMARY KEY,
+    merchant_id        TEXT NOT NULL REFERENCES merchants(id),
+    sale_id            TEXT NOT NULL REFERENCES sales(id),
+    type               TEXT NOT NULL CHECK (type IN ('void', 'refund')),
+    status             TEXT NOT NULL,
+    amount_minor       BIGINT NOT NULL CHECK (amount_minor > 0),
+    currency           TEXT NOT NULL,
+    reason             TEXT NOT NULL,
+    note               TEXT,
+    failure_reason     TEXT,
+    acquirer_reference TEXT,
+    attempts           BIGINT NOT NULL DEFAULT 0,
+    requested_by       TEXT NOT NULL,
+    policy_version     BIGINT NOT NULL,
+    decision           TEXT NOT NULL,
+    approval_expires_at BIGINT,
+    decided_by         TEXT,
+    decision_note      TEXT,
+    created_at         BIGINT NOT NULL,
+    updated_at         BIGINT NOT NULL,
+    completed_at       BIGINT
+);
+CREATE INDEX refunds_by_sale ON refunds (sale_id);
+CREATE INDEX refunds_by_merchant ON refunds (merchant_id, id);
+CREATE INDEX refunds_by_status ON refunds (merchant_id, status, id);
+CREATE INDEX refunds_by_requester ON refunds (merchant_id, requested_by, created_at);
+
+CREATE TABLE refund_items (
+    refund_id    TEXT NOT NULL REFERENCES refunds(id),
+    sku          TEXT NOT NULL,
+    quantity     BIGINT NOT NULL CHECK (quantity > 0),
+    amount_minor BIGINT NOT NULL CHECK (amount_minor > 0),
+    PRIMARY KEY (refund_id, sku)
+);
+
+CREATE TABLE outbox (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind        TEXT NOT NULL,
+    payload     TEXT NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('ready', 'running', 'done', 'dead')),
+    attempts    BIGINT NOT NULL DEFAULT 0,
+    run_after   BIGINT NOT NULL,
+    lease_until BIGINT,
+    last_error  TEXT,
+    created_at  BIGINT NOT NULL,
+    updated_at  BIGINT NOT NULL
+);
+CREATE INDEX outbox_due ON outbox (state, run_after);
+
+CREATE TABLE idempotency_keys (
+    merchant_id TEXT NOT NULL REFERENCES merchants(id),
+    endpoint    TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    status_code BIGINT NOT NULL,
+    body        TEXT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    PRIMARY KEY (merchant_id, endpoint, key)
+);
+CREATE INDEX idempotency_by_age ON idempotency_keys (created_at);
+
+CREATE TABLE audit_events (
+    merchant_id TEXT NOT NULL REFERENCES merchants(id),
+    seq         BIGINT NOT NULL,
+    at          BIGINT NOT NULL,
+    actor       TEXT NOT NULL,
+    source      TEXT NOT NULL,
+    action      TEXT NOT NULL,
+    subject     TEXT NOT NULL,
+    data        TEXT NOT NULL,
+    prev_hash   TEXT NOT NULL,
+    hash        TEXT NOT NULL,
+    PRIMARY KEY (merchant_id, seq)
+);
+
+-- The newest link of each merchant's audit chain, written in the same
+-- transaction as the event: removing the last events shows as a mismatch.
+CREATE TABLE audit_heads (
+    merchant_id TEXT PRIMARY KEY REFERENCES merchants(id),
+    seq         BIGINT NOT NULL,
+    hash        TEXT NOT NULL
+);

@@ -137,6 +137,11 @@ CREATE TABLE refunds (
     approval_expires_at BIGINT,
     decided_by         TEXT,
     decision_note      TEXT,
+    stan               BIGINT,
+    expected_arrival_at BIGINT,
+    arrived_at         BIGINT,
+    -- sealed (XChaCha20-Poly1305) JSON of the customer's email/phone/locale
+    customer_contact   TEXT,
     created_at         BIGINT NOT NULL,
     updated_at         BIGINT NOT NULL,
     completed_at       BIGINT
@@ -156,6 +161,7 @@ CREATE TABLE refund_items (
 
 CREATE TABLE outbox (
     id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    merchant_id TEXT,
     kind        TEXT NOT NULL,
     payload     TEXT NOT NULL,
     state       TEXT NOT NULL CHECK (state IN ('ready', 'running', 'done', 'dead')),
@@ -201,3 +207,53 @@ CREATE TABLE audit_heads (
     seq         BIGINT NOT NULL,
     hash        TEXT NOT NULL
 );
+
+-- The terminal's system trace audit number (STAN, 流水号), one per message.
+CREATE TABLE terminal_counters (
+    merchant_id TEXT NOT NULL REFERENCES merchants(id),
+    terminal_id TEXT NOT NULL,
+    last_stan   BIGINT NOT NULL,
+    PRIMARY KEY (merchant_id, terminal_id)
+);
+
+-- Every call to the acquirer about a refund: what was sent (masked), what
+-- came back, how long it took.
+CREATE TABLE acquirer_calls (
+    id            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    refund_id     TEXT NOT NULL REFERENCES refunds(id),
+    attempt       BIGINT NOT NULL,
+    stan          BIGINT NOT NULL,
+    kind          TEXT NOT NULL CHECK (kind IN ('submit', 'inquire')),
+    processor     TEXT NOT NULL,
+    started_at    BIGINT NOT NULL,
+    duration_ms   BIGINT NOT NULL,
+    outcome       TEXT NOT NULL CHECK (outcome IN ('approved', 'declined', 'timeout', 'unavailable', 'not_received')),
+    response_code TEXT,
+    detail        TEXT NOT NULL
+);
+CREATE INDEX acquirer_calls_by_refund ON acquirer_calls (refund_id, id);
+
+CREATE TABLE webhook_endpoints (
+    id          TEXT PRIMARY KEY,
+    merchant_id TEXT NOT NULL REFERENCES merchants(id),
+    url         TEXT NOT NULL,
+    events      TEXT NOT NULL,
+    secret      TEXT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    disabled_at BIGINT
+);
+CREATE INDEX webhook_endpoints_by_merchant ON webhook_endpoints (merchant_id);
+
+CREATE TABLE webhook_deliveries (
+    id           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    endpoint_id  TEXT NOT NULL REFERENCES webhook_endpoints(id),
+    event_id     TEXT NOT NULL,
+    event_type   TEXT NOT NULL,
+    payload      TEXT NOT NULL,
+    attempt      BIGINT NOT NULL,
+    at           BIGINT NOT NULL,
+    status_code  BIGINT,
+    duration_ms  BIGINT NOT NULL,
+    error        TEXT
+);
+CREATE INDEX webhook_deliveries_by_endpoint ON webhook_deliveries (endpoint_id, id);

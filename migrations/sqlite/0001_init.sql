@@ -137,6 +137,11 @@ CREATE TABLE refunds (
     approval_expires_at INTEGER,
     decided_by         TEXT,
     decision_note      TEXT,
+    stan               INTEGER,
+    expected_arrival_at INTEGER,
+    arrived_at         INTEGER,
+    -- sealed (XChaCha20-Poly1305) JSON of the customer's email/phone/locale
+    customer_contact   TEXT,
     created_at         INTEGER NOT NULL,
     updated_at         INTEGER NOT NULL,
     completed_at       INTEGER
@@ -156,6 +161,7 @@ CREATE TABLE refund_items (
 
 CREATE TABLE outbox (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    merchant_id TEXT,
     kind        TEXT NOT NULL,
     payload     TEXT NOT NULL,
     state       TEXT NOT NULL CHECK (state IN ('ready', 'running', 'done', 'dead')),
@@ -201,3 +207,53 @@ CREATE TABLE audit_heads (
     seq         INTEGER NOT NULL,
     hash        TEXT NOT NULL
 );
+
+-- The terminal's system trace audit number (STAN, 流水号), one per message.
+CREATE TABLE terminal_counters (
+    merchant_id TEXT NOT NULL REFERENCES merchants(id),
+    terminal_id TEXT NOT NULL,
+    last_stan   INTEGER NOT NULL,
+    PRIMARY KEY (merchant_id, terminal_id)
+);
+
+-- Every call to the acquirer about a refund: what was sent (masked), what
+-- came back, how long it took.
+CREATE TABLE acquirer_calls (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    refund_id     TEXT NOT NULL REFERENCES refunds(id),
+    attempt       INTEGER NOT NULL,
+    stan          INTEGER NOT NULL,
+    kind          TEXT NOT NULL CHECK (kind IN ('submit', 'inquire')),
+    processor     TEXT NOT NULL,
+    started_at    INTEGER NOT NULL,
+    duration_ms   INTEGER NOT NULL,
+    outcome       TEXT NOT NULL CHECK (outcome IN ('approved', 'declined', 'timeout', 'unavailable', 'not_received')),
+    response_code TEXT,
+    detail        TEXT NOT NULL
+);
+CREATE INDEX acquirer_calls_by_refund ON acquirer_calls (refund_id, id);
+
+CREATE TABLE webhook_endpoints (
+    id          TEXT PRIMARY KEY,
+    merchant_id TEXT NOT NULL REFERENCES merchants(id),
+    url         TEXT NOT NULL,
+    events      TEXT NOT NULL,
+    secret      TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    disabled_at INTEGER
+);
+CREATE INDEX webhook_endpoints_by_merchant ON webhook_endpoints (merchant_id);
+
+CREATE TABLE webhook_deliveries (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    endpoint_id  TEXT NOT NULL REFERENCES webhook_endpoints(id),
+    event_id     TEXT NOT NULL,
+    event_type   TEXT NOT NULL,
+    payload      TEXT NOT NULL,
+    attempt      INTEGER NOT NULL,
+    at           INTEGER NOT NULL,
+    status_code  INTEGER,
+    duration_ms  INTEGER NOT NULL,
+    error        TEXT
+);
+CREATE INDEX webhook_deliveries_by_endpoint ON webhook_deliveries (endpoint_id, id);

@@ -45,7 +45,8 @@ pub fn record(
     };
     event.hash = event_hash(&event);
     tx.append_audit(&event)?;
-    Ok(())
+    // every audited change is also a webhook event, queued in the same commit
+    crate::webhooks::emit(tx, &event)
 }
 
 pub fn event_hash(e: &AuditEvent) -> String {

@@ -96,8 +96,13 @@ pub async fn seed(app: &App, days: u32, now: Timestamp) -> Result<DemoSummary, A
             Some(item) => RefundAsk::Items(vec![ItemQuantity { sku: item.sku.clone(), quantity: 1 }]),
             None => RefundAsk::Amount(sale.amount.minor / 2),
         };
-        let request =
-            RefundRequest { sale_id: sale.id, ask, reason: RefundReason::Defective, note: Some("demo".into()) };
+        let request = RefundRequest {
+            sale_id: sale.id,
+            ask,
+            reason: RefundReason::Defective,
+            note: Some("demo".into()),
+            customer: None,
+        };
         app.request_refund(&actor, request, None).await?;
         refunds += 1;
     }

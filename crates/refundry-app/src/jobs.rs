@@ -10,8 +10,9 @@ use rand::Rng;
 use refundry_connectors::{Outcome, ProcessorError, RefundOrder};
 use refundry_core::ids::RefundId;
 use refundry_core::refund::{RefundEvent, RefundStatus};
+use refundry_core::sale::PaymentMethod;
 use refundry_store::Tx;
-use refundry_store::model::{Job, Refund};
+use refundry_store::model::{AcquirerCall, Job, Refund};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Semaphore, watch};
 
@@ -158,6 +159,8 @@ pub async fn maintain(app: &App) {
 pub async fn run_job(app: &App, job: Job) {
     let result = match job.kind.as_str() {
         EXECUTE_REFUND => execute_refund(app, &job).await,
+        crate::webhooks::DELIVER_WEBHOOK => crate::webhooks::deliver(app, &job).await,
+        crate::notify::NOTIFY_CUSTOMER => crate::notify::notify(app, &job).await,
         other => Err(AppError::new(ErrorCode::Internal, format!("unknown job kind {other}"))),
     };
     if let Err(e) = result {
@@ -201,26 +204,104 @@ async fn execute_refund(app: &App, job: &Job) -> Result<(), AppError> {
     let refund_id = RefundId::parse(&payload.refund_id)
         .map_err(|e| AppError::new(ErrorCode::Internal, format!("bad job payload: {e}")))?;
     let job_id = job.id;
-    let step = refundry_store::write(&app.store, move |tx| start_attempt(tx, refund_id, job_id)).await?;
-    let outcome = match step {
+    let stan_terminal = app.processor.stan_terminal().map(str::to_owned);
+    let step =
+        refundry_store::write(&app.store, move |tx| start_attempt(tx, refund_id, job_id, stan_terminal.as_deref()))
+            .await?;
+    let (order, resume) = match step {
         Step::Done => return Ok(()),
-        Step::Send(order) => app.processor.submit(&order).await,
-        Step::Resume(order) => match app.processor.inquire(&order.reference).await {
+        Step::Send(order) => (order, false),
+        Step::Resume(order) => (order, true),
+    };
+    let mut calls = Vec::new();
+    let outcome = if resume {
+        match call(app, &order, Call::Inquire, &mut calls).await {
             Ok(Some(outcome)) => Ok(outcome),
-            Ok(None) => app.processor.submit(&order).await,
+            Ok(None) => call(app, &order, Call::Submit, &mut calls).await.map(|o| o.expect("a submit answers")),
             Err(e) => Err(e),
-        },
-    };
-    let outcome = match outcome {
-        Ok(outcome) => outcome,
-        // unknown or not sent: the refund stays `processing` and the retry
-        // will inquire first
-        Err(e @ (ProcessorError::Timeout | ProcessorError::Unavailable(_))) => {
-            return Err(AppError::new(ErrorCode::Unavailable, e.to_string()));
         }
+    } else {
+        call(app, &order, Call::Submit, &mut calls).await.map(|o| o.expect("a submit answers"))
     };
-    let processor = app.processor.name();
-    refundry_store::write(&app.store, move |tx| finish_attempt(tx, refund_id, job_id, &outcome, processor)).await
+    match outcome {
+        Ok(outcome) => {
+            let (processor, arrival) = (app.processor.name(), app.config.arrival.clone());
+            refundry_store::write(&app.store, move |tx| {
+                calls.iter().try_for_each(|c| tx.record_call(c))?;
+                finish_attempt(tx, refund_id, job_id, &outcome, processor, &arrival)
+            })
+            .await
+        }
+        // unknown or not sent: the refund stays `processing`, and the retry
+        // asks the acquirer before anything is sent again
+        Err(e) => {
+            refundry_store::write(&app.store, move |tx| {
+                Ok::<_, AppError>(calls.iter().try_for_each(|c| tx.record_call(c))?)
+            })
+            .await?;
+            Err(AppError::new(ErrorCode::Unavailable, e.to_string()))
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Call {
+    Submit,
+    Inquire,
+}
+
+/// One call to the acquirer, timed and written down (masked: the order
+/// carries no card data, only references).
+async fn call(
+    app: &App,
+    order: &RefundOrder,
+    kind: Call,
+    calls: &mut Vec<AcquirerCall>,
+) -> Result<Option<Outcome>, ProcessorError> {
+    let started_at = crate::now();
+    let clock = std::time::Instant::now();
+    let result = match kind {
+        Call::Submit => app.processor.submit(order).await.map(Some),
+        Call::Inquire => app.processor.inquire(order).await,
+    };
+    let (outcome, response_code, answer) = match &result {
+        Ok(Some(Outcome::Approved { acquirer_reference })) => {
+            ("approved", None, format!("approved ref={acquirer_reference}"))
+        }
+        Ok(Some(Outcome::Declined { reason, response_code })) => {
+            ("declined", Some(response_code.clone()), format!("declined {reason} ({response_code})"))
+        }
+        Ok(None) => ("not_received", None, "the acquirer never received it".to_owned()),
+        Err(ProcessorError::Timeout) => ("timeout", None, "no answer in time".to_owned()),
+        Err(ProcessorError::Unavailable(why)) => ("unavailable", None, format!("unavailable: {why}")),
+    };
+    let sent = format!(
+        "{} {} {} stan={:06} attempt={} original_rrn={}",
+        order.refund_type,
+        order.amount.minor,
+        order.amount.currency,
+        order.stan,
+        order.attempt,
+        order.original_rrn.as_deref().unwrap_or("-")
+    );
+    metrics::histogram!("refundry_acquirer_call_seconds", "outcome" => outcome).record(clock.elapsed().as_secs_f64());
+    calls.push(AcquirerCall {
+        refund_id: RefundId::parse(&order.reference).unwrap_or_else(|_| RefundId::generate()),
+        attempt: order.attempt,
+        stan: order.stan,
+        kind: match kind {
+            Call::Submit => "submit",
+            Call::Inquire => "inquire",
+        }
+        .to_owned(),
+        processor: app.processor.name().to_owned(),
+        started_at,
+        duration_ms: i64::try_from(clock.elapsed().as_millis()).unwrap_or(i64::MAX),
+        outcome: outcome.to_owned(),
+        response_code,
+        detail: format!("sent: {sent}; answer: {answer}"),
+    });
+    result
 }
 
 fn load(tx: &mut dyn Tx, id: RefundId) -> Result<Refund, AppError> {
@@ -228,7 +309,9 @@ fn load(tx: &mut dyn Tx, id: RefundId) -> Result<Refund, AppError> {
         .ok_or_else(|| AppError::new(ErrorCode::Internal, format!("job names refund {id}, which does not exist")))
 }
 
-fn start_attempt(tx: &mut dyn Tx, id: RefundId, job_id: i64) -> Result<Step, AppError> {
+/// `stan_terminal`: the connector's own terminal, whose trace numbers its
+/// messages use; otherwise the sale's terminal.
+fn start_attempt(tx: &mut dyn Tx, id: RefundId, job_id: i64, stan_terminal: Option<&str>) -> Result<Step, AppError> {
     let mut refund = load(tx, id)?;
     let resume = match refund.status {
         RefundStatus::Pending => false,
@@ -247,8 +330,31 @@ fn start_attempt(tx: &mut dyn Tx, id: RefundId, job_id: i64) -> Result<Step, App
     let sale = tx
         .find_sale(refund.merchant_id, refund.sale_id)?
         .ok_or_else(|| AppError::new(ErrorCode::Internal, format!("refund {id} names a missing sale")))?;
-    let order = RefundOrder {
+    if resume && let Some(stan) = refund.stan {
+        return Ok(Step::Resume(order_of(&refund, &sale, stan)));
+    }
+    let now = crate::now();
+    // the STAN is committed with `processing`, before anything is sent, so
+    // an inquiry or reversal after a crash names the same message
+    let stan = tx.next_stan(refund.merchant_id, stan_terminal.unwrap_or(&sale.terminal_id))?;
+    refund.stan = Some(stan);
+    refund.status = refund.status.on(RefundEvent::Send).map_err(illegal)?;
+    refund.attempts += 1;
+    refund.updated_at = now;
+    tx.update_refund(&refund)?;
+    let order = order_of(&refund, &sale, stan);
+    let actor = Actor::system(refund.merchant_id, "job-runner");
+    let data = serde_json::json!({"status": "processing", "attempt": refund.attempts});
+    audit::record(tx, &actor, "refund.sent", &refund.id.to_string(), data, now)?;
+    Ok(Step::Send(order))
+}
+
+fn order_of(refund: &Refund, sale: &refundry_store::model::Sale, stan: u32) -> RefundOrder {
+    let tz = jiff::tz::TimeZone::get("Asia/Shanghai").unwrap_or(jiff::tz::TimeZone::UTC);
+    RefundOrder {
         reference: refund.id.to_string(),
+        attempt: refund.attempts,
+        stan,
         refund_type: refund.refund_type,
         amount: refund.amount,
         terminal_id: sale.terminal_id.clone(),
@@ -256,19 +362,22 @@ fn start_attempt(tx: &mut dyn Tx, id: RefundId, job_id: i64) -> Result<Step, App
         original_auth_code: sale.auth_code.clone(),
         original_voucher_no: sale.voucher_no.clone(),
         original_batch_no: sale.batch_no.clone(),
-    };
-    if resume {
-        return Ok(Step::Resume(order));
+        original_date: sale.captured_at.to_zoned(tz).strftime("%m%d").to_string(),
     }
-    let now = crate::now();
-    refund.status = refund.status.on(RefundEvent::Send).map_err(illegal)?;
-    refund.attempts += 1;
-    refund.updated_at = now;
-    tx.update_refund(&refund)?;
-    let actor = Actor::system(refund.merchant_id, "job-runner");
-    let data = serde_json::json!({"status": "processing", "attempt": refund.attempts});
-    audit::record(tx, &actor, "refund.sent", &refund.id.to_string(), data, now)?;
-    Ok(Step::Send(order))
+}
+
+/// Days until refunded money reaches the customer, by how they paid: cash
+/// is handed over at the counter; cards and wallets take T+N.
+#[derive(Debug, Clone)]
+pub struct ArrivalDays {
+    pub card: u32,
+    pub wallet: u32,
+}
+
+impl Default for ArrivalDays {
+    fn default() -> Self {
+        ArrivalDays { card: 7, wallet: 1 }
+    }
 }
 
 fn finish_attempt(
@@ -277,6 +386,7 @@ fn finish_attempt(
     job_id: i64,
     outcome: &Outcome,
     processor: &str,
+    arrival: &ArrivalDays,
 ) -> Result<(), AppError> {
     let mut refund = load(tx, id)?;
     let now = crate::now();
@@ -289,6 +399,18 @@ fn finish_attempt(
         Outcome::Approved { acquirer_reference } => {
             refund.acquirer_reference = Some(acquirer_reference.clone());
             refund.completed_at = Some(now);
+            let sale = tx.find_sale(refund.merchant_id, refund.sale_id)?;
+            let days = match sale.as_ref().map(|s| &s.payment_method) {
+                Some(PaymentMethod::Cash) | None => 0,
+                Some(PaymentMethod::Card { .. }) => arrival.card,
+                Some(PaymentMethod::Wallet { .. }) => arrival.wallet,
+            };
+            refund.expected_arrival_at =
+                Some(now.saturating_add(SignedDuration::from_hours(24 * i64::from(days))).unwrap_or(now));
+            if days == 0 {
+                // cash changed hands at the counter
+                refund.arrived_at = Some(now);
+            }
             (
                 RefundEvent::Succeed,
                 "refund.succeeded",
@@ -308,6 +430,9 @@ fn finish_attempt(
     refund.updated_at = now;
     tx.update_refund(&refund)?;
     tx.complete_job(job_id, now)?;
+    if refund.status == RefundStatus::Succeeded {
+        crate::notify::queue(tx, &refund)?;
+    }
     let actor = Actor::system(refund.merchant_id, "job-runner");
     audit::record(tx, &actor, action, &refund.id.to_string(), data, now)?;
     metrics::counter!("refundry_refunds_finished_total", "status" => refund.status.as_str()).increment(1);

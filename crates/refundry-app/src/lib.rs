@@ -7,16 +7,20 @@
 
 pub mod audit;
 pub mod batches;
+pub mod crypto;
 pub mod demo;
 pub mod error;
 pub mod idempotency;
 pub mod jobs;
 pub mod keys;
 pub mod merchants;
+pub mod notify;
+pub mod operations;
 pub mod policy;
 pub mod refunds;
 pub mod sales;
 pub mod users;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -127,6 +131,14 @@ pub struct AppConfig {
     pub lockout: Duration,
     /// Time zone of the business day (cashier daily limits).
     pub business_tz: jiff::tz::TimeZone,
+    /// T+N days until refunded money arrives, by payment method.
+    pub arrival: jobs::ArrivalDays,
+    /// Keys that seal secrets at rest. The default is a random key that
+    /// lives as long as the process: right for tests, wrong for a server
+    /// (the binary always passes a persistent one).
+    pub vault: crypto::Vault,
+    /// How customers are told their refund succeeded.
+    pub notify: notify::NotifyConfig,
 }
 
 impl Default for AppConfig {
@@ -140,6 +152,13 @@ impl Default for AppConfig {
             max_failed_logins: 5,
             lockout: Duration::from_secs(15 * 60),
             business_tz: jiff::tz::TimeZone::get("Asia/Shanghai").unwrap_or(jiff::tz::TimeZone::UTC),
+            arrival: jobs::ArrivalDays::default(),
+            vault: crypto::Vault::from_specs(&[crypto::Vault::generate_spec("ephemeral")])
+                .expect("a generated key is valid"),
+            notify: notify::NotifyConfig {
+                from: "Refundry <refunds@localhost>".into(),
+                ..notify::NotifyConfig::default()
+            },
         }
     }
 }
@@ -154,6 +173,8 @@ pub struct App {
     /// Woken when a command queued outbox work, so refunds start at once.
     pub(crate) jobs_waiting: Arc<Notify>,
     pub(crate) key_cache: Arc<keys::KeyCache>,
+    /// For webhooks and notifications.
+    pub(crate) http: reqwest::Client,
 }
 
 impl App {
@@ -164,6 +185,11 @@ impl App {
             config: Arc::new(config),
             jobs_waiting: Arc::new(Notify::new()),
             key_cache: Arc::new(keys::KeyCache::default()),
+            http: reqwest::Client::builder()
+                .user_agent(concat!("Refundry/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(Duration::from_secs(5))
+                .build()
+                .unwrap_or_default(),
         }
     }
 }

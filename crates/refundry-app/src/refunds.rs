@@ -28,6 +28,8 @@ pub struct RefundRequest {
     pub ask: RefundAsk,
     pub reason: RefundReason,
     pub note: Option<String>,
+    /// Whom to send the confirmation to; sealed at rest.
+    pub customer: Option<crate::notify::CustomerContact>,
 }
 
 /// What a request would do, without doing it.
@@ -278,7 +280,12 @@ fn awaiting_decision(tx: &mut dyn Tx, actor: &Actor, id: RefundId) -> Result<Ref
 fn enqueue_execution(tx: &mut dyn Tx, refund: &Refund) -> Result<(), AppError> {
     let payload = serde_json::to_string(&RefundJob { refund_id: refund.id.to_string() })
         .map_err(|e| AppError::new(ErrorCode::Internal, format!("cannot encode job: {e}")))?;
-    tx.enqueue(&NewJob { kind: EXECUTE_REFUND.to_owned(), payload, run_after: refund.updated_at })?;
+    tx.enqueue(&NewJob {
+        merchant_id: Some(refund.merchant_id),
+        kind: EXECUTE_REFUND.to_owned(),
+        payload,
+        run_after: refund.updated_at,
+    })?;
     Ok(())
 }
 
@@ -295,8 +302,10 @@ fn request_refund_tx(
     let now = crate::now();
     let needs_approval = preview.decision.needs_approval();
     let ttl = SignedDuration::try_from(config.approval_ttl).unwrap_or(SignedDuration::MAX);
+    let id = RefundId::generate();
+    let customer_contact = request.customer.as_ref().map(|c| crate::notify::seal(&config.vault, c, id)).transpose()?;
     let refund = Refund {
-        id: RefundId::generate(),
+        id,
         merchant_id: actor.merchant_id,
         sale_id: sale.id,
         refund_type: preview.plan.refund_type,
@@ -314,6 +323,10 @@ fn request_refund_tx(
         approval_expires_at: needs_approval.then(|| now.saturating_add(ttl).unwrap_or(now)),
         decided_by: None,
         decision_note: None,
+        stan: None,
+        expected_arrival_at: None,
+        arrived_at: None,
+        customer_contact,
         created_at: now,
         updated_at: now,
         completed_at: None,
@@ -333,4 +346,85 @@ fn request_refund_tx(
     });
     audit::record(tx, actor, "refund.requested", &refund.id.to_string(), data, now)?;
     Ok(refund)
+}
+
+impl App {
+    /// Sends a failed refund again: the same refund, a new attempt (never a
+    /// second refund). It must still fit in the sale, as when it was made.
+    pub async fn retry_refund(&self, actor: &Actor, id: RefundId) -> Result<Refund, AppError> {
+        let actor = actor.clone();
+        let refund = refundry_store::write(&self.store, move |tx| {
+            visible_refund(tx, &actor, id)?;
+            let mut refund = tx.lock_refund(id)?.ok_or_else(|| not_found(id))?;
+            let next = refund.status.on(RefundEvent::Retry).map_err(|_| {
+                AppError::new(ErrorCode::RefundNotRetryable, format!("a {} refund cannot be sent again", refund.status))
+                    .with("refund_status", refund.status.as_str())
+            })?;
+            // a failed refund released its amount; taking it back must fit
+            let sale = tx.lock_sale(refund.merchant_id, refund.sale_id)?.ok_or_else(|| not_found(id))?;
+            let priors: Vec<PriorRefund> = tx.refunds_of_sale(refund.merchant_id, sale.id)?.iter().map(prior_of).collect();
+            let left = refundry_core::refund::refundable(&sale, &priors).map(|m| m.minor).unwrap_or(0);
+            if refund.amount.minor > left {
+                return Err(AppError::from(refundry_core::refund::RefundError::ExceedsRefundable {
+                    requested_minor: refund.amount.minor,
+                    refundable_minor: left,
+                }));
+            }
+            let now = crate::now();
+            refund.status = next;
+            refund.failure_reason = None;
+            refund.updated_at = now;
+            refund.completed_at = None;
+            tx.update_refund(&refund)?;
+            enqueue_execution(tx, &refund)?;
+            let data = serde_json::json!({"before": {"status": "failed"}, "after": {"status": "pending"}, "attempts_so_far": refund.attempts});
+            audit::record(tx, &actor, "refund.retried", &refund.id.to_string(), data, now)?;
+            Ok::<_, AppError>(refund)
+        })
+        .await?;
+        self.jobs_waiting.notify_one();
+        Ok(refund)
+    }
+
+    /// Records that the money reached the customer (from a settlement file,
+    /// a bank statement or the customer's word).
+    pub async fn mark_arrived(
+        &self,
+        actor: &Actor,
+        id: RefundId,
+        at: Option<jiff::Timestamp>,
+    ) -> Result<Refund, AppError> {
+        let actor = actor.clone();
+        refundry_store::write(&self.store, move |tx| {
+            visible_refund(tx, &actor, id)?;
+            let mut refund = tx.lock_refund(id)?.ok_or_else(|| not_found(id))?;
+            if refund.status != RefundStatus::Succeeded {
+                return Err(AppError::new(ErrorCode::RefundNotSucceeded, "only a succeeded refund can arrive")
+                    .with("refund_status", refund.status.as_str()));
+            }
+            let now = crate::now();
+            let before = refund.arrived_at.map(|t| t.to_string());
+            refund.arrived_at = Some(at.unwrap_or(now));
+            refund.updated_at = now;
+            tx.update_refund(&refund)?;
+            let data = serde_json::json!({"before": {"arrived_at": before}, "after": {"arrived_at": refund.arrived_at.map(|t| t.to_string())}});
+            audit::record(tx, &actor, "refund.arrived", &refund.id.to_string(), data, now)?;
+            Ok(refund)
+        })
+        .await
+    }
+
+    /// Every call made to the acquirer about a refund.
+    pub async fn acquirer_calls(
+        &self,
+        actor: &Actor,
+        id: RefundId,
+    ) -> Result<Vec<refundry_store::model::AcquirerCall>, AppError> {
+        let actor = actor.clone();
+        refundry_store::read(&self.store, move |tx| {
+            visible_refund(tx, &actor, id)?;
+            Ok(tx.calls_of(id)?)
+        })
+        .await
+    }
 }

@@ -5,7 +5,9 @@
 //! connection, a crash of Refundry between sending and recording) is
 //! resolved by [`Processor::inquire`] before anything is sent again.
 
+pub mod iso8583;
 pub mod sandbox;
+pub mod simulator;
 
 use async_trait::async_trait;
 use refundry_core::money::Money;
@@ -16,14 +18,23 @@ use refundry_core::refund::RefundType;
 pub struct RefundOrder {
     /// Our refund id: the idempotency reference of every message about it.
     pub reference: String,
+    /// Which attempt this is (1, 2, … after a resubmission of a failed refund).
+    pub attempt: u32,
+    /// The system trace audit number (STAN, 流水号) of this attempt's
+    /// message, unique per terminal; recorded before the message is sent, so
+    /// an inquiry or reversal after a crash names the same message.
+    pub stan: u32,
     pub refund_type: RefundType,
     pub amount: Money,
     pub terminal_id: String,
     /// The original sale's references, as the acquirer knows the sale.
     pub original_rrn: Option<String>,
     pub original_auth_code: Option<String>,
+    /// 凭证号: on China UnionPay POS slips this is the original STAN.
     pub original_voucher_no: Option<String>,
     pub original_batch_no: Option<String>,
+    /// The original transaction's date, MMDD in the acquirer's time zone.
+    pub original_date: String,
 }
 
 /// The acquirer's final word on a refund.
@@ -54,8 +65,17 @@ pub enum ProcessorError {
 #[async_trait]
 pub trait Processor: Send + Sync + 'static {
     fn name(&self) -> &'static str;
+    /// The terminal whose trace numbers (STAN) this connector's messages
+    /// use, when it speaks as one terminal of its own; `None`: each sale's
+    /// terminal.
+    fn stan_terminal(&self) -> Option<&str> {
+        None
+    }
     async fn submit(&self, order: &RefundOrder) -> Result<Outcome, ProcessorError>;
-    /// What became of an earlier submission; `None` when the acquirer never
-    /// received it, so it is safe to submit.
-    async fn inquire(&self, reference: &str) -> Result<Option<Outcome>, ProcessorError>;
+    /// Resolves an earlier submission of `order` (same reference and STAN)
+    /// whose answer was never recorded: by asking, by repeating an advice
+    /// the acquirer de-duplicates, or by reversing it (冲正) — whatever the
+    /// connector's protocol says. `None` when the acquirer never received
+    /// it, so it is safe to submit.
+    async fn inquire(&self, order: &RefundOrder) -> Result<Option<Outcome>, ProcessorError>;
 }

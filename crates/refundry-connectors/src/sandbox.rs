@@ -26,7 +26,9 @@ pub enum SandboxMode {
 #[derive(Debug, Default)]
 struct Ledger {
     mode: SandboxMode,
-    outcomes: HashMap<String, Outcome>,
+    /// By (reference, STAN): one message, one answer. A new attempt of the
+    /// same refund is a new message.
+    outcomes: HashMap<(String, u32), Outcome>,
     applied: HashMap<String, u32>,
     submissions: u64,
 }
@@ -74,9 +76,15 @@ impl Processor for SandboxAcquirer {
         }
         let mut ledger = self.ledger();
         ledger.submissions += 1;
-        // a real acquirer answers a repeated reference with the first answer
-        if let Some(known) = ledger.outcomes.get(&order.reference) {
+        // a real acquirer answers a repeated message with the first answer
+        let message = (order.reference.clone(), order.stan);
+        if let Some(known) = ledger.outcomes.get(&message) {
             return Ok(known.clone());
+        }
+        // and never moves the money of one refund twice
+        if ledger.applied.contains_key(&order.reference) {
+            let n = ledger.applied.len();
+            return Ok(Outcome::Approved { acquirer_reference: format!("SBX{n:09}") });
         }
         let outcome = match ledger.mode {
             SandboxMode::Unavailable => {
@@ -89,19 +97,19 @@ impl Processor for SandboxAcquirer {
                 Outcome::Approved { acquirer_reference: format!("SBX{n:09}") }
             }
         };
-        ledger.outcomes.insert(order.reference.clone(), outcome.clone());
+        ledger.outcomes.insert(message, outcome.clone());
         if ledger.mode == SandboxMode::TimeoutAfterApplying {
             return Err(ProcessorError::Timeout);
         }
         Ok(outcome)
     }
 
-    async fn inquire(&self, reference: &str) -> Result<Option<Outcome>, ProcessorError> {
+    async fn inquire(&self, order: &RefundOrder) -> Result<Option<Outcome>, ProcessorError> {
         let ledger = self.ledger();
         if ledger.mode == SandboxMode::Unavailable {
             return Err(ProcessorError::Unavailable("sandbox set to unavailable".into()));
         }
-        Ok(ledger.outcomes.get(reference).cloned())
+        Ok(ledger.outcomes.get(&(order.reference.clone(), order.stan)).cloned())
     }
 }
 
@@ -114,6 +122,8 @@ mod tests {
     fn order(reference: &str) -> RefundOrder {
         RefundOrder {
             reference: reference.into(),
+            attempt: 1,
+            stan: 1,
             refund_type: RefundType::Refund,
             amount: Money::new(100, Currency::CNY),
             terminal_id: "T1".into(),
@@ -121,6 +131,7 @@ mod tests {
             original_auth_code: None,
             original_voucher_no: None,
             original_batch_no: None,
+            original_date: "1126".into(),
         }
     }
 
@@ -139,7 +150,7 @@ mod tests {
         acq.set_mode(SandboxMode::TimeoutAfterApplying);
         assert_eq!(acq.submit(&order("re_2")).await, Err(ProcessorError::Timeout));
         acq.set_mode(SandboxMode::Approve);
-        assert!(matches!(acq.inquire("re_2").await, Ok(Some(Outcome::Approved { .. }))));
-        assert_eq!(acq.inquire("re_3").await, Ok(None));
+        assert!(matches!(acq.inquire(&order("re_2")).await, Ok(Some(Outcome::Approved { .. }))));
+        assert_eq!(acq.inquire(&order("re_3")).await, Ok(None));
     }
 }

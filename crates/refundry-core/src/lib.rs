@@ -7,6 +7,7 @@
 //! - [`money`]: integer minor units with an ISO 4217 currency.
 //! - [`card`]: what may be known of a card (brand, first 6, last 4) and the
 //!   detector that refuses what may not (full numbers, CVV, track data, PIN).
+//! - [`contact`]: customer email and phone, printable only masked.
 //! - [`ids`]: prefixed, time-ordered identifiers (`sale_…`, `re_…`).
 //! - [`sale`]: a captured POS payment and its line items.
 //! - [`refund`]: the refund lifecycle and the arithmetic of "never more than
@@ -15,6 +16,7 @@
 //!   reject, with the reasons in English and Chinese.
 
 pub mod card;
+pub mod contact;
 pub mod ids;
 pub mod money;
 pub mod policy;

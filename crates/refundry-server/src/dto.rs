@@ -313,6 +313,47 @@ pub struct CreateRefund {
     /// With an API key: the username of the cashier at the terminal.
     #[schema(example = "wang.fang")]
     pub operator: Option<String>,
+    /// Where to send the confirmation when the refund succeeds. Stored
+    /// encrypted; shown nowhere.
+    pub customer: Option<CustomerBody>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerBody {
+    #[schema(example = "wang.fang@example.cn")]
+    pub email: Option<String>,
+    #[schema(example = "13800138000")]
+    pub phone: Option<String>,
+    /// `zh-CN` (default) or `en`.
+    pub locale: Option<String>,
+}
+
+impl CustomerBody {
+    fn into_contact(self) -> Result<refundry_app::notify::CustomerContact, ApiError> {
+        use refundry_core::contact::{Email, Phone};
+        let email = self
+            .email
+            .as_deref()
+            .map(Email::parse)
+            .transpose()
+            .map_err(|e| invalid("customer.email", e.to_string()))?;
+        let phone = self
+            .phone
+            .as_deref()
+            .map(Phone::parse)
+            .transpose()
+            .map_err(|e| invalid("customer.phone", e.to_string()))?;
+        if email.is_none() && phone.is_none() {
+            return Err(invalid("customer", "give an email or a phone, or leave customer out"));
+        }
+        let locale = match self.locale.as_deref() {
+            None | Some("zh-CN") | Some("zh") => "zh-CN",
+            Some("en") => "en",
+            Some(_) => return Err(invalid("customer.locale", "locale must be zh-CN or en")),
+        };
+        Ok(refundry_app::notify::CustomerContact { email, phone, locale: locale.to_owned() })
+    }
 }
 
 impl CreateRefund {
@@ -326,7 +367,8 @@ impl CreateRefund {
             _ => return Err(invalid("amount", "name either amount or items, not both and not neither")),
         };
         let reason = one_of("reason", &self.reason, RefundReason::parse, RefundReason::ALL, RefundReason::as_str)?;
-        Ok(refundry_app::refunds::RefundRequest { sale_id, ask, reason, note: self.note })
+        let customer = self.customer.map(CustomerBody::into_contact).transpose()?;
+        Ok(refundry_app::refunds::RefundRequest { sale_id, ask, reason, note: self.note, customer })
     }
 }
 
@@ -368,6 +410,10 @@ pub struct RefundDto {
     /// Who approved or rejected it, and their note.
     pub decided_by: Option<String>,
     pub decision_note: Option<String>,
+    /// When the money should reach the customer (T+N by payment method).
+    pub expected_arrival_at: Option<String>,
+    /// When it did, once known.
+    pub arrived_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
     pub completed_at: Option<String>,
@@ -437,6 +483,8 @@ impl From<&Refund> for RefundDto {
             approval_expires_at: r.approval_expires_at.map(rfc3339),
             decided_by: r.decided_by.clone(),
             decision_note: r.decision_note.clone(),
+            expected_arrival_at: r.expected_arrival_at.map(rfc3339),
+            arrived_at: r.arrived_at.map(rfc3339),
             created_at: rfc3339(r.created_at),
             updated_at: rfc3339(r.updated_at),
             completed_at: r.completed_at.map(rfc3339),
@@ -700,4 +748,160 @@ pub struct UserList {
 
 pub fn parse_store(field: &str, id: Option<&str>) -> Result<Option<StoreId>, ApiError> {
     id.map(|s| StoreId::parse(s).map_err(|e| invalid(field, e.to_string()))).transpose()
+}
+
+// ---------- acquirer calls, jobs, webhooks ----------
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AcquirerCallDto {
+    pub attempt: u32,
+    /// The message's trace number (STAN).
+    pub stan: u32,
+    /// submit or inquire.
+    pub kind: String,
+    pub processor: String,
+    pub started_at: String,
+    pub duration_ms: i64,
+    /// approved, declined, timeout, unavailable or not_received.
+    pub outcome: String,
+    pub response_code: Option<String>,
+    /// What was sent and what came back, masked.
+    pub detail: String,
+}
+
+impl From<&refundry_store::model::AcquirerCall> for AcquirerCallDto {
+    fn from(c: &refundry_store::model::AcquirerCall) -> AcquirerCallDto {
+        AcquirerCallDto {
+            attempt: c.attempt,
+            stan: c.stan,
+            kind: c.kind.clone(),
+            processor: c.processor.clone(),
+            started_at: rfc3339(c.started_at),
+            duration_ms: c.duration_ms,
+            outcome: c.outcome.clone(),
+            response_code: c.response_code.clone(),
+            detail: c.detail.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AcquirerCallList {
+    pub object: &'static str,
+    pub data: Vec<AcquirerCallDto>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MarkArrived {
+    /// When the money arrived (RFC 3339); now when absent.
+    pub arrived_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobDto {
+    pub id: i64,
+    pub kind: String,
+    /// ready, running, done or dead.
+    pub state: String,
+    pub attempts: u32,
+    pub run_after: String,
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&refundry_store::model::JobRecord> for JobDto {
+    fn from(j: &refundry_store::model::JobRecord) -> JobDto {
+        JobDto {
+            id: j.id,
+            kind: j.kind.clone(),
+            state: j.state.clone(),
+            attempts: j.attempts,
+            run_after: rfc3339(j.run_after),
+            last_error: j.last_error.clone(),
+            created_at: rfc3339(j.created_at),
+            updated_at: rfc3339(j.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobList {
+    pub object: &'static str,
+    pub data: Vec<JobDto>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhookEndpoint {
+    #[schema(example = "https://pos.example.cn/refundry/events")]
+    pub url: String,
+    /// Event types such as refund.succeeded, or `*` for all.
+    pub events: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookEndpointDto {
+    pub id: String,
+    /// Always `webhook_endpoint`.
+    pub object: &'static str,
+    pub url: String,
+    pub events: Vec<String>,
+    /// The signing secret: in the answer to its creation only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    pub created_at: String,
+}
+
+impl WebhookEndpointDto {
+    pub fn of(e: &refundry_store::model::WebhookEndpoint, secret: Option<String>) -> WebhookEndpointDto {
+        WebhookEndpointDto {
+            id: e.id.clone(),
+            object: "webhook_endpoint",
+            url: e.url.clone(),
+            events: e.events.clone(),
+            secret,
+            created_at: rfc3339(e.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookEndpointList {
+    pub object: &'static str,
+    pub data: Vec<WebhookEndpointDto>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookDeliveryDto {
+    pub id: i64,
+    pub event_id: String,
+    pub event_type: String,
+    pub attempt: u32,
+    pub at: String,
+    pub status_code: Option<u16>,
+    pub duration_ms: i64,
+    pub error: Option<String>,
+}
+
+impl From<&refundry_store::model::WebhookDelivery> for WebhookDeliveryDto {
+    fn from(d: &refundry_store::model::WebhookDelivery) -> WebhookDeliveryDto {
+        WebhookDeliveryDto {
+            id: d.id,
+            event_id: d.event_id.clone(),
+            event_type: d.event_type.clone(),
+            attempt: d.attempt,
+            at: rfc3339(d.at),
+            status_code: d.status_code,
+            duration_ms: d.duration_ms,
+            error: d.error.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookDeliveryList {
+    pub object: &'static str,
+    pub data: Vec<WebhookDeliveryDto>,
 }

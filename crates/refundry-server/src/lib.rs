@@ -52,6 +52,8 @@ use crate::state::AppState;
         (name = "policy", description = "Refund policy, versioned, per merchant and store"),
         (name = "people", description = "Users, roles, log-in sessions and API keys"),
         (name = "audit", description = "The hash-chained audit log"),
+        (name = "webhooks", description = "Signed event deliveries to the merchant's systems"),
+        (name = "operations", description = "Outbox jobs that gave up, for operators"),
     )
 )]
 struct ApiDoc;
@@ -118,6 +120,14 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::people::create_key))
         .routes(routes!(routes::policy::get_policy, routes::policy::put_policy))
         .routes(routes!(routes::audit::list_audit_events))
+        .routes(routes!(routes::refunds::retry_refund))
+        .routes(routes!(routes::refunds::mark_arrived))
+        .routes(routes!(routes::refunds::list_attempts))
+        .routes(routes!(routes::operations::list_jobs))
+        .routes(routes!(routes::operations::retry_job))
+        .routes(routes!(routes::operations::create_webhook_endpoint, routes::operations::list_webhook_endpoints))
+        .routes(routes!(routes::operations::list_deliveries))
+        .routes(routes!(routes::operations::redeliver))
         .split_for_parts()
 }
 

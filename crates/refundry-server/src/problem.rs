@@ -52,6 +52,11 @@ pub fn describe(code: ErrorCode) -> (StatusCode, &'static str, &'static str) {
         C::RefundNotAwaitingApproval => (S::CONFLICT, "The refund is not waiting for approval", "该退款不在待审批状态"),
         C::ApprovalExpired => (S::CONFLICT, "The approval time ran out", "审批已超时"),
         C::InvalidPolicy => (S::UNPROCESSABLE_ENTITY, "The refund policy is not valid", "退款政策设置无效"),
+        C::RefundNotRetryable => (S::CONFLICT, "Only a failed refund can be sent again", "只有失败的退款可以重新提交"),
+        C::RefundNotSucceeded => (S::CONFLICT, "The refund has not succeeded", "该退款尚未成功"),
+        C::JobNotFound => (S::NOT_FOUND, "No such dead job", "未找到该失败任务"),
+        C::WebhookEndpointNotFound => (S::NOT_FOUND, "Webhook endpoint not found", "未找到该 Webhook 地址"),
+        C::WebhookDeliveryNotFound => (S::NOT_FOUND, "Webhook delivery not found", "未找到该 Webhook 投递记录"),
         C::ItemNotOnSale => (S::UNPROCESSABLE_ENTITY, "The item is not on this sale", "该商品不在原交易中"),
         C::ItemQuantityExceedsRefundable => {
             (S::UNPROCESSABLE_ENTITY, "More of the item than is left to refund", "退货数量超过可退数量")

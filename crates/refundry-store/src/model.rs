@@ -124,6 +124,14 @@ pub struct Refund {
     /// Who approved or rejected it, and why.
     pub decided_by: Option<String>,
     pub decision_note: Option<String>,
+    /// The STAN of the current attempt's message, recorded before it is sent.
+    pub stan: Option<u32>,
+    /// When the money should reach the customer (T+N by payment method).
+    pub expected_arrival_at: Option<Timestamp>,
+    /// When it did, once known.
+    pub arrived_at: Option<Timestamp>,
+    /// The customer's contact for the confirmation, sealed by the app.
+    pub customer_contact: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub completed_at: Option<Timestamp>,
@@ -160,6 +168,8 @@ pub struct RefundQuery {
 /// that calls for it, so it can be neither lost nor invented.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewJob {
+    /// Whose work it is (operators of one merchant see only theirs).
+    pub merchant_id: Option<MerchantId>,
     pub kind: String,
     pub payload: String,
     pub run_after: Timestamp,
@@ -201,4 +211,67 @@ pub struct AuditEvent {
     pub data: String,
     pub prev_hash: String,
     pub hash: String,
+}
+
+/// One call to the acquirer about a refund, as recorded after it returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcquirerCall {
+    pub refund_id: RefundId,
+    pub attempt: u32,
+    pub stan: u32,
+    /// `submit` or `inquire`.
+    pub kind: String,
+    pub processor: String,
+    pub started_at: Timestamp,
+    pub duration_ms: i64,
+    /// approved, declined, timeout, unavailable or not_received.
+    pub outcome: String,
+    pub response_code: Option<String>,
+    /// What was sent and what came back, masked: never card data.
+    pub detail: String,
+}
+
+/// An outbox job as operators see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRecord {
+    pub id: i64,
+    pub merchant_id: Option<MerchantId>,
+    pub kind: String,
+    pub payload: String,
+    /// ready, running, done or dead.
+    pub state: String,
+    pub attempts: u32,
+    pub run_after: Timestamp,
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// Where a merchant wants to hear about changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookEndpoint {
+    pub id: String,
+    pub merchant_id: MerchantId,
+    pub url: String,
+    /// Event types (`refund.succeeded`, …) or `*`.
+    pub events: Vec<String>,
+    /// The signing secret (encrypted at rest by the app).
+    pub secret: String,
+    pub created_at: Timestamp,
+    pub disabled_at: Option<Timestamp>,
+}
+
+/// One try at delivering one event to one endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookDelivery {
+    pub id: i64,
+    pub endpoint_id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub payload: String,
+    pub attempt: u32,
+    pub at: Timestamp,
+    pub status_code: Option<u16>,
+    pub duration_ms: i64,
+    pub error: Option<String>,
 }

@@ -19,6 +19,8 @@ pub trait MerchantRepo {
     fn stores_of(&mut self, merchant: MerchantId) -> Result<Vec<StoreRecord>>;
     fn insert_terminal(&mut self, terminal: &Terminal) -> Result<()>;
     fn find_terminal(&mut self, merchant: MerchantId, terminal_id: &str) -> Result<Option<Terminal>>;
+    /// The terminal's next STAN, 1 to 999999 and round again.
+    fn next_stan(&mut self, merchant: MerchantId, terminal_id: &str) -> Result<u32>;
 }
 
 pub trait KeyRepo {
@@ -79,6 +81,17 @@ pub trait RefundRepo {
     fn refunded_by_since(&mut self, merchant: MerchantId, requested_by: &str, since: Timestamp) -> Result<i64>;
     /// Refunds waiting for approval whose approval time ran out.
     fn expired_approvals(&mut self, now: Timestamp, limit: u32) -> Result<Vec<Refund>>;
+    fn record_call(&mut self, call: &AcquirerCall) -> Result<()>;
+    fn calls_of(&mut self, refund: RefundId) -> Result<Vec<AcquirerCall>>;
+}
+
+pub trait WebhookRepo {
+    fn insert_endpoint(&mut self, endpoint: &WebhookEndpoint) -> Result<()>;
+    fn endpoints_of(&mut self, merchant: MerchantId) -> Result<Vec<WebhookEndpoint>>;
+    fn find_endpoint(&mut self, id: &str) -> Result<Option<WebhookEndpoint>>;
+    fn record_delivery(&mut self, delivery: &WebhookDelivery) -> Result<i64>;
+    fn deliveries_of(&mut self, endpoint: &str, limit: u32) -> Result<Vec<WebhookDelivery>>;
+    fn find_delivery(&mut self, id: i64) -> Result<Option<WebhookDelivery>>;
 }
 
 pub trait OutboxRepo {
@@ -91,6 +104,11 @@ pub trait OutboxRepo {
     fn bury_job(&mut self, id: i64, now: Timestamp, error: &str) -> Result<()>;
     /// Jobs not yet done or dead.
     fn unfinished_jobs(&mut self) -> Result<u64>;
+    /// Jobs in a state, newest first; of one merchant, or all.
+    fn list_jobs(&mut self, merchant: Option<MerchantId>, state: &str, limit: u32) -> Result<Vec<JobRecord>>;
+    /// Puts a dead job (of the merchant, when given) back in the queue;
+    /// false when there was no such dead job.
+    fn revive_job(&mut self, merchant: Option<MerchantId>, id: i64, now: Timestamp) -> Result<bool>;
 }
 
 pub trait IdempotencyRepo {
@@ -128,6 +146,7 @@ pub trait Tx:
     + OutboxRepo
     + IdempotencyRepo
     + AuditRepo
+    + WebhookRepo
 {
 }
 
@@ -142,5 +161,6 @@ impl<T> Tx for T where
         + OutboxRepo
         + IdempotencyRepo
         + AuditRepo
+        + WebhookRepo
 {
 }

@@ -130,9 +130,9 @@ async fn a_leased_job_is_taken_once_until_its_lease_runs_out() {
     let now = Timestamp::now();
     write(&store, move |tx| {
         for i in 0..3 {
-            tx.enqueue(&NewJob { kind: "k".into(), payload: format!("{i}"), run_after: now })?;
+            tx.enqueue(&NewJob { merchant_id: None, kind: "k".into(), payload: format!("{i}"), run_after: now })?;
         }
-        tx.enqueue(&NewJob { kind: "later".into(), payload: "x".into(), run_after: now + 1.hour() })
+        tx.enqueue(&NewJob { merchant_id: None, kind: "later".into(), payload: "x".into(), run_after: now + 1.hour() })
     })
     .await
     .unwrap();

@@ -28,6 +28,39 @@ pub struct Config {
     pub jobs: JobsConfig,
     pub sandbox: SandboxConfig,
     pub postgres: PostgresConfig,
+    /// Keys that seal customer contact data and webhook secrets at rest, as
+    /// `id:64-hex-digits`, the one to seal with first (rotation: put a new
+    /// key in front, keep the old ones). Empty with SQLite: a key file
+    /// beside the database is made on first start and used.
+    pub encryption_keys: Vec<String>,
+    pub arrival: ArrivalConfig,
+    /// Who executes refunds: `sandbox` (built in, for demos and tests) or
+    /// `iso8583` (an acquirer host, configured in `[iso8583]`).
+    pub processor: String,
+    /// The acquirer host, terminal, batch and MAC key for `processor = "iso8583"`.
+    #[serde(skip_serializing, default)]
+    pub iso8583: Option<refundry_connectors::iso8583::Iso8583Config>,
+    pub notify: NotifySection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NotifySection {
+    /// `smtp://host:25`, `smtp://host:587?tls=required` or `smtps://user:pass@host:465`.
+    pub smtp_url: Option<String>,
+    pub from: Option<String>,
+    /// The merchant's SMS gateway (POST, signed like webhooks).
+    pub sms_gateway_url: Option<String>,
+    pub sms_gateway_secret: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArrivalConfig {
+    /// Days until a card refund reaches the cardholder (T+N).
+    pub card_days: u32,
+    /// Days until a wallet refund arrives.
+    pub wallet_days: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,6 +105,11 @@ impl Default for Config {
             jobs: JobsConfig { max_attempts: 12, concurrency: 128, lease_secs: 60 },
             sandbox: SandboxConfig { latency_ms: 50 },
             postgres: PostgresConfig { writers: 4, readers: 8, connect_timeout_secs: 5, statement_timeout_secs: 30 },
+            encryption_keys: Vec::new(),
+            arrival: ArrivalConfig { card_days: 7, wallet_days: 1 },
+            processor: "sandbox".into(),
+            iso8583: None,
+            notify: NotifySection::default(),
         }
     }
 }
@@ -120,6 +158,13 @@ impl Config {
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             bail!("log_format must be text or json");
+        }
+        match (self.processor.as_str(), &self.iso8583) {
+            ("sandbox", _) | ("iso8583", Some(_)) => {}
+            ("iso8583", None) => bail!(
+                "processor = \"iso8583\" needs an [iso8583] section (addr, terminal_id, merchant_id, batch_no, …)"
+            ),
+            (other, _) => bail!("processor must be sandbox or iso8583, not {other:?}"),
         }
         if self.jobs.max_attempts == 0 || self.jobs.concurrency == 0 {
             bail!("jobs.max_attempts and jobs.concurrency must be at least 1");

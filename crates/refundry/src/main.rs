@@ -81,6 +81,45 @@ enum Command {
     /// Check the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Look after outbox jobs (acquirer calls, webhooks) that gave up.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+    /// Run an acquirer host simulator speaking ISO 8583 (China UnionPay POS
+    /// layout) over TCP, for demos and tests: approves, declines, times out
+    /// or drops connections at the rates given, and never applies one
+    /// refund twice.
+    AcquirerSim {
+        #[arg(long, default_value = "127.0.0.1:5858")]
+        listen: std::net::SocketAddr,
+        /// Percent of refunds and voids declined.
+        #[arg(long, default_value_t = 0)]
+        decline_rate: u8,
+        /// Percent applied but never answered.
+        #[arg(long, default_value_t = 0)]
+        timeout_rate: u8,
+        /// Percent applied, then the connection dropped.
+        #[arg(long, default_value_t = 0)]
+        drop_rate: u8,
+        #[arg(long, default_value_t = 20)]
+        latency_ms: u64,
+        /// MAC key (16 or 32 hex digits) shared with Refundry's [iso8583] mac_key_hex.
+        #[arg(long, env = "REFUNDRY_SIM_MAC_KEY")]
+        mac_key_hex: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum JobsCommand {
+    /// List jobs of every merchant in a state, newest first.
+    List {
+        /// ready, running, done or dead.
+        #[arg(long, default_value = "dead")]
+        state: String,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Put a dead job back in the queue.
+    Retry { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -247,6 +286,54 @@ async fn run(command: Command, config: Config, demo_db: bool) -> anyhow::Result<
             println!("{}", user.id);
             Ok(())
         }
+        Command::Jobs(JobsCommand::List { state, limit }) => {
+            let app = open_app(&config)?;
+            let jobs = app.jobs(None, &state, limit).await.map_err(|e| anyhow::anyhow!(e.detail))?;
+            if jobs.is_empty() {
+                eprintln!("no {state} jobs");
+            }
+            for j in jobs {
+                println!(
+                    "{}\t{}\t{}\tattempts={}\t{}\t{}",
+                    j.id,
+                    j.kind,
+                    j.state,
+                    j.attempts,
+                    j.updated_at,
+                    j.last_error.unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        Command::Jobs(JobsCommand::Retry { id }) => {
+            let app = open_app(&config)?;
+            let (merchant, _) = app.default_merchant().await?;
+            let actor = refundry_app::Actor::system(merchant.id, "cli");
+            app.retry_job(&actor, id, false).await.map_err(|e| anyhow::anyhow!(e.detail))?;
+            eprintln!("job {id} is queued again");
+            Ok(())
+        }
+        Command::AcquirerSim { listen, decline_rate, timeout_rate, drop_rate, latency_ms, mac_key_hex } => {
+            let rates = [decline_rate, timeout_rate, drop_rate];
+            if rates.iter().any(|r| *r > 100) || rates.iter().map(|r| u32::from(*r)).sum::<u32>() > 100 {
+                bail!("the rates are percents and together at most 100");
+            }
+            let listener =
+                tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+            let config = refundry_connectors::simulator::SimulatorConfig {
+                latency: Duration::from_millis(latency_ms),
+                decline_rate_pct: decline_rate,
+                timeout_rate_pct: timeout_rate,
+                drop_rate_pct: drop_rate,
+                mac_key_hex,
+                seed: rand::random(),
+            };
+            let handle = refundry_connectors::simulator::Simulator::start(listener, config).await;
+            tracing::info!(addr = %handle.addr(), "acquirer simulator is listening; Ctrl-C to stop");
+            shutdown_signal().await;
+            drop(handle);
+            Ok(())
+        }
         Command::Audit(AuditCommand::Verify) => {
             let app = open_app(&config)?;
             verify_audit(&app).await
@@ -255,7 +342,7 @@ async fn run(command: Command, config: Config, demo_db: bool) -> anyhow::Result<
 }
 
 fn remove_database(path: &Path) -> anyhow::Result<()> {
-    for suffix in ["", "-wal", "-shm"] {
+    for suffix in ["", "-wal", "-shm", ".key"] {
         let file = PathBuf::from(format!("{}{suffix}", path.display()));
         match std::fs::remove_file(&file) {
             Ok(()) => {}
@@ -285,8 +372,22 @@ fn open_app(config: &Config) -> anyhow::Result<App> {
         }
     }
     .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", database.describe()))?;
-    let processor = Arc::new(SandboxAcquirer::new(Duration::from_millis(config.sandbox.latency_ms)));
+    let processor: Arc<dyn refundry_connectors::Processor> = match (config.processor.as_str(), &config.iso8583) {
+        ("iso8583", Some(iso)) => Arc::new(
+            refundry_connectors::iso8583::Iso8583Processor::new(iso.clone())
+                .map_err(|e| anyhow::anyhow!("[iso8583] {e}"))?,
+        ),
+        _ => Arc::new(SandboxAcquirer::new(Duration::from_millis(config.sandbox.latency_ms))),
+    };
     let app_config = AppConfig {
+        vault: vault(config, &database)?,
+        notify: refundry_app::notify::NotifyConfig {
+            smtp_url: config.notify.smtp_url.clone(),
+            from: config.notify.from.clone().unwrap_or_else(|| "Refundry <refunds@localhost>".into()),
+            sms_gateway_url: config.notify.sms_gateway_url.clone(),
+            sms_gateway_secret: config.notify.sms_gateway_secret.clone(),
+        },
+        arrival: refundry_app::jobs::ArrivalDays { card: config.arrival.card_days, wallet: config.arrival.wallet_days },
         idempotency_ttl: config.idempotency_ttl(),
         jobs: RunnerConfig {
             max_attempts: config.jobs.max_attempts,
@@ -382,4 +483,41 @@ fn read_password() -> anyhow::Result<String> {
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// The keys that seal secrets at rest: configured, or for an embedded
+/// database a key file beside it, made on first start (mode 0600).
+fn vault(config: &Config, database: &Database) -> anyhow::Result<refundry_app::crypto::Vault> {
+    use refundry_app::crypto::Vault;
+    if !config.encryption_keys.is_empty() {
+        return Vault::from_specs(&config.encryption_keys).context("encryption_keys");
+    }
+    let Database::Sqlite(path) = database else {
+        bail!("encryption_keys must be set for PostgreSQL: every instance needs the same keys (see README)");
+    };
+    let key_file = PathBuf::from(format!("{}.key", path.display()));
+    let spec = match std::fs::read_to_string(&key_file) {
+        Ok(text) => text.trim().to_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let spec = Vault::generate_spec("k1");
+            write_private(&key_file, &spec).with_context(|| format!("cannot write {}", key_file.display()))?;
+            tracing::warn!(file = %key_file.display(), "made a new encryption key; back it up with the database");
+            spec
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", key_file.display())),
+    };
+    let specs: Vec<String> = spec.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect();
+    Vault::from_specs(&specs).with_context(|| format!("key file {}", key_file.display()))
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()
 }

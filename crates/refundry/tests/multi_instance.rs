@@ -20,7 +20,11 @@ const THREADS: usize = 24;
 
 fn refundry(url: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_refundry"));
-    cmd.env_remove("RUST_LOG").env("REFUNDRY_DATABASE_URL", url).env("REFUNDRY_SANDBOX__LATENCY_MS", "2");
+    cmd.env_remove("RUST_LOG")
+        .env("REFUNDRY_DATABASE_URL", url)
+        .env("REFUNDRY_SANDBOX__LATENCY_MS", "2")
+        // every instance shares the keys that seal secrets at rest
+        .env("REFUNDRY_ENCRYPTION_KEYS", format!("[\"k1:{}\"]", "ab".repeat(32)));
     cmd
 }
 

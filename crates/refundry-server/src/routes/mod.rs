@@ -1,6 +1,7 @@
 pub mod audit;
 pub mod batches;
 pub mod health;
+pub mod operations;
 pub mod people;
 pub mod policy;
 pub mod refunds;

@@ -245,3 +245,62 @@ pub async fn list_approvals(
     let next_cursor = if page.has_more { data.last().map(|r| r.id.clone()) } else { None };
     Ok(Json(RefundList { object: "list", data, has_more: page.has_more, next_cursor }))
 }
+
+/// Send a failed refund again: the same refund, a new attempt.
+#[utoipa::path(
+    post, path = "/v1/refunds/{id}/retry", tag = "refunds",
+    params(("id" = String, Path, description = "re_…")),
+    responses((status = 200, body = RefundDto), (status = 409, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = []))
+)]
+pub async fn retry_refund(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<RefundDto>, ApiError> {
+    let actor = auth.require("refunds:write")?;
+    let refund = state.app.retry_refund(actor, refund_id(&id)?).await?;
+    Ok(Json(RefundDto::from(&refund)))
+}
+
+/// Record that the money reached the customer.
+#[utoipa::path(
+    post, path = "/v1/refunds/{id}/arrived", tag = "refunds",
+    params(("id" = String, Path, description = "re_…")),
+    request_body(content = crate::dto::MarkArrived, description = "Optional time"),
+    responses((status = 200, body = RefundDto), (status = 409, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = []))
+)]
+pub async fn mark_arrived(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<RefundDto>, ApiError> {
+    let actor = auth.require("refunds:write")?;
+    let req = if body.is_empty() { crate::dto::MarkArrived::default() } else { parse_body(&headers, &body)? };
+    let at = req.arrived_at.as_deref().map(|t| crate::dto::parse_time("arrived_at", t)).transpose()?;
+    let refund = state.app.mark_arrived(actor, refund_id(&id)?, at).await?;
+    Ok(Json(RefundDto::from(&refund)))
+}
+
+/// Every call made to the acquirer about the refund: when, what was sent
+/// (masked), what came back, how long it took.
+#[utoipa::path(
+    get, path = "/v1/refunds/{id}/attempts", tag = "refunds",
+    params(("id" = String, Path, description = "re_…")),
+    responses((status = 200, body = crate::dto::AcquirerCallList), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = []))
+)]
+pub async fn list_attempts(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<crate::dto::AcquirerCallList>, ApiError> {
+    let calls = state.app.acquirer_calls(auth.reader(), refund_id(&id)?).await?;
+    Ok(Json(crate::dto::AcquirerCallList {
+        object: "list",
+        data: calls.iter().map(crate::dto::AcquirerCallDto::from).collect(),
+    }))
+}

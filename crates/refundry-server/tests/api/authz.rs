@@ -65,14 +65,23 @@ fn body_for(row: &Row, sale_id: &str) -> Option<Value> {
         ("POST", "/v1/refunds/preview") | ("POST", "/v1/refunds") => {
             json!({"sale_id": sale_id, "amount": 1, "reason": "other"})
         }
-        ("POST", p) if p.ends_with("/approve") => json!({}),
+        ("POST", "/v1/webhook-endpoints") => json!({"url": "http://127.0.0.1:9/hook", "events": ["*"]}),
+        ("POST", p) if p.ends_with("/approve") || p.ends_with("/retry") || p.ends_with("/arrived") => json!({}),
+        ("POST", p) if p.ends_with("/redeliver") => json!({}),
         ("POST", p) if p.ends_with("/reject") => json!({"note": "walked"}),
         _ => return None,
     })
 }
 
 async fn call(t: &TestApp, token: Option<&str>, row: &Row, sale_id: &str, refund_id: &str) -> (StatusCode, Value) {
-    let path = row.path.replace("{id}", if row.path.starts_with("/v1/sales/") { sale_id } else { refund_id });
+    let id = if row.path.starts_with("/v1/sales/") {
+        sale_id
+    } else if row.path.starts_with("/v1/refunds/") {
+        refund_id
+    } else {
+        "1"
+    };
+    let path = row.path.replace("{id}", id);
     let mut req = t.client.request(row.method.clone(), format!("{}{path}", t.base));
     if let Some(token) = token {
         req = req.bearer_auth(token);

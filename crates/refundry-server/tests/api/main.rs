@@ -3,12 +3,16 @@
 
 mod support;
 
+mod acquirer;
 mod approvals;
 mod auth;
 mod authz;
 mod concurrency;
 mod errors;
+mod execution;
+mod notify;
 mod people;
 mod policy;
 mod refunds;
 mod sales;
+mod webhooks;

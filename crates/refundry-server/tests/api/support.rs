@@ -31,6 +31,15 @@ pub async fn spawn_with(server: ServerConfig) -> TestApp {
 }
 
 pub async fn spawn_configured(server: ServerConfig, base: AppConfig) -> TestApp {
+    spawn_full(server, base, None).await
+}
+
+/// With another connector than the sandbox (which stays in `sandbox`, idle).
+pub async fn spawn_full(
+    server: ServerConfig,
+    base: AppConfig,
+    processor: Option<Arc<dyn refundry_connectors::Processor>>,
+) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let db = testing::open(dir.path());
     let store = Arc::clone(&db.store);
@@ -45,7 +54,8 @@ pub async fn spawn_configured(server: ServerConfig, base: AppConfig) -> TestApp 
         },
         ..base
     };
-    let app = App::new(store, sandbox.clone(), config);
+    let processor = processor.unwrap_or_else(|| sandbox.clone());
+    let app = App::new(store, processor, config);
     let (merchant, _) = app.default_merchant().await.unwrap();
     let key = app.create_key(&Actor::system(merchant.id, "test"), "test key", ALL_SCOPES).await.unwrap().secret;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

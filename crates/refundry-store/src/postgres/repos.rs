@@ -214,6 +214,17 @@ impl MerchantRepo for PgTx<'_> {
         Ok(())
     }
 
+    fn next_stan(&mut self, merchant: MerchantId, terminal_id: &str) -> Result<u32> {
+        // the row lock of the upsert orders concurrent writers: each gets its own STAN
+        let row = self.query_one(
+            "INSERT INTO terminal_counters (merchant_id, terminal_id, last_stan) VALUES ($1, $2, 1)
+             ON CONFLICT (merchant_id, terminal_id) DO UPDATE SET last_stan = (terminal_counters.last_stan % 999999) + 1
+             RETURNING last_stan",
+            &[&merchant.to_string(), &terminal_id],
+        )?;
+        col_narrow(&row, 0)
+    }
+
     fn find_terminal(&mut self, merchant: MerchantId, terminal_id: &str) -> Result<Option<Terminal>> {
         self.query_opt(
             "SELECT store_id, created_at FROM terminals WHERE merchant_id = $1 AND terminal_id = $2",
@@ -499,7 +510,8 @@ fn sale_from_row(r: &Row) -> Result<Sale> {
 
 const REFUND_COLUMNS: &str = "id, merchant_id, sale_id, type, status, amount_minor, currency, reason, note, \
     failure_reason, acquirer_reference, attempts, requested_by, created_at, updated_at, completed_at, \
-    policy_version, decision, approval_expires_at, decided_by, decision_note";
+    policy_version, decision, approval_expires_at, decided_by, decision_note, stan, expected_arrival_at, arrived_at, \
+    customer_contact";
 
 /// The refund without its items, which live in their own table.
 fn refund_from_row(r: &Row) -> Result<Refund> {
@@ -525,6 +537,10 @@ fn refund_from_row(r: &Row) -> Result<Refund> {
         approval_expires_at: col_opt_time(r, 18)?,
         decided_by: col(r, 19)?,
         decision_note: col(r, 20)?,
+        stan: col::<Option<i64>>(r, 21)?.map(u32::try_from).transpose().map_err(StoreError::corrupt)?,
+        expected_arrival_at: col_opt_time(r, 22)?,
+        arrived_at: col_opt_time(r, 23)?,
+        customer_contact: col(r, 24)?,
     })
 }
 
@@ -707,7 +723,7 @@ impl RefundRepo for PgTx<'_> {
         self.execute(
             &format!(
                 "INSERT INTO refunds ({REFUND_COLUMNS}) VALUES
-                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
+                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)"
             ),
             &[
                 &id,
@@ -731,6 +747,10 @@ impl RefundRepo for PgTx<'_> {
                 &opt_micros(r.approval_expires_at),
                 &r.decided_by,
                 &r.decision_note,
+                &r.stan.map(i64::from),
+                &opt_micros(r.expected_arrival_at),
+                &opt_micros(r.arrived_at),
+                &r.customer_contact,
             ],
         )?;
         for item in &r.items {
@@ -745,7 +765,8 @@ impl RefundRepo for PgTx<'_> {
     fn update_refund(&mut self, r: &Refund) -> Result<()> {
         let changed = self.execute(
             "UPDATE refunds SET status = $2, failure_reason = $3, acquirer_reference = $4, attempts = $5,
-             updated_at = $6, completed_at = $7, approval_expires_at = $8, decided_by = $9, decision_note = $10
+             updated_at = $6, completed_at = $7, approval_expires_at = $8, decided_by = $9, decision_note = $10,
+             stan = $11, expected_arrival_at = $12, arrived_at = $13
              WHERE id = $1",
             &[
                 &r.id.to_string(),
@@ -758,6 +779,9 @@ impl RefundRepo for PgTx<'_> {
                 &opt_micros(r.approval_expires_at),
                 &r.decided_by,
                 &r.decision_note,
+                &r.stan.map(i64::from),
+                &opt_micros(r.expected_arrival_at),
+                &opt_micros(r.arrived_at),
             ],
         )?;
         if changed == 1 { Ok(()) } else { Err(StoreError::corrupt(format!("refund {} is missing", r.id))) }
@@ -819,6 +843,50 @@ impl RefundRepo for PgTx<'_> {
         col(&r, 0)
     }
 
+    fn record_call(&mut self, c: &AcquirerCall) -> Result<()> {
+        self.execute(
+            "INSERT INTO acquirer_calls (refund_id, attempt, stan, kind, processor, started_at, duration_ms, outcome,
+             response_code, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            &[
+                &c.refund_id.to_string(),
+                &i64::from(c.attempt),
+                &i64::from(c.stan),
+                &c.kind,
+                &c.processor,
+                &to_micros(c.started_at),
+                &c.duration_ms,
+                &c.outcome,
+                &c.response_code,
+                &c.detail,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn calls_of(&mut self, refund: RefundId) -> Result<Vec<AcquirerCall>> {
+        let rows = self.query(
+            "SELECT attempt, stan, kind, processor, started_at, duration_ms, outcome, response_code, detail
+             FROM acquirer_calls WHERE refund_id = $1 ORDER BY id",
+            &[&refund.to_string()],
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok(AcquirerCall {
+                    refund_id: refund,
+                    attempt: col_narrow(r, 0)?,
+                    stan: col_narrow(r, 1)?,
+                    kind: col(r, 2)?,
+                    processor: col(r, 3)?,
+                    started_at: col_time(r, 4)?,
+                    duration_ms: col(r, 5)?,
+                    outcome: col(r, 6)?,
+                    response_code: col(r, 7)?,
+                    detail: col(r, 8)?,
+                })
+            })
+            .collect()
+    }
+
     fn expired_approvals(&mut self, now: Timestamp, limit: u32) -> Result<Vec<Refund>> {
         let sql = format!(
             "SELECT {REFUND_COLUMNS} FROM refunds WHERE status = 'requires_approval' AND approval_expires_at <= $1
@@ -832,9 +900,9 @@ impl OutboxRepo for PgTx<'_> {
     fn enqueue(&mut self, job: &NewJob) -> Result<i64> {
         let now = to_micros(Timestamp::now());
         let r = self.query_one(
-            "INSERT INTO outbox (kind, payload, state, attempts, run_after, created_at, updated_at)
-             VALUES ($1, $2, 'ready', 0, $3, $4, $4) RETURNING id",
-            &[&job.kind, &job.payload, &to_micros(job.run_after), &now],
+            "INSERT INTO outbox (merchant_id, kind, payload, state, attempts, run_after, created_at, updated_at)
+             VALUES ($5, $1, $2, 'ready', 0, $3, $4, $4) RETURNING id",
+            &[&job.kind, &job.payload, &to_micros(job.run_after), &now, &job.merchant_id.map(|m| m.to_string())],
         )?;
         col(&r, 0)
     }
@@ -883,6 +951,39 @@ impl OutboxRepo for PgTx<'_> {
             &[&id, &to_micros(now), &error],
         )?;
         Ok(())
+    }
+
+    fn list_jobs(&mut self, merchant: Option<MerchantId>, state: &str, limit: u32) -> Result<Vec<JobRecord>> {
+        let rows = self.query(
+            "SELECT id, kind, payload, state, attempts, run_after, last_error, created_at, updated_at, merchant_id
+             FROM outbox WHERE state = $1 AND ($3::TEXT IS NULL OR merchant_id = $3) ORDER BY id DESC LIMIT $2",
+            &[&state, &i64::from(limit), &merchant.map(|m| m.to_string())],
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok(JobRecord {
+                    id: col(r, 0)?,
+                    merchant_id: col_opt_id(r, 9, MerchantId::parse)?,
+                    kind: col(r, 1)?,
+                    payload: col(r, 2)?,
+                    state: col(r, 3)?,
+                    attempts: col_narrow(r, 4)?,
+                    run_after: col_time(r, 5)?,
+                    last_error: col(r, 6)?,
+                    created_at: col_time(r, 7)?,
+                    updated_at: col_time(r, 8)?,
+                })
+            })
+            .collect()
+    }
+
+    fn revive_job(&mut self, merchant: Option<MerchantId>, id: i64, now: Timestamp) -> Result<bool> {
+        let changed = self.execute(
+            "UPDATE outbox SET state = 'ready', attempts = 0, run_after = $2, updated_at = $2
+             WHERE id = $1 AND state = 'dead' AND ($3::TEXT IS NULL OR merchant_id = $3)",
+            &[&id, &to_micros(now), &merchant.map(|m| m.to_string())],
+        )?;
+        Ok(changed == 1)
     }
 
     fn unfinished_jobs(&mut self) -> Result<u64> {
@@ -1009,5 +1110,95 @@ impl AuditRepo for PgTx<'_> {
         .iter()
         .map(audit_event_from_row)
         .collect()
+    }
+}
+
+const ENDPOINT_COLUMNS: &str = "id, merchant_id, url, events, secret, created_at, disabled_at";
+const DELIVERY_COLUMNS: &str =
+    "id, endpoint_id, event_id, event_type, payload, attempt, at, status_code, duration_ms, error";
+
+fn endpoint_from_row(r: &Row) -> Result<WebhookEndpoint> {
+    Ok(WebhookEndpoint {
+        id: col(r, 0)?,
+        merchant_id: col_id(r, 1, MerchantId::parse)?,
+        url: col(r, 2)?,
+        events: col::<&str>(r, 3)?.split_whitespace().map(str::to_owned).collect(),
+        secret: col(r, 4)?,
+        created_at: col_time(r, 5)?,
+        disabled_at: col_opt_time(r, 6)?,
+    })
+}
+
+fn delivery_from_row(r: &Row) -> Result<WebhookDelivery> {
+    Ok(WebhookDelivery {
+        id: col(r, 0)?,
+        endpoint_id: col(r, 1)?,
+        event_id: col(r, 2)?,
+        event_type: col(r, 3)?,
+        payload: col(r, 4)?,
+        attempt: col_narrow(r, 5)?,
+        at: col_time(r, 6)?,
+        status_code: col::<Option<i64>>(r, 7)?.map(u16::try_from).transpose().map_err(StoreError::corrupt)?,
+        duration_ms: col(r, 8)?,
+        error: col(r, 9)?,
+    })
+}
+
+impl WebhookRepo for PgTx<'_> {
+    fn insert_endpoint(&mut self, e: &WebhookEndpoint) -> Result<()> {
+        self.execute(
+            &format!("INSERT INTO webhook_endpoints ({ENDPOINT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"),
+            &[
+                &e.id,
+                &e.merchant_id.to_string(),
+                &e.url,
+                &e.events.join(" "),
+                &e.secret,
+                &to_micros(e.created_at),
+                &opt_micros(e.disabled_at),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn endpoints_of(&mut self, merchant: MerchantId) -> Result<Vec<WebhookEndpoint>> {
+        let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE merchant_id = $1 ORDER BY id");
+        self.query(&sql, &[&merchant.to_string()])?.iter().map(endpoint_from_row).collect()
+    }
+
+    fn find_endpoint(&mut self, id: &str) -> Result<Option<WebhookEndpoint>> {
+        let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = $1");
+        self.query_opt(&sql, &[&id])?.as_ref().map(endpoint_from_row).transpose()
+    }
+
+    fn record_delivery(&mut self, d: &WebhookDelivery) -> Result<i64> {
+        let row = self.query_one(
+            "INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, payload, attempt, at, status_code,
+             duration_ms, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+            &[
+                &d.endpoint_id,
+                &d.event_id,
+                &d.event_type,
+                &d.payload,
+                &i64::from(d.attempt),
+                &to_micros(d.at),
+                &d.status_code.map(i64::from),
+                &d.duration_ms,
+                &d.error,
+            ],
+        )?;
+        col(&row, 0)
+    }
+
+    fn deliveries_of(&mut self, endpoint: &str, limit: u32) -> Result<Vec<WebhookDelivery>> {
+        let sql = format!(
+            "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE endpoint_id = $1 ORDER BY id DESC LIMIT $2"
+        );
+        self.query(&sql, &[&endpoint, &i64::from(limit)])?.iter().map(delivery_from_row).collect()
+    }
+
+    fn find_delivery(&mut self, id: i64) -> Result<Option<WebhookDelivery>> {
+        let sql = format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = $1");
+        self.query_opt(&sql, &[&id])?.as_ref().map(delivery_from_row).transpose()
     }
 }

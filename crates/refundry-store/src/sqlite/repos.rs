@@ -119,6 +119,10 @@ impl MerchantRepo for SqliteTx<'_> {
         Ok(())
     }
 
+    fn next_stan(&mut self, merchant: MerchantId, terminal_id: &str) -> Result<u32> {
+        self.bump_stan(merchant, terminal_id)
+    }
+
     fn find_terminal(&mut self, merchant: MerchantId, terminal_id: &str) -> Result<Option<Terminal>> {
         let row = self
             .conn
@@ -136,6 +140,20 @@ impl MerchantRepo for SqliteTx<'_> {
             })
         })
         .transpose()
+    }
+}
+
+impl SqliteTx<'_> {
+    fn bump_stan(&self, merchant: MerchantId, terminal_id: &str) -> Result<u32> {
+        let stan: i64 = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO terminal_counters (merchant_id, terminal_id, last_stan) VALUES (?1, ?2, 1)
+                 ON CONFLICT (merchant_id, terminal_id) DO UPDATE SET last_stan = (last_stan % 999999) + 1
+                 RETURNING last_stan",
+            )?
+            .query_row(params![merchant.to_string(), terminal_id], |r| r.get(0))?;
+        u32::try_from(stan).map_err(StoreError::corrupt)
     }
 }
 
@@ -693,7 +711,8 @@ impl SaleRepo for SqliteTx<'_> {
 
 const REFUND_COLUMNS: &str = "id, merchant_id, sale_id, type, status, amount_minor, currency, reason, note, \
     failure_reason, acquirer_reference, attempts, requested_by, created_at, updated_at, completed_at, \
-    policy_version, decision, approval_expires_at, decided_by, decision_note";
+    policy_version, decision, approval_expires_at, decided_by, decision_note, stan, expected_arrival_at, arrived_at, \
+    customer_contact";
 
 struct RefundRow {
     id: String,
@@ -717,6 +736,10 @@ struct RefundRow {
     approval_expires_at: Option<i64>,
     decided_by: Option<String>,
     decision_note: Option<String>,
+    stan: Option<u32>,
+    expected_arrival_at: Option<i64>,
+    arrived_at: Option<i64>,
+    customer_contact: Option<String>,
 }
 
 impl RefundRow {
@@ -743,6 +766,10 @@ impl RefundRow {
             approval_expires_at: r.get(18)?,
             decided_by: r.get(19)?,
             decision_note: r.get(20)?,
+            stan: r.get(21)?,
+            expected_arrival_at: r.get(22)?,
+            arrived_at: r.get(23)?,
+            customer_contact: r.get(24)?,
         })
     }
 
@@ -769,6 +796,10 @@ impl RefundRow {
             approval_expires_at: opt_from_micros(self.approval_expires_at)?,
             decided_by: self.decided_by,
             decision_note: self.decision_note,
+            stan: self.stan,
+            expected_arrival_at: opt_from_micros(self.expected_arrival_at)?,
+            arrived_at: opt_from_micros(self.arrived_at)?,
+            customer_contact: self.customer_contact,
         })
     }
 }
@@ -779,7 +810,7 @@ impl RefundRepo for SqliteTx<'_> {
         self.conn
             .prepare_cached(&format!(
                 "INSERT INTO refunds ({REFUND_COLUMNS}) VALUES
-                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"
+                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)"
             ))?
             .execute(params![
                 id,
@@ -803,6 +834,10 @@ impl RefundRepo for SqliteTx<'_> {
                 opt_micros(r.approval_expires_at),
                 r.decided_by,
                 r.decision_note,
+                r.stan,
+                opt_micros(r.expected_arrival_at),
+                opt_micros(r.arrived_at),
+                r.customer_contact,
             ])?;
         let mut stmt = self.conn.prepare_cached(
             "INSERT INTO refund_items (refund_id, sku, quantity, amount_minor) VALUES (?1, ?2, ?3, ?4)",
@@ -818,7 +853,8 @@ impl RefundRepo for SqliteTx<'_> {
             .conn
             .prepare_cached(
                 "UPDATE refunds SET status = ?2, failure_reason = ?3, acquirer_reference = ?4, attempts = ?5,
-                 updated_at = ?6, completed_at = ?7, approval_expires_at = ?8, decided_by = ?9, decision_note = ?10
+                 updated_at = ?6, completed_at = ?7, approval_expires_at = ?8, decided_by = ?9, decision_note = ?10,
+                 stan = ?11, expected_arrival_at = ?12, arrived_at = ?13
                  WHERE id = ?1",
             )?
             .execute(params![
@@ -832,6 +868,9 @@ impl RefundRepo for SqliteTx<'_> {
                 opt_micros(r.approval_expires_at),
                 r.decided_by,
                 r.decision_note,
+                r.stan,
+                opt_micros(r.expected_arrival_at),
+                opt_micros(r.arrived_at),
             ])?;
         if changed == 1 { Ok(()) } else { Err(StoreError::corrupt(format!("refund {} is missing", r.id))) }
     }
@@ -895,6 +934,57 @@ impl RefundRepo for SqliteTx<'_> {
             .query_row(params![merchant.to_string(), requested_by, to_micros(since)], |r| r.get(0))?)
     }
 
+    fn record_call(&mut self, c: &AcquirerCall) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO acquirer_calls (refund_id, attempt, stan, kind, processor, started_at, duration_ms, outcome,
+                 response_code, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![
+                c.refund_id.to_string(),
+                c.attempt,
+                c.stan,
+                c.kind,
+                c.processor,
+                to_micros(c.started_at),
+                c.duration_ms,
+                c.outcome,
+                c.response_code,
+                c.detail
+            ])?;
+        Ok(())
+    }
+
+    fn calls_of(&mut self, refund: RefundId) -> Result<Vec<AcquirerCall>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT attempt, stan, kind, processor, started_at, duration_ms, outcome, response_code, detail
+             FROM acquirer_calls WHERE refund_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([refund.to_string()], |r| {
+            Ok((
+                (r.get::<_, u32>(0)?, r.get::<_, u32>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?),
+                (r.get::<_, i64>(4)?, r.get::<_, i64>(5)?, r.get::<_, String>(6)?),
+                (r.get::<_, Option<String>>(7)?, r.get::<_, String>(8)?),
+            ))
+        })?;
+        rows.map(|row| {
+            let ((attempt, stan, kind, processor), (started, duration_ms, outcome), (response_code, detail)) = row?;
+            Ok(AcquirerCall {
+                refund_id: refund,
+                attempt,
+                stan,
+                kind,
+                processor,
+                started_at: from_micros(started)?,
+                duration_ms,
+                outcome,
+                response_code,
+                detail,
+            })
+        })
+        .collect()
+    }
+
     fn expired_approvals(&mut self, now: Timestamp, limit: u32) -> Result<Vec<Refund>> {
         let sql = format!(
             "SELECT {REFUND_COLUMNS} FROM refunds WHERE status = 'requires_approval' AND approval_expires_at <= ?1
@@ -909,10 +999,16 @@ impl OutboxRepo for SqliteTx<'_> {
         let now = to_micros(Timestamp::now());
         self.conn
             .prepare_cached(
-                "INSERT INTO outbox (kind, payload, state, attempts, run_after, created_at, updated_at)
-                 VALUES (?1, ?2, 'ready', 0, ?3, ?4, ?4)",
+                "INSERT INTO outbox (merchant_id, kind, payload, state, attempts, run_after, created_at, updated_at)
+                 VALUES (?5, ?1, ?2, 'ready', 0, ?3, ?4, ?4)",
             )?
-            .execute(params![job.kind, job.payload, to_micros(job.run_after), now])?;
+            .execute(params![
+                job.kind,
+                job.payload,
+                to_micros(job.run_after),
+                now,
+                job.merchant_id.map(|m| m.to_string())
+            ])?;
         Ok(self.conn.last_insert_rowid())
     }
 
@@ -957,6 +1053,47 @@ impl OutboxRepo for SqliteTx<'_> {
             )?
             .execute(params![id, to_micros(now), error])?;
         Ok(())
+    }
+
+    fn list_jobs(&mut self, merchant: Option<MerchantId>, state: &str, limit: u32) -> Result<Vec<JobRecord>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, kind, payload, state, attempts, run_after, last_error, created_at, updated_at, merchant_id
+             FROM outbox WHERE state = ?1 AND (?3 IS NULL OR merchant_id = ?3) ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![state, limit, merchant.map(|m| m.to_string())], |r| {
+            Ok((
+                (r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?),
+                (r.get::<_, u32>(4)?, r.get::<_, i64>(5)?, r.get::<_, Option<String>>(6)?),
+                (r.get::<_, i64>(7)?, r.get::<_, i64>(8)?, r.get::<_, Option<String>>(9)?),
+            ))
+        })?;
+        rows.map(|row| {
+            let ((id, kind, payload, state), (attempts, run_after, last_error), (created, updated, merchant)) = row?;
+            Ok(JobRecord {
+                id,
+                merchant_id: merchant.map(|m| parse_id(m, MerchantId::parse)).transpose()?,
+                kind,
+                payload,
+                state,
+                attempts,
+                run_after: from_micros(run_after)?,
+                last_error,
+                created_at: from_micros(created)?,
+                updated_at: from_micros(updated)?,
+            })
+        })
+        .collect()
+    }
+
+    fn revive_job(&mut self, merchant: Option<MerchantId>, id: i64, now: Timestamp) -> Result<bool> {
+        let changed = self
+            .conn
+            .prepare_cached(
+                "UPDATE outbox SET state = 'ready', attempts = 0, run_after = ?2, updated_at = ?2
+                 WHERE id = ?1 AND state = 'dead' AND (?3 IS NULL OR merchant_id = ?3)",
+            )?
+            .execute(params![id, to_micros(now), merchant.map(|m| m.to_string())])?;
+        Ok(changed == 1)
     }
 
     fn unfinished_jobs(&mut self) -> Result<u64> {
@@ -1110,5 +1247,123 @@ impl SqliteTx<'_> {
             })
         })
         .collect()
+    }
+}
+
+const ENDPOINT_COLUMNS: &str = "id, merchant_id, url, events, secret, created_at, disabled_at";
+const DELIVERY_COLUMNS: &str =
+    "id, endpoint_id, event_id, event_type, payload, attempt, at, status_code, duration_ms, error";
+
+impl SqliteTx<'_> {
+    fn endpoints_from(&self, sql: &str, params: &[Value]) -> Result<Vec<WebhookEndpoint>> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(params.iter()), |r| {
+            Ok((
+                (r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?),
+                (r.get::<_, String>(4)?, r.get::<_, i64>(5)?, r.get::<_, Option<i64>>(6)?),
+            ))
+        })?;
+        rows.map(|row| {
+            let ((id, merchant, url, events), (secret, created, disabled)) = row?;
+            Ok(WebhookEndpoint {
+                id,
+                merchant_id: parse_id(merchant, MerchantId::parse)?,
+                url,
+                events: events.split_whitespace().map(str::to_owned).collect(),
+                secret,
+                created_at: from_micros(created)?,
+                disabled_at: opt_from_micros(disabled)?,
+            })
+        })
+        .collect()
+    }
+
+    fn deliveries_from(&self, sql: &str, params: &[Value]) -> Result<Vec<WebhookDelivery>> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(params.iter()), |r| {
+            Ok((
+                (r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?),
+                (r.get::<_, String>(4)?, r.get::<_, u32>(5)?, r.get::<_, i64>(6)?),
+                (r.get::<_, Option<u16>>(7)?, r.get::<_, i64>(8)?, r.get::<_, Option<String>>(9)?),
+            ))
+        })?;
+        rows.map(|row| {
+            let ((id, endpoint_id, event_id, event_type), (payload, attempt, at), (status_code, duration_ms, error)) =
+                row?;
+            Ok(WebhookDelivery {
+                id,
+                endpoint_id,
+                event_id,
+                event_type,
+                payload,
+                attempt,
+                at: from_micros(at)?,
+                status_code,
+                duration_ms,
+                error,
+            })
+        })
+        .collect()
+    }
+}
+
+impl WebhookRepo for SqliteTx<'_> {
+    fn insert_endpoint(&mut self, e: &WebhookEndpoint) -> Result<()> {
+        self.conn
+            .prepare_cached(&format!(
+                "INSERT INTO webhook_endpoints ({ENDPOINT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+            ))?
+            .execute(params![
+                e.id,
+                e.merchant_id.to_string(),
+                e.url,
+                e.events.join(" "),
+                e.secret,
+                to_micros(e.created_at),
+                opt_micros(e.disabled_at)
+            ])?;
+        Ok(())
+    }
+
+    fn endpoints_of(&mut self, merchant: MerchantId) -> Result<Vec<WebhookEndpoint>> {
+        let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE merchant_id = ?1 ORDER BY id");
+        self.endpoints_from(&sql, &[Value::Text(merchant.to_string())])
+    }
+
+    fn find_endpoint(&mut self, id: &str) -> Result<Option<WebhookEndpoint>> {
+        let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = ?1");
+        Ok(self.endpoints_from(&sql, &[Value::Text(id.to_owned())])?.pop())
+    }
+
+    fn record_delivery(&mut self, d: &WebhookDelivery) -> Result<i64> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, payload, attempt, at, status_code,
+                 duration_ms, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                d.endpoint_id,
+                d.event_id,
+                d.event_type,
+                d.payload,
+                d.attempt,
+                to_micros(d.at),
+                d.status_code,
+                d.duration_ms,
+                d.error
+            ])?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn deliveries_of(&mut self, endpoint: &str, limit: u32) -> Result<Vec<WebhookDelivery>> {
+        let sql = format!(
+            "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE endpoint_id = ?1 ORDER BY id DESC LIMIT ?2"
+        );
+        self.deliveries_from(&sql, &[Value::Text(endpoint.to_owned()), Value::Integer(i64::from(limit))])
+    }
+
+    fn find_delivery(&mut self, id: i64) -> Result<Option<WebhookDelivery>> {
+        let sql = format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = ?1");
+        Ok(self.deliveries_from(&sql, &[Value::Integer(id)])?.pop())
     }
 }

@@ -1,0 +1,148 @@
+//! Refunds and voids through the ISO 8583 connector, over real TCP, to the
+//! acquirer simulator: the same guarantees as with the sandbox.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use refundry_app::AppConfig;
+use refundry_app::jobs::RunnerConfig;
+use refundry_connectors::iso8583::{Iso8583Config, Iso8583Processor};
+use refundry_connectors::simulator::{Behaviour, Simulator, SimulatorConfig, SimulatorHandle};
+use refundry_server::ServerConfig;
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+const TERMINAL: &str = "RF000001";
+const MAC_KEY: &str = "0123456789ABCDEFFEDCBA9876543210";
+
+async fn with_acquirer() -> (TestApp, SimulatorHandle) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim = Simulator::start(
+        listener,
+        SimulatorConfig { mac_key_hex: Some(MAC_KEY.into()), seed: 7, ..SimulatorConfig::default() },
+    )
+    .await;
+    let config: Iso8583Config = serde_json::from_value(json!({
+        "addr": sim.addr().to_string(),
+        "terminal_id": TERMINAL,
+        "merchant_id": "898310048990001",
+        "tpdu_destination": 1,
+        "mac_key_hex": MAC_KEY,
+        "batch_no": "000001",
+        "connect_timeout": "2s",
+        "response_timeout": "300ms",
+        "max_advice_repeats": 2
+    }))
+    .unwrap();
+    let processor = Arc::new(Iso8583Processor::new(config).unwrap());
+    let app_config =
+        AppConfig { jobs: RunnerConfig { max_attempts: 50, ..RunnerConfig::default() }, ..AppConfig::default() };
+    let t = spawn_full(ServerConfig::default(), app_config, Some(processor)).await;
+    (t, sim)
+}
+
+async fn stan_of(t: &TestApp, refund: &str) -> u32 {
+    let calls: Value = t.get(&format!("/v1/refunds/{refund}/attempts")).send().await.unwrap().json().await.unwrap();
+    calls["data"][0]["stan"].as_u64().unwrap() as u32
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_after_settlement_goes_to_the_acquirer_as_an_advice_and_is_applied_once() {
+    let (mut t, sim) = with_acquirer().await;
+    let sale = t.create_sale(card_sale()).await;
+    t.post("/v1/batches/settle", &json!({"terminal_id": "T0001", "batch_no": "000001"})).send().await.unwrap();
+    let refund: Value = t
+        .refund("iso-1", json!({"sale_id": sale["id"], "amount": 3000, "reason": "defective"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = refund["id"].as_str().unwrap();
+    let done = t.settled_refund(id).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["acquirer_reference"].as_str().unwrap().len(), 12, "the host's RRN");
+    let stan = stan_of(&t, id).await;
+    assert_eq!(sim.times_applied(TERMINAL, stan), 1);
+    assert!(sim.received("0220") >= 1);
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_void_before_settlement_is_a_0200_and_a_decline_is_read_back() {
+    let (mut t, sim) = with_acquirer().await;
+    let sale = t.create_sale(card_sale()).await;
+    let void: Value = t
+        .refund("iso-2", json!({"sale_id": sale["id"], "amount": 10000, "reason": "customer_request"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(void["type"], "void");
+    assert_eq!(t.settled_refund(void["id"].as_str().unwrap()).await["status"], "succeeded");
+    assert!(sim.received("0200") >= 1);
+
+    let other = t.create_sale(card_sale()).await;
+    sim.set_script(&[Behaviour::Decline("51".into())]);
+    let refund: Value = t
+        .refund("iso-3", json!({"sale_id": other["id"], "amount": 1000, "reason": "defective"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let done = t.settled_refund(refund["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "failed");
+    assert_eq!(done["failure_reason"], "insufficient_funds", "{done}");
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_void_whose_answer_is_lost_is_reversed_and_fails_plainly() {
+    let (mut t, sim) = with_acquirer().await;
+    let sale = t.create_sale(card_sale()).await;
+    sim.set_script(&[Behaviour::TimeoutAfterApplying]);
+    let void: Value = t
+        .refund("iso-4", json!({"sale_id": sale["id"], "amount": 10000, "reason": "customer_request"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = void["id"].as_str().unwrap();
+    let done = t.settled_refund(id).await;
+    assert_eq!(done["status"], "failed");
+    assert_eq!(done["failure_reason"], "timed_out_after_reversal");
+    let stan = stan_of(&t, id).await;
+    assert!(sim.reversed(TERMINAL, stan), "冲正 was sent");
+    assert!(!sim.in_effect(TERMINAL, stan), "no money moved in the end");
+    assert!(sim.received("0400") >= 1);
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_whose_answers_keep_getting_lost_is_asked_about_later_and_never_applied_twice() {
+    let (mut t, sim) = with_acquirer().await;
+    let sale = t.create_sale(card_sale()).await;
+    t.post("/v1/batches/settle", &json!({"terminal_id": "T0001", "batch_no": "000001"})).send().await.unwrap();
+    // the advice and both repeats are applied-or-not but never answered:
+    // the job gives up this round with the refund still `processing`
+    sim.set_script(&[Behaviour::TimeoutAfterApplying, Behaviour::TimeoutAfterApplying, Behaviour::DropAfterApplying]);
+    let refund: Value = t
+        .refund("iso-5", json!({"sale_id": sale["id"], "amount": 2500, "reason": "defective"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = refund["id"].as_str().unwrap();
+    let done = t.settled_refund(id).await;
+    assert_eq!(done["status"], "succeeded");
+    assert_eq!(done["attempts"], 1, "one attempt: the later calls asked about the same message");
+    let calls: Value = t.get(&format!("/v1/refunds/{id}/attempts")).send().await.unwrap().json().await.unwrap();
+    let calls = calls["data"].as_array().unwrap();
+    assert!(calls.len() >= 2, "{calls:?}");
+    assert_eq!(calls[0]["outcome"], "timeout");
+    assert!(calls[1..].iter().all(|c| c["kind"] == "inquire"), "nothing sent blind: {calls:?}");
+    let stan = stan_of(&t, id).await;
+    assert_eq!(sim.times_applied(TERMINAL, stan), 1, "applied exactly once");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    t.shutdown().await;
+}

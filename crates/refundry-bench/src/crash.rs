@@ -568,6 +568,7 @@ async fn exercise(options: &CrashOptions, refundry: &Refundry, report: &mut Cras
     // a key answered with an error is sent once more, as a terminal might:
     // a replayed 201 means the error answer hid a refund that was made
     let mut hidden = Vec::new();
+    let acked_before = acks.len();
     let chunk = uncertain.len().div_ceil(options.clients).max(1);
     let resends: Vec<_> = uncertain
         .chunks(chunk)
@@ -594,6 +595,14 @@ async fn exercise(options: &CrashOptions, refundry: &Refundry, report: &mut Cras
             }
             acks.push(ack);
         }
+    }
+    if !uncertain.is_empty() {
+        say(format!(
+            "{} keys answered with an error were sent once more: {} replayed a refund made earlier, {} made one now",
+            uncertain.len(),
+            hidden.len(),
+            acks.len() - acked_before - hidden.len()
+        ));
     }
     if !hidden.is_empty() {
         report.violations.push(format!(

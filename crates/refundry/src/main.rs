@@ -71,6 +71,10 @@ enum Command {
         /// Seed the data and print the key, but do not serve.
         #[arg(long)]
         no_serve: bool,
+        /// Use the in-process sandbox acquirer instead of the ISO 8583
+        /// simulator on loopback.
+        #[arg(long)]
+        sandbox: bool,
     },
     /// Manage API keys.
     #[command(subcommand)]
@@ -221,11 +225,15 @@ async fn run(command: Command, config: Config, demo_db: bool) -> anyhow::Result<
             let app = open_app(&config)?;
             serve(app, &config).await
         }
-        Command::Demo { days, no_serve, .. } => {
+        Command::Demo { days, no_serve, sandbox, .. } => {
             let database = config.database()?;
             if let (true, Database::Sqlite(path)) = (demo_db, &database) {
                 remove_database(path)?;
             }
+            // the demo's refunds go to an acquirer simulator over ISO 8583 on
+            // loopback, as they would to a real host
+            let mut config = config;
+            let _simulator = if sandbox || no_serve { None } else { Some(demo_acquirer(&mut config).await?) };
             let app = open_app(&config)?;
             if refundry_store::read(&app.store, |tx| tx.first_merchant()).await?.is_some() {
                 bail!("{} already holds data; the demo needs an empty database", database.describe());
@@ -483,6 +491,36 @@ fn read_password() -> anyhow::Result<String> {
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// Starts the acquirer simulator on a free loopback port and points the
+/// ISO 8583 connector at it.
+async fn demo_acquirer(config: &mut Config) -> anyhow::Result<refundry_connectors::simulator::SimulatorHandle> {
+    use refundry_connectors::simulator::{Simulator, SimulatorConfig};
+    let key = "0123456789ABCDEFFEDCBA9876543210";
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let sim = Simulator::start(
+        listener,
+        SimulatorConfig {
+            latency: Duration::from_millis(30),
+            mac_key_hex: Some(key.into()),
+            seed: 8583,
+            ..SimulatorConfig::default()
+        },
+    )
+    .await;
+    let iso = serde_json::json!({
+        "addr": sim.addr().to_string(),
+        "terminal_id": "RF000001",
+        "merchant_id": "898310048990001",
+        "tpdu_destination": 1,
+        "mac_key_hex": key,
+        "batch_no": "000001",
+    });
+    config.iso8583 = Some(serde_json::from_value(iso).context("demo acquirer settings")?);
+    config.processor = "iso8583".into();
+    eprintln!("demo: refunds go to an ISO 8583 acquirer simulator at {}", sim.addr());
+    Ok(sim)
 }
 
 /// The keys that seal secrets at rest: configured, or for an embedded

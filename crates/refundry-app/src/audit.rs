@@ -15,6 +15,15 @@ use crate::{Actor, AppError};
 
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// Takes the merchant's chain head first, before any other row lock, in
+/// every command that changes money: all of a merchant's writes serialise on
+/// the head anyway, and one lock order (head, then rows) means writers on
+/// several instances cannot deadlock on each other.
+pub fn lock_chain(tx: &mut dyn Tx, merchant: MerchantId) -> Result<(), AppError> {
+    tx.lock_audit_head(merchant)?;
+    Ok(())
+}
+
 /// Appends one event to the merchant's chain, inside the caller's
 /// transaction, so the change and its record commit together.
 pub fn record(

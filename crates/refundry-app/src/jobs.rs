@@ -304,7 +304,12 @@ async fn call(
     result
 }
 
+/// The refund, locked, after its merchant's chain head (the lock order of
+/// every money command: head, then rows).
 fn load(tx: &mut dyn Tx, id: RefundId) -> Result<Refund, AppError> {
+    if let Some(found) = tx.find_refund_any_merchant(id)? {
+        audit::lock_chain(tx, found.merchant_id)?;
+    }
     tx.lock_refund(id)?
         .ok_or_else(|| AppError::new(ErrorCode::Internal, format!("job names refund {id}, which does not exist")))
 }

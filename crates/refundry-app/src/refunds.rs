@@ -206,6 +206,7 @@ impl App {
             let due = tx.expired_approvals(now, 200)?;
             let mut expired = 0;
             for candidate in due {
+                audit::lock_chain(tx, candidate.merchant_id)?;
                 // a supervisor may have decided since the list was read
                 let Some(mut refund) =
                     tx.lock_refund(candidate.id)?.filter(|r| r.status == RefundStatus::RequiresApproval)
@@ -250,6 +251,7 @@ fn visible_refund(tx: &mut dyn Tx, actor: &Actor, id: RefundId) -> Result<Refund
 
 /// Loads a refund a supervisor may decide on, with every four-eyes check.
 fn awaiting_decision(tx: &mut dyn Tx, actor: &Actor, id: RefundId) -> Result<Refund, AppError> {
+    audit::lock_chain(tx, actor.merchant_id)?;
     visible_refund(tx, actor, id)?;
     // two supervisors deciding at once: the second sees the first's answer
     let refund = tx.lock_refund(id)?.ok_or_else(|| not_found(id))?;
@@ -295,6 +297,7 @@ fn request_refund_tx(
     request: &RefundRequest,
     config: &crate::AppConfig,
 ) -> Result<Refund, AppError> {
+    audit::lock_chain(tx, actor.merchant_id)?;
     let (sale, preview) = evaluate(tx, actor, request, config, true)?;
     if preview.decision.is_rejected() {
         return Err(rejected(&preview.decision));
@@ -354,6 +357,7 @@ impl App {
     pub async fn retry_refund(&self, actor: &Actor, id: RefundId) -> Result<Refund, AppError> {
         let actor = actor.clone();
         let refund = refundry_store::write(&self.store, move |tx| {
+            audit::lock_chain(tx, actor.merchant_id)?;
             visible_refund(tx, &actor, id)?;
             let mut refund = tx.lock_refund(id)?.ok_or_else(|| not_found(id))?;
             let next = refund.status.on(RefundEvent::Retry).map_err(|_| {
@@ -396,6 +400,7 @@ impl App {
     ) -> Result<Refund, AppError> {
         let actor = actor.clone();
         refundry_store::write(&self.store, move |tx| {
+            audit::lock_chain(tx, actor.merchant_id)?;
             visible_refund(tx, &actor, id)?;
             let mut refund = tx.lock_refund(id)?.ok_or_else(|| not_found(id))?;
             if refund.status != RefundStatus::Succeeded {

@@ -50,7 +50,7 @@ pub struct CrashOptions {
     pub postgres_url: Option<String>,
     /// Sales loaded first, each 1,000.00 CNY cash. Refunds are of 1.00 to 50.00; half of them go to the first tenth
     /// of the sales, which run out, so some are refused.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 500)]
     pub sales: usize,
     /// Concurrent clients creating refunds.
     #[arg(long, default_value_t = 16)]

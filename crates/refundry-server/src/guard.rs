@@ -39,7 +39,7 @@ fn walk(value: &Value, path: &str, key: &str) -> Option<String> {
             if is_forbidden_key(k) { Some(child) } else { walk(v, &child, k) }
         }),
         Value::Array(items) => items.iter().enumerate().find_map(|(i, v)| walk(v, &format!("{path}[{i}]"), key)),
-        Value::String(s) => value_is_sensitive(key, s).then(|| path.to_owned()),
+        Value::String(s) => (!is_refundry_id(s) && value_is_sensitive(key, s)).then(|| path.to_owned()),
         // amounts are bounded well below card-number length; other numbers
         // are checked as their digits
         Value::Number(n) if !key.ends_with("amount") => {
@@ -48,6 +48,18 @@ fn walk(value: &Value, path: &str, key: &str) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// Our own ids (`sale_` + 32 hex digits…) are UUIDs in hex: one in a few
+/// hundred holds a 13-digit run that happens to pass Luhn. They are not
+/// card numbers and must not be refused as such.
+fn is_refundry_id(s: &str) -> bool {
+    s.split_once('_').is_some_and(|(prefix, hex)| {
+        (2..=5).contains(&prefix.len())
+            && prefix.bytes().all(|b| b.is_ascii_lowercase())
+            && hex.len() == 32
+            && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
 }
 
 fn depth(value: &Value) -> usize {
@@ -124,6 +136,14 @@ mod tests {
         let body = json!({"payment_method": {"type": "card", "CVV": "123"}});
         assert_eq!(find_card_data(&body).as_deref(), Some("payment_method.CVV"));
         assert_eq!(find_card_data(&json!({"x": 4111111111111111u64})).as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn our_ids_are_never_card_numbers_but_ids_with_a_card_number_are() {
+        // a real sale id whose digits hold a Luhn-valid 13-digit run
+        assert!(refundry_core::card::contains_card_number("sale_01a218065ec8732195337407bbf75fa9"));
+        assert_eq!(find_card_data(&json!({"sale_id": "sale_01a218065ec8732195337407bbf75fa9"})), None);
+        assert!(find_card_data(&json!({"sale_id": "sale_4111111111111111"})).is_some());
     }
 
     #[test]

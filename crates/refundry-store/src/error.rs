@@ -67,8 +67,11 @@ impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> StoreError {
         use postgres::error::SqlState;
         let Some(db) = e.as_db_error() else {
-            // no answer from the server: the connection broke or timed out
-            return StoreError::Backend { message: e.to_string(), retryable: false };
+            // no answer from the server: the connection broke or timed out.
+            // Whether a COMMIT in flight took effect is unknown; the client
+            // retries with its Idempotency-Key and gets the truth
+            tracing::warn!(error = %e, "PostgreSQL connection failed");
+            return StoreError::Unavailable;
         };
         let code = db.code();
         if *code == SqlState::UNIQUE_VIOLATION {

@@ -152,6 +152,16 @@ impl Config {
         Ok(config)
     }
 
+    /// A configuration from TOML text alone (defaults for what it leaves out).
+    pub fn from_toml_str(text: &str) -> anyhow::Result<Config> {
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(text))
+            .extract()
+            .context("invalid configuration")?;
+        config.check()?;
+        Ok(config)
+    }
+
     fn check(&self) -> anyhow::Result<()> {
         if self.idempotency_ttl_hours < 24 {
             bail!("idempotency_ttl_hours must be at least 24: clients retry for a day");

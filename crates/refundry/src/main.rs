@@ -1,8 +1,6 @@
 //! `refundry`: the one binary. Serves the API, runs migrations, seeds a
 //! demo, manages keys and checks the audit log.
 
-mod config;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +16,7 @@ use refundry_store::Store;
 use refundry_store::postgres::{PgOptions, PgStore};
 use refundry_store::sqlite::{SqliteOptions, SqliteStore};
 
-use crate::config::{Config, Database, Overrides};
+use refundry::config::{Config, Database, Overrides};
 
 /// Refundry: voids, refunds and chargebacks for point-of-sale merchants.
 ///

@@ -1,6 +1,6 @@
 //! Arbitrary bytes from the network: decoding must answer without
 //! panicking, and whatever it accepts must re-encode to the same bytes.
-//! Run with `cargo +nightly fuzz run decode` from crates/refundry-iso8583.
+//! Run with `scripts/fuzz` (all targets) from the repository root.
 
 #![no_main]
 

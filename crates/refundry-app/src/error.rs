@@ -34,6 +34,7 @@ codes! {
     NotFound = "not_found",
     MethodNotAllowed = "method_not_allowed",
     PayloadTooLarge = "payload_too_large",
+    RateLimited = "rate_limited",
     UnsupportedMediaType = "unsupported_media_type",
     SaleNotFound = "sale_not_found",
     RefundNotFound = "refund_not_found",

@@ -443,6 +443,10 @@ pub fn run(options: CrashOptions) -> anyhow::Result<CrashReport> {
         &[
             ("REFUNDRY_SANDBOX__LATENCY_MS", options.sandbox_latency_ms.to_string()),
             ("REFUNDRY_LOG_LEVEL", "warn".into()),
+            // the load comes from one address on purpose
+            ("REFUNDRY_RATE_LIMIT_PER_SECOND", "0".into()),
+            // PostgreSQL instances must be given the keys that seal secrets
+            ("REFUNDRY_ENCRYPTION_KEYS", format!("[\"bench:{}\"]", "5a".repeat(32))),
             ("REFUNDRY_JOBS__LEASE_SECS", options.lease_secs.to_string()),
         ],
     );

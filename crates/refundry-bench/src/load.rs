@@ -469,7 +469,14 @@ pub fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
         binary,
         db.url(),
         db.dir(),
-        &[("REFUNDRY_SANDBOX__LATENCY_MS", "0".into()), ("REFUNDRY_LOG_LEVEL", "warn".into())],
+        &[
+            ("REFUNDRY_SANDBOX__LATENCY_MS", "0".into()),
+            ("REFUNDRY_LOG_LEVEL", "warn".into()),
+            // the load comes from one address on purpose
+            ("REFUNDRY_RATE_LIMIT_PER_SECOND", "0".into()),
+            // PostgreSQL instances must be given the keys that seal secrets
+            ("REFUNDRY_ENCRYPTION_KEYS", format!("[\"bench:{}\"]", "5a".repeat(32))),
+        ],
     );
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let driven = runtime.block_on(serve_and_drive(&options, &refundry))?;

@@ -14,11 +14,19 @@
 //!   was captured".
 //! - [`policy`]: the merchant's refund policy: approve, ask a supervisor, or
 //!   reject, with the reasons in English and Chinese.
+//! - [`dispute`]: chargebacks and retrieval requests: the case lifecycle,
+//!   reason codes, deadlines, the evidence summary, and no double loss.
+//! - [`ratio`]: chargeback ratios held against the card networks' programmes.
+//! - [`detect`]: detectors of wrong charges (duplicates, extra zeros, charges
+//!   with no order) and refund-abuse rules.
 
 pub mod card;
 pub mod contact;
+pub mod detect;
+pub mod dispute;
 pub mod ids;
 pub mod money;
 pub mod policy;
+pub mod ratio;
 pub mod refund;
 pub mod sale;

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod dto;
 pub mod guard;
+pub mod limiter;
 pub mod problem;
 pub mod routes;
 pub mod state;
@@ -76,6 +77,10 @@ impl Modify for BearerAuth {
 pub struct ServerConfig {
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Requests per second one client address may make (0: no limit), and
+    /// how many it may make at once above that.
+    pub rate_limit_per_second: u32,
+    pub rate_limit_burst: u32,
     /// A request that takes longer is answered 503 (the command it started
     /// still finishes or rolls back as a whole).
     pub request_timeout: Duration,
@@ -83,7 +88,12 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { max_body_bytes: 256 * 1024, request_timeout: Duration::from_secs(30) }
+        ServerConfig {
+            max_body_bytes: 256 * 1024,
+            request_timeout: Duration::from_secs(30),
+            rate_limit_per_second: 500,
+            rate_limit_burst: 1000,
+        }
     }
 }
 
@@ -144,6 +154,7 @@ pub fn router(app: App, config: &ServerConfig) -> Router {
         .route("/readyz", get(routes::health::readyz))
         .route("/metrics", get(routes::health::metrics))
         .layer(middleware::from_fn(guard::refuse_card_data_in_query))
+        .layer(middleware::from_fn_with_state(limiter::Limiter::new(config), limiter::limit))
         .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
         .layer(middleware::from_fn(track_requests))
         .layer(middleware::from_fn(problem::localize))

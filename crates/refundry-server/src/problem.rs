@@ -31,6 +31,7 @@ pub fn describe(code: ErrorCode) -> (StatusCode, &'static str, &'static str) {
         C::NotFound => (S::NOT_FOUND, "No such resource", "资源不存在"),
         C::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, "Method not allowed here", "不支持该请求方法"),
         C::PayloadTooLarge => (S::PAYLOAD_TOO_LARGE, "The request body is too large", "请求体过大"),
+        C::RateLimited => (S::TOO_MANY_REQUESTS, "Too many requests; slow down", "请求过于频繁，请稍后再试"),
         C::UnsupportedMediaType => {
             (S::UNSUPPORTED_MEDIA_TYPE, "Send the body as application/json", "请求体须为 application/json")
         }

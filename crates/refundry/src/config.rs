@@ -23,6 +23,10 @@ pub struct Config {
     pub log_level: String,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Requests per second one client address may make (0: unlimited).
+    pub rate_limit_per_second: u32,
+    /// How many above that it may make at once.
+    pub rate_limit_burst: u32,
     /// How long idempotency keys are remembered, in hours (at least 24).
     pub idempotency_ttl_hours: u64,
     pub jobs: JobsConfig,
@@ -101,6 +105,8 @@ impl Default for Config {
             log_format: "text".into(),
             log_level: "info".into(),
             max_body_bytes: 256 * 1024,
+            rate_limit_per_second: 500,
+            rate_limit_burst: 1000,
             idempotency_ttl_hours: 24,
             jobs: JobsConfig { max_attempts: 12, concurrency: 128, lease_secs: 60 },
             sandbox: SandboxConfig { latency_ms: 50 },

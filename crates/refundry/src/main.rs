@@ -410,7 +410,12 @@ async fn serve(app: App, config: &Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let server_config = ServerConfig { max_body_bytes: config.max_body_bytes, ..ServerConfig::default() };
+    let server_config = ServerConfig {
+        max_body_bytes: config.max_body_bytes,
+        rate_limit_per_second: config.rate_limit_per_second,
+        rate_limit_burst: config.rate_limit_burst,
+        ..ServerConfig::default()
+    };
     let running = refundry_server::start(app, listener, server_config).await?;
     tracing::info!(addr = %running.addr, "refundry is serving; Ctrl-C to stop");
     let stop = running.stopper();

@@ -10,6 +10,7 @@ mod authz;
 mod concurrency;
 mod errors;
 mod execution;
+mod hostile;
 mod notify;
 mod people;
 mod policy;

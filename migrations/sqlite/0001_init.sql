@@ -93,12 +93,14 @@ CREATE TABLE sales (
     created_at    INTEGER NOT NULL
 );
 CREATE INDEX sales_by_merchant ON sales (merchant_id, id);
-CREATE INDEX sales_by_voucher ON sales (merchant_id, voucher_no);
-CREATE INDEX sales_by_rrn ON sales (merchant_id, rrn);
-CREATE INDEX sales_by_last4 ON sales (merchant_id, card_last4);
-CREATE INDEX sales_by_amount ON sales (merchant_id, amount_minor);
-CREATE INDEX sales_by_terminal ON sales (merchant_id, terminal_id, batch_no);
-CREATE INDEX sales_by_captured ON sales (merchant_id, captured_at);
+CREATE INDEX sales_by_voucher ON sales (merchant_id, voucher_no, id);
+CREATE INDEX sales_by_rrn ON sales (merchant_id, rrn, id);
+CREATE INDEX sales_by_last4 ON sales (merchant_id, card_last4, id);
+CREATE INDEX sales_by_amount ON sales (merchant_id, amount_minor, id);
+CREATE INDEX sales_by_terminal ON sales (merchant_id, terminal_id, id);
+CREATE INDEX sales_by_batch ON sales (merchant_id, terminal_id, batch_no);
+CREATE INDEX sales_by_captured ON sales (merchant_id, captured_at, id);
+CREATE INDEX sales_by_store ON sales (merchant_id, store_id, id);
 
 CREATE TABLE sale_items (
     sale_id           TEXT NOT NULL REFERENCES sales(id),
@@ -146,10 +148,13 @@ CREATE TABLE refunds (
     updated_at         INTEGER NOT NULL,
     completed_at       INTEGER
 );
-CREATE INDEX refunds_by_sale ON refunds (sale_id);
+-- every index a list filters on ends in id, so "newest first" needs no
+-- sort and the planner never prefers walking all of a merchant's rows
+CREATE INDEX refunds_by_sale ON refunds (merchant_id, sale_id, id);
 CREATE INDEX refunds_by_merchant ON refunds (merchant_id, id);
 CREATE INDEX refunds_by_status ON refunds (merchant_id, status, id);
-CREATE INDEX refunds_by_requester ON refunds (merchant_id, requested_by, created_at);
+CREATE INDEX refunds_by_requester ON refunds (merchant_id, requested_by, id);
+CREATE INDEX refunds_by_approval ON refunds (status, approval_expires_at);
 
 CREATE TABLE refund_items (
     refund_id    TEXT NOT NULL REFERENCES refunds(id),
@@ -257,3 +262,14 @@ CREATE TABLE webhook_deliveries (
     error        TEXT
 );
 CREATE INDEX webhook_deliveries_by_endpoint ON webhook_deliveries (endpoint_id, id);
+
+-- What each person (or key) holds in refunds per business day, kept in step
+-- with every refund's status so the cashier's daily limit is one row away
+-- instead of a sum over the day's refunds.
+CREATE TABLE daily_refund_totals (
+    merchant_id  TEXT NOT NULL REFERENCES merchants(id),
+    requested_by TEXT NOT NULL,
+    day          TEXT NOT NULL,
+    held_minor   INTEGER NOT NULL,
+    PRIMARY KEY (merchant_id, requested_by, day)
+);

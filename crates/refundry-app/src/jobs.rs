@@ -225,10 +225,10 @@ async fn execute_refund(app: &App, job: &Job) -> Result<(), AppError> {
     };
     match outcome {
         Ok(outcome) => {
-            let (processor, arrival) = (app.processor.name(), app.config.arrival.clone());
+            let (processor, config) = (app.processor.name(), app.config.clone());
             refundry_store::write(&app.store, move |tx| {
                 calls.iter().try_for_each(|c| tx.record_call(c))?;
-                finish_attempt(tx, refund_id, job_id, &outcome, processor, &arrival)
+                finish_attempt(tx, refund_id, job_id, &outcome, processor, &config)
             })
             .await
         }
@@ -391,8 +391,9 @@ fn finish_attempt(
     job_id: i64,
     outcome: &Outcome,
     processor: &str,
-    arrival: &ArrivalDays,
+    config: &crate::AppConfig,
 ) -> Result<(), AppError> {
+    let arrival = &config.arrival;
     let mut refund = load(tx, id)?;
     let now = crate::now();
     if refund.status != RefundStatus::Processing {
@@ -437,6 +438,9 @@ fn finish_attempt(
     tx.complete_job(job_id, now)?;
     if refund.status == RefundStatus::Succeeded {
         crate::notify::queue(tx, &refund)?;
+    } else {
+        // a failed refund no longer holds money against the day's limit
+        crate::policy::hold_daily(tx, &refund, -1, config)?;
     }
     let actor = Actor::system(refund.merchant_id, "job-runner");
     audit::record(tx, &actor, action, &refund.id.to_string(), data, now)?;

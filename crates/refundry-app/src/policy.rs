@@ -119,6 +119,24 @@ pub fn decision_json(d: &Decision) -> serde_json::Value {
     })
 }
 
+/// The business day (`YYYY-MM-DD` in the merchant's time zone) of an instant.
+pub(crate) fn business_day(t: Timestamp, config: &crate::AppConfig) -> String {
+    t.to_zoned(config.business_tz.clone()).date().to_string()
+}
+
+/// Keeps the requester's daily total in step with a refund that starts or
+/// stops holding money (`sign` +1 or −1), on the day it was asked for.
+pub(crate) fn hold_daily(
+    tx: &mut dyn Tx,
+    refund: &refundry_store::model::Refund,
+    sign: i64,
+    config: &crate::AppConfig,
+) -> Result<(), AppError> {
+    let day = business_day(refund.created_at, config);
+    tx.add_daily_total(refund.merchant_id, &refund.requested_by, &day, sign * refund.amount.minor)?;
+    Ok(())
+}
+
 /// Asks the policy in force at the sale's store about a refund by `actor`.
 pub(crate) fn decide_refund(
     tx: &mut dyn Tx,
@@ -131,10 +149,10 @@ pub(crate) fn decide_refund(
 ) -> Result<(i64, Decision), AppError> {
     let now = crate::now();
     let policy = in_force(tx, actor, Some(sale.store_id))?;
-    let day_start = now.to_zoned(config.business_tz.clone()).start_of_day().map(|z| z.timestamp()).unwrap_or(now);
+    let day = business_day(now, config);
     let facts = ActorFacts {
         user: actor.person().map(|p| p.id.to_string()),
-        refunded_today_minor: tx.refunded_by_since(actor.merchant_id, &actor.identity(), day_start)?,
+        refunded_today_minor: tx.daily_total(actor.merchant_id, &actor.identity(), &day)?,
     };
     let request =
         PolicyRequest { sale, sale_cashier: sale.cashier.as_deref(), priors, amount_minor, reason, actor: &facts, now };

@@ -181,7 +181,7 @@ impl App {
             return Err(AppError::validation("note", "say why the refund is rejected"));
         }
         check_note("note", Some(&note))?;
-        let actor = actor.clone();
+        let (actor, config) = (actor.clone(), self.config.clone());
         refundry_store::write(&self.store, move |tx| {
             let mut refund = awaiting_decision(tx, &actor, id)?;
             refund.status = refund.status.on(RefundEvent::Reject).map_err(|_| not_awaiting(&refund))?;
@@ -191,6 +191,7 @@ impl App {
             refund.updated_at = now;
             refund.completed_at = Some(now);
             tx.update_refund(&refund)?;
+            crate::policy::hold_daily(tx, &refund, -1, &config)?;
             let data = serde_json::json!({"before": {"status": "requires_approval"}, "after": {"status": "rejected"}, "note": note});
             audit::record(tx, &actor, "refund.rejected", &refund.id.to_string(), data, now)?;
             Ok(refund)
@@ -201,7 +202,8 @@ impl App {
     /// Expires refunds that waited for a supervisor longer than allowed;
     /// they stop holding part of their sale. Returns how many.
     pub async fn expire_approvals(&self) -> Result<usize, AppError> {
-        refundry_store::write(&self.store, |tx| {
+        let config = self.config.clone();
+        refundry_store::write(&self.store, move |tx| {
             let now = crate::now();
             let due = tx.expired_approvals(now, 200)?;
             let mut expired = 0;
@@ -221,6 +223,7 @@ impl App {
                 refund.updated_at = now;
                 refund.completed_at = Some(now);
                 tx.update_refund(&refund)?;
+                crate::policy::hold_daily(tx, &refund, -1, &config)?;
                 let actor = Actor::system(refund.merchant_id, "approval-expiry");
                 let data =
                     serde_json::json!({"before": {"status": "requires_approval"}, "after": {"status": "expired"}});
@@ -335,6 +338,7 @@ fn request_refund_tx(
         completed_at: None,
     };
     tx.insert_refund(&refund)?;
+    crate::policy::hold_daily(tx, &refund, 1, config)?;
     if !needs_approval {
         enqueue_execution(tx, &refund)?;
     }
@@ -355,7 +359,7 @@ impl App {
     /// Sends a failed refund again: the same refund, a new attempt (never a
     /// second refund). It must still fit in the sale, as when it was made.
     pub async fn retry_refund(&self, actor: &Actor, id: RefundId) -> Result<Refund, AppError> {
-        let actor = actor.clone();
+        let (actor, config) = (actor.clone(), self.config.clone());
         let refund = refundry_store::write(&self.store, move |tx| {
             audit::lock_chain(tx, actor.merchant_id)?;
             visible_refund(tx, &actor, id)?;
@@ -380,6 +384,7 @@ impl App {
             refund.updated_at = now;
             refund.completed_at = None;
             tx.update_refund(&refund)?;
+            crate::policy::hold_daily(tx, &refund, 1, &config)?;
             enqueue_execution(tx, &refund)?;
             let data = serde_json::json!({"before": {"status": "failed"}, "after": {"status": "pending"}, "attempts_so_far": refund.attempts});
             audit::record(tx, &actor, "refund.retried", &refund.id.to_string(), data, now)?;

@@ -76,9 +76,12 @@ pub trait RefundRepo {
     fn lock_refund(&mut self, id: RefundId) -> Result<Option<Refund>>;
     fn refunds_of_sale(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Vec<Refund>>;
     fn list_refunds(&mut self, merchant: MerchantId, query: &RefundQuery) -> Result<Vec<Refund>>;
-    /// Sum of refunds by `requested_by` created at or after `since` that
-    /// still hold money (for the cashier's daily limit).
-    fn refunded_by_since(&mut self, merchant: MerchantId, requested_by: &str, since: Timestamp) -> Result<i64>;
+    /// What `requested_by` holds in refunds made on business day `day`
+    /// (`YYYY-MM-DD`), for the cashier's daily limit.
+    fn daily_total(&mut self, merchant: MerchantId, requested_by: &str, day: &str) -> Result<i64>;
+    /// Moves that total by `delta_minor` (a refund made, or released by a
+    /// failure, rejection or expiry).
+    fn add_daily_total(&mut self, merchant: MerchantId, requested_by: &str, day: &str, delta_minor: i64) -> Result<()>;
     /// Refunds waiting for approval whose approval time ran out.
     fn expired_approvals(&mut self, now: Timestamp, limit: u32) -> Result<Vec<Refund>>;
     fn record_call(&mut self, call: &AcquirerCall) -> Result<()>;

@@ -831,16 +831,22 @@ impl RefundRepo for PgTx<'_> {
         self.refunds_from(&f.sql, &f.params())
     }
 
-    fn refunded_by_since(&mut self, merchant: MerchantId, requested_by: &str, since: Timestamp) -> Result<i64> {
-        // SUM of BIGINT is NUMERIC in PostgreSQL; the cast fails loudly on
-        // overflow, as SQLite's integer SUM does
-        let r = self.query_one(
-            "SELECT COALESCE(SUM(amount_minor), 0)::BIGINT FROM refunds
-             WHERE merchant_id = $1 AND requested_by = $2 AND created_at >= $3
-             AND status NOT IN ('failed', 'rejected', 'expired', 'canceled')",
-            &[&merchant.to_string(), &requested_by, &to_micros(since)],
+    fn daily_total(&mut self, merchant: MerchantId, requested_by: &str, day: &str) -> Result<i64> {
+        let row = self.query_opt(
+            "SELECT held_minor FROM daily_refund_totals WHERE merchant_id = $1 AND requested_by = $2 AND day = $3",
+            &[&merchant.to_string(), &requested_by, &day],
         )?;
-        col(&r, 0)
+        row.map(|r| col(&r, 0)).transpose().map(|v| v.unwrap_or(0))
+    }
+
+    fn add_daily_total(&mut self, merchant: MerchantId, requested_by: &str, day: &str, delta_minor: i64) -> Result<()> {
+        self.execute(
+            "INSERT INTO daily_refund_totals (merchant_id, requested_by, day, held_minor) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (merchant_id, requested_by, day)
+             DO UPDATE SET held_minor = daily_refund_totals.held_minor + excluded.held_minor",
+            &[&merchant.to_string(), &requested_by, &day, &delta_minor],
+        )?;
+        Ok(())
     }
 
     fn record_call(&mut self, c: &AcquirerCall) -> Result<()> {

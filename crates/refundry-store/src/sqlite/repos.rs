@@ -923,15 +923,25 @@ impl RefundRepo for SqliteTx<'_> {
         self.refunds_from(&sql, &params)
     }
 
-    fn refunded_by_since(&mut self, merchant: MerchantId, requested_by: &str, since: Timestamp) -> Result<i64> {
+    fn daily_total(&mut self, merchant: MerchantId, requested_by: &str, day: &str) -> Result<i64> {
         Ok(self
             .conn
             .prepare_cached(
-                "SELECT COALESCE(SUM(amount_minor), 0) FROM refunds
-                 WHERE merchant_id = ?1 AND requested_by = ?2 AND created_at >= ?3
-                 AND status NOT IN ('failed', 'rejected', 'expired', 'canceled')",
+                "SELECT held_minor FROM daily_refund_totals WHERE merchant_id = ?1 AND requested_by = ?2 AND day = ?3",
             )?
-            .query_row(params![merchant.to_string(), requested_by, to_micros(since)], |r| r.get(0))?)
+            .query_row(params![merchant.to_string(), requested_by, day], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0))
+    }
+
+    fn add_daily_total(&mut self, merchant: MerchantId, requested_by: &str, day: &str, delta_minor: i64) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO daily_refund_totals (merchant_id, requested_by, day, held_minor) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (merchant_id, requested_by, day) DO UPDATE SET held_minor = held_minor + excluded.held_minor",
+            )?
+            .execute(params![merchant.to_string(), requested_by, day, delta_minor])?;
+        Ok(())
     }
 
     fn record_call(&mut self, c: &AcquirerCall) -> Result<()> {

@@ -273,3 +273,26 @@ CREATE TABLE daily_refund_totals (
     held_minor   INTEGER NOT NULL,
     PRIMARY KEY (merchant_id, requested_by, day)
 );
+
+-- Chargebacks and retrieval requests (退单/拒付, 调单). The acquirer's case
+-- number is unique per merchant, so importing a case twice is one case.
+CREATE TABLE disputes (
+    id           TEXT PRIMARY KEY,
+    merchant_id  TEXT NOT NULL REFERENCES merchants(id),
+    sale_id      TEXT NOT NULL REFERENCES sales(id),
+    case_ref     TEXT NOT NULL,
+    network      TEXT NOT NULL,
+    reason_code  TEXT NOT NULL,
+    category     TEXT,
+    stage        TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    amount_minor INTEGER NOT NULL CHECK (amount_minor > 0),
+    currency     TEXT NOT NULL,
+    due_by       INTEGER NOT NULL,
+    note         TEXT,
+    opened_at    INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL,
+    UNIQUE (merchant_id, case_ref)
+);
+CREATE INDEX disputes_by_sale ON disputes (merchant_id, sale_id, id);
+CREATE INDEX disputes_by_merchant ON disputes (merchant_id, id);

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod batches;
 pub mod crypto;
 pub mod demo;
+pub mod disputes;
 pub mod error;
 pub mod idempotency;
 pub mod jobs;

@@ -73,7 +73,7 @@ fn evaluate(
     // the lock makes the refunds read below complete until commit
     let sale = if lock { tx.lock_sale(merchant, request.sale_id)? } else { tx.find_sale(merchant, request.sale_id)? };
     let sale = visible_sale(actor, sale, request.sale_id)?;
-    let priors: Vec<PriorRefund> = tx.refunds_of_sale(merchant, sale.id)?.iter().map(prior_of).collect();
+    let priors = holdings(tx, actor, &sale)?;
     let batch_settled = match &sale.batch_no {
         Some(batch) => tx.find_batch(merchant, &sale.terminal_id, batch)?.is_some(),
         None => false,
@@ -83,6 +83,22 @@ fn evaluate(
         decide_refund(tx, actor, &sale, &priors, plan.amount.minor, request.reason, config)?;
     let refundable_minor = refundry_core::refund::refundable(&sale, &priors).map(|m| m.minor).unwrap_or(0);
     Ok((sale, Preview { plan, decision, policy_version, refundable_minor }))
+}
+
+/// What already holds part of the sale: its refunds, and its lost or
+/// accepted disputes. An open dispute refuses the refund (no double loss).
+fn holdings(tx: &mut dyn Tx, actor: &Actor, sale: &Sale) -> Result<Vec<PriorRefund>, AppError> {
+    let mut priors: Vec<PriorRefund> = tx.refunds_of_sale(actor.merchant_id, sale.id)?.iter().map(prior_of).collect();
+    let disputes = crate::disputes::priors(tx, actor, sale.id)?;
+    if let Some(reason) = refundry_core::dispute::sale_disputed(&disputes) {
+        return Err(AppError::new(ErrorCode::SaleDisputed, reason.en).with("zh", reason.zh));
+    }
+    priors.extend(disputes.iter().filter(|d| d.state.counts_against_sale()).map(|d| PriorRefund {
+        amount_minor: d.amount.minor,
+        status: RefundStatus::Succeeded,
+        items: Vec::new(),
+    }));
+    Ok(priors)
 }
 
 fn rejected(decision: &Decision) -> AppError {
@@ -370,7 +386,7 @@ impl App {
             })?;
             // a failed refund released its amount; taking it back must fit
             let sale = tx.lock_sale(refund.merchant_id, refund.sale_id)?.ok_or_else(|| not_found(id))?;
-            let priors: Vec<PriorRefund> = tx.refunds_of_sale(refund.merchant_id, sale.id)?.iter().map(prior_of).collect();
+            let priors = holdings(tx, &actor, &sale)?;
             let left = refundry_core::refund::refundable(&sale, &priors).map(|m| m.minor).unwrap_or(0);
             if refund.amount.minor > left {
                 return Err(AppError::from(refundry_core::refund::RefundError::ExceedsRefundable {

@@ -54,6 +54,11 @@ impl<T> Page<T> {
     }
 }
 
+/// A reference field (letters, digits, '-', '_'), as an app error.
+pub(crate) fn check_ref(field: &'static str, value: &str, max: usize) -> Result<(), AppError> {
+    Ok(check_reference(field, value, max)?)
+}
+
 /// Field limits of POS references, as terminals print them.
 fn check_new_sale(s: &NewSale) -> Result<(), AppError> {
     check_reference("terminal_id", &s.terminal_id, 32)?;
@@ -73,10 +78,20 @@ fn check_new_sale(s: &NewSale) -> Result<(), AppError> {
 }
 
 pub(crate) fn view_of(sale: Sale, refunds: &[Refund]) -> Result<SaleView, AppError> {
+    view_with_disputes(sale, refunds, 0)
+}
+
+/// `lost_minor`: lost or accepted disputes, which hold money like refunds.
+pub(crate) fn view_with_disputes(sale: Sale, refunds: &[Refund], lost_minor: i64) -> Result<SaleView, AppError> {
     let priors: Vec<PriorRefund> = refunds.iter().map(crate::refunds::prior_of).collect();
     let held = held_minor(&priors).map_err(|e| AppError::from_amount("amount", e))?;
-    let refundable_minor = (sale.amount.minor - held).max(0);
+    let refundable_minor = (sale.amount.minor - held - lost_minor).max(0);
     Ok(SaleView { refunded_minor: held.min(sale.amount.minor), refundable_minor, sale })
+}
+
+fn lost_to_disputes(tx: &mut dyn Tx, actor: &Actor, sale: SaleId) -> Result<i64, AppError> {
+    let disputes = crate::disputes::priors(tx, actor, sale)?;
+    refundry_core::dispute::held_by_disputes(&disputes).map_err(|e| AppError::from_amount("amount", e))
 }
 
 /// The sale, if the actor may see it: a pinned key or user sees only its
@@ -91,7 +106,8 @@ pub(crate) fn load_view(tx: &mut dyn Tx, actor: &Actor, id: SaleId) -> Result<Sa
     let sale = tx.find_sale(actor.merchant_id, id)?;
     let sale = visible_sale(actor, sale, id)?;
     let refunds = tx.refunds_of_sale(actor.merchant_id, id)?;
-    view_of(sale, &refunds)
+    let lost = lost_to_disputes(tx, actor, id)?;
+    view_with_disputes(sale, &refunds, lost)
 }
 
 impl App {
@@ -128,13 +144,15 @@ impl App {
             query.terminal_id = Some(pin.clone());
         }
         let merchant = actor.merchant_id;
+        let actor = actor.clone();
         refundry_store::read(&self.store, move |tx| {
             let sales = tx.search_sales(merchant, &query)?;
             let views = sales
                 .into_iter()
                 .map(|sale| {
                     let refunds = tx.refunds_of_sale(merchant, sale.id)?;
-                    view_of(sale, &refunds)
+                    let lost = lost_to_disputes(tx, &actor, sale.id)?;
+                    view_with_disputes(sale, &refunds, lost)
                 })
                 .collect::<Result<Vec<_>, AppError>>()?;
             Ok(Page::of(views, limit))

@@ -69,6 +69,9 @@ prefixed_id!(
     /// An API key. The secret part is never an id and never stored.
     KeyId, "key_", "API key");
 prefixed_id!(
+    /// A chargeback or retrieval request (退单/拒付, 调单).
+    DisputeId, "dp_", "dispute");
+prefixed_id!(
     /// A person who logs in: cashier, supervisor, finance, risk or admin.
     UserId, "usr_", "user");
 prefixed_id!(

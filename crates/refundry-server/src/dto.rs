@@ -905,3 +905,91 @@ pub struct WebhookDeliveryList {
     pub object: &'static str,
     pub data: Vec<WebhookDeliveryDto>,
 }
+
+// ---------- disputes ----------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDispute {
+    pub sale_id: String,
+    /// The acquirer's case number; the same case twice is one case.
+    #[schema(example = "CB20261126001")]
+    pub case_ref: String,
+    /// unionpay, visa, mastercard, amex, jcb or other.
+    #[schema(example = "visa")]
+    pub network: String,
+    /// The network's reason code, e.g. 13.1 (Visa) or 4853 (Mastercard).
+    #[schema(example = "13.1")]
+    pub reason_code: String,
+    /// retrieval_request (调单) or chargeback (default).
+    pub stage: Option<String>,
+    pub amount: i64,
+    /// The response deadline (RFC 3339).
+    pub due_by: String,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DisputeEventBody {
+    /// respond_to_retrieval, escalate, submit_evidence, accept, win, lose,
+    /// pre_arbitration or mark_past_due.
+    pub event: String,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DisputeDto {
+    #[schema(example = "dp_0193a4b1c2d37e8f9a0b1c2d3e4f5a6b")]
+    pub id: String,
+    /// Always `dispute`.
+    pub object: &'static str,
+    pub sale_id: String,
+    pub case_ref: String,
+    pub network: String,
+    pub reason_code: String,
+    /// fraud, authorization, processing_error or consumer_dispute, when the code is known.
+    pub category: Option<String>,
+    pub stage: String,
+    pub status: String,
+    pub amount: i64,
+    pub currency: String,
+    pub due_by: String,
+    /// Whole days to the deadline (negative once past).
+    pub days_left: i64,
+    pub note: Option<String>,
+    pub opened_at: String,
+    pub updated_at: String,
+}
+
+impl From<&refundry_store::model::DisputeRecord> for DisputeDto {
+    fn from(d: &refundry_store::model::DisputeRecord) -> DisputeDto {
+        let left = refundry_core::dispute::deadline_status(d.due_by, Timestamp::now(), 3);
+        DisputeDto {
+            id: d.id.to_string(),
+            object: "dispute",
+            sale_id: d.sale_id.to_string(),
+            case_ref: d.case_ref.clone(),
+            network: d.network.clone(),
+            reason_code: d.reason_code.clone(),
+            category: d.category.clone(),
+            stage: d.stage.clone(),
+            status: d.status.clone(),
+            amount: d.amount.minor,
+            currency: d.amount.currency.code().into(),
+            due_by: rfc3339(d.due_by),
+            days_left: left.days_left,
+            note: d.note.clone(),
+            opened_at: rfc3339(d.opened_at),
+            updated_at: rfc3339(d.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DisputeList {
+    pub object: &'static str,
+    pub data: Vec<DisputeDto>,
+    pub has_more: bool,
+    pub next_cursor: Option<String>,
+}

@@ -53,6 +53,7 @@ use crate::state::AppState;
         (name = "policy", description = "Refund policy, versioned, per merchant and store"),
         (name = "people", description = "Users, roles, log-in sessions and API keys"),
         (name = "audit", description = "The hash-chained audit log"),
+        (name = "disputes", description = "Chargebacks and retrieval requests (退单/拒付, 调单)"),
         (name = "webhooks", description = "Signed event deliveries to the merchant's systems"),
         (name = "operations", description = "Outbox jobs that gave up, for operators"),
     )
@@ -133,6 +134,9 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::refunds::retry_refund))
         .routes(routes!(routes::refunds::mark_arrived))
         .routes(routes!(routes::refunds::list_attempts))
+        .routes(routes!(routes::disputes::create_dispute, routes::disputes::list_disputes))
+        .routes(routes!(routes::disputes::get_dispute))
+        .routes(routes!(routes::disputes::move_dispute))
         .routes(routes!(routes::operations::list_jobs))
         .routes(routes!(routes::operations::retry_job))
         .routes(routes!(routes::operations::create_webhook_endpoint, routes::operations::list_webhook_endpoints))

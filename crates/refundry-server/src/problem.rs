@@ -44,6 +44,15 @@ pub fn describe(code: ErrorCode) -> (StatusCode, &'static str, &'static str) {
         C::RefundExceedsRefundable => {
             (S::UNPROCESSABLE_ENTITY, "The refund exceeds what is left to refund", "退款金额超过可退金额")
         }
+        C::SaleDisputed => (
+            S::UNPROCESSABLE_ENTITY,
+            "The sale has an open dispute and cannot be refunded",
+            "该交易存在未结案争议，不能退款",
+        ),
+        C::DisputeNotFound => (S::NOT_FOUND, "Dispute not found", "未找到该争议案件"),
+        C::DisputeTransitionNotAllowed => {
+            (S::CONFLICT, "The dispute cannot move that way from where it is", "该争议案件当前状态不允许此操作")
+        }
         C::RefundRejectedByPolicy => {
             (S::UNPROCESSABLE_ENTITY, "The refund policy does not allow this refund", "退款政策不允许此笔退款")
         }

@@ -2,7 +2,7 @@
 //! structs that the app turns into answers.
 
 use jiff::Timestamp;
-use refundry_core::ids::{KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId};
+use refundry_core::ids::{DisputeId, KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId};
 use refundry_core::money::Money;
 use refundry_core::refund::{PlannedItem, RefundReason, RefundStatus, RefundType};
 
@@ -274,4 +274,26 @@ pub struct WebhookDelivery {
     pub status_code: Option<u16>,
     pub duration_ms: i64,
     pub error: Option<String>,
+}
+
+/// A chargeback or retrieval request as stored; the app maps the wire
+/// names to the core's state machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisputeRecord {
+    pub id: DisputeId,
+    pub merchant_id: MerchantId,
+    pub sale_id: SaleId,
+    /// The acquirer's case number.
+    pub case_ref: String,
+    pub network: String,
+    pub reason_code: String,
+    pub category: Option<String>,
+    pub stage: String,
+    pub status: String,
+    pub amount: Money,
+    /// The response deadline.
+    pub due_by: Timestamp,
+    pub note: Option<String>,
+    pub opened_at: Timestamp,
+    pub updated_at: Timestamp,
 }

@@ -2,7 +2,7 @@
 //! inside the caller's transaction.
 
 use jiff::Timestamp;
-use refundry_core::ids::{KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId};
+use refundry_core::ids::{DisputeId, KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId};
 
 use crate::StoreError;
 use crate::model::*;
@@ -88,6 +88,22 @@ pub trait RefundRepo {
     fn calls_of(&mut self, refund: RefundId) -> Result<Vec<AcquirerCall>>;
 }
 
+pub trait DisputeRepo {
+    fn insert_dispute(&mut self, dispute: &DisputeRecord) -> Result<()>;
+    /// Writes stage, status, category, note and updated_at.
+    fn update_dispute(&mut self, dispute: &DisputeRecord) -> Result<()>;
+    fn find_dispute(&mut self, merchant: MerchantId, id: DisputeId) -> Result<Option<DisputeRecord>>;
+    fn find_dispute_by_case(&mut self, merchant: MerchantId, case_ref: &str) -> Result<Option<DisputeRecord>>;
+    fn disputes_of_sale(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Vec<DisputeRecord>>;
+    /// Newest first.
+    fn list_disputes(
+        &mut self,
+        merchant: MerchantId,
+        starting_after: Option<DisputeId>,
+        limit: u32,
+    ) -> Result<Vec<DisputeRecord>>;
+}
+
 pub trait WebhookRepo {
     fn insert_endpoint(&mut self, endpoint: &WebhookEndpoint) -> Result<()>;
     fn endpoints_of(&mut self, merchant: MerchantId) -> Result<Vec<WebhookEndpoint>>;
@@ -150,6 +166,7 @@ pub trait Tx:
     + IdempotencyRepo
     + AuditRepo
     + WebhookRepo
+    + DisputeRepo
 {
 }
 
@@ -165,5 +182,6 @@ impl<T> Tx for T where
         + IdempotencyRepo
         + AuditRepo
         + WebhookRepo
+        + DisputeRepo
 {
 }

@@ -65,6 +65,9 @@ fn body_for(row: &Row, sale_id: &str) -> Option<Value> {
         ("POST", "/v1/refunds/preview") | ("POST", "/v1/refunds") => {
             json!({"sale_id": sale_id, "amount": 1, "reason": "other"})
         }
+        ("POST", "/v1/disputes") => json!({"sale_id": sale_id, "case_ref": format!("CB{n}"), "network": "visa",
+            "reason_code": "13.1", "amount": 100, "due_by": "2026-12-20T00:00:00Z"}),
+        ("POST", p) if p.ends_with("/events") => json!({"event": "submit_evidence"}),
         ("POST", "/v1/webhook-endpoints") => json!({"url": "http://127.0.0.1:9/hook", "events": ["*"]}),
         ("POST", p) if p.ends_with("/approve") || p.ends_with("/retry") || p.ends_with("/arrived") => json!({}),
         ("POST", p) if p.ends_with("/redeliver") => json!({}),
@@ -160,8 +163,9 @@ async fn every_endpoint_answers_every_caller_as_the_table_says() {
     let other = t.other_merchant_key().await;
     for row in &rows {
         let (status, body) = call(&t, Some(&other), row, &sale_id, &refund_id).await;
-        let names_our_sale =
-            row.method == Method::POST && row.path.starts_with("/v1/refunds") && !row.path.contains("{id}");
+        let names_our_sale = row.method == Method::POST
+            && (row.path.starts_with("/v1/refunds") || row.path == "/v1/disputes")
+            && !row.path.contains("{id}");
         if row.path.contains("{id}") || names_our_sale {
             assert_eq!(status, StatusCode::NOT_FOUND, "{} {} as another merchant: {body}", row.method, row.path);
         } else {

@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use postgres::types::{FromSql, ToSql};
 use postgres::{Client, Row, Statement};
 use refundry_core::card::{First6, Last4};
-use refundry_core::ids::{IdError, KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId};
+use refundry_core::ids::{DisputeId, IdError, KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId};
 use refundry_core::money::{Currency, Money};
 use refundry_core::refund::{PlannedItem, RefundReason, RefundStatus, RefundType};
 use refundry_core::sale::{CardBrand, EntryMode, LineItem, PaymentMethod, Wallet};
@@ -1206,5 +1206,94 @@ impl WebhookRepo for PgTx<'_> {
     fn find_delivery(&mut self, id: i64) -> Result<Option<WebhookDelivery>> {
         let sql = format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = $1");
         self.query_opt(&sql, &[&id])?.as_ref().map(delivery_from_row).transpose()
+    }
+}
+
+const DISPUTE_COLUMNS: &str = "id, merchant_id, sale_id, case_ref, network, reason_code, category, stage, status, \
+    amount_minor, currency, due_by, note, opened_at, updated_at";
+
+fn dispute_from_row(r: &Row) -> Result<DisputeRecord> {
+    Ok(DisputeRecord {
+        id: col_id(r, 0, DisputeId::parse)?,
+        merchant_id: col_id(r, 1, MerchantId::parse)?,
+        sale_id: col_id(r, 2, SaleId::parse)?,
+        case_ref: col(r, 3)?,
+        network: col(r, 4)?,
+        reason_code: col(r, 5)?,
+        category: col(r, 6)?,
+        stage: col(r, 7)?,
+        status: col(r, 8)?,
+        amount: Money::new(col(r, 9)?, col_currency(r, 10)?),
+        due_by: col_time(r, 11)?,
+        note: col(r, 12)?,
+        opened_at: col_time(r, 13)?,
+        updated_at: col_time(r, 14)?,
+    })
+}
+
+impl DisputeRepo for PgTx<'_> {
+    fn insert_dispute(&mut self, d: &DisputeRecord) -> Result<()> {
+        self.execute(
+            &format!(
+                "INSERT INTO disputes ({DISPUTE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+            ),
+            &[
+                &d.id.to_string(),
+                &d.merchant_id.to_string(),
+                &d.sale_id.to_string(),
+                &d.case_ref,
+                &d.network,
+                &d.reason_code,
+                &d.category,
+                &d.stage,
+                &d.status,
+                &d.amount.minor,
+                &d.amount.currency.code(),
+                &to_micros(d.due_by),
+                &d.note,
+                &to_micros(d.opened_at),
+                &to_micros(d.updated_at),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn update_dispute(&mut self, d: &DisputeRecord) -> Result<()> {
+        self.execute(
+            "UPDATE disputes SET stage = $2, status = $3, category = $4, note = $5, updated_at = $6 WHERE id = $1",
+            &[&d.id.to_string(), &d.stage, &d.status, &d.category, &d.note, &to_micros(d.updated_at)],
+        )?;
+        Ok(())
+    }
+
+    fn find_dispute(&mut self, merchant: MerchantId, id: DisputeId) -> Result<Option<DisputeRecord>> {
+        let sql = format!("SELECT {DISPUTE_COLUMNS} FROM disputes WHERE merchant_id = $1 AND id = $2");
+        self.query_opt(&sql, &[&merchant.to_string(), &id.to_string()])?.as_ref().map(dispute_from_row).transpose()
+    }
+
+    fn find_dispute_by_case(&mut self, merchant: MerchantId, case_ref: &str) -> Result<Option<DisputeRecord>> {
+        let sql = format!("SELECT {DISPUTE_COLUMNS} FROM disputes WHERE merchant_id = $1 AND case_ref = $2");
+        self.query_opt(&sql, &[&merchant.to_string(), &case_ref])?.as_ref().map(dispute_from_row).transpose()
+    }
+
+    fn disputes_of_sale(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Vec<DisputeRecord>> {
+        let sql = format!("SELECT {DISPUTE_COLUMNS} FROM disputes WHERE merchant_id = $1 AND sale_id = $2 ORDER BY id");
+        self.query(&sql, &[&merchant.to_string(), &sale.to_string()])?.iter().map(dispute_from_row).collect()
+    }
+
+    fn list_disputes(
+        &mut self,
+        merchant: MerchantId,
+        starting_after: Option<DisputeId>,
+        limit: u32,
+    ) -> Result<Vec<DisputeRecord>> {
+        let sql = format!(
+            "SELECT {DISPUTE_COLUMNS} FROM disputes WHERE merchant_id = $1 AND ($2::TEXT IS NULL OR id < $2)
+             ORDER BY id DESC LIMIT $3"
+        );
+        self.query(&sql, &[&merchant.to_string(), &starting_after.map(|d| d.to_string()), &i64::from(limit)])?
+            .iter()
+            .map(dispute_from_row)
+            .collect()
     }
 }

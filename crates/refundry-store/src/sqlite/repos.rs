@@ -2,7 +2,7 @@
 
 use jiff::Timestamp;
 use refundry_core::card::{First6, Last4};
-use refundry_core::ids::{KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId};
+use refundry_core::ids::{DisputeId, KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId};
 use refundry_core::money::{Currency, Money};
 use refundry_core::refund::{PlannedItem, RefundReason, RefundStatus, RefundType};
 use refundry_core::sale::{CardBrand, EntryMode, LineItem, PaymentMethod, Wallet};
@@ -1375,5 +1375,117 @@ impl WebhookRepo for SqliteTx<'_> {
     fn find_delivery(&mut self, id: i64) -> Result<Option<WebhookDelivery>> {
         let sql = format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = ?1");
         Ok(self.deliveries_from(&sql, &[Value::Integer(id)])?.pop())
+    }
+}
+
+const DISPUTE_COLUMNS: &str = "id, merchant_id, sale_id, case_ref, network, reason_code, category, stage, status, \
+    amount_minor, currency, due_by, note, opened_at, updated_at";
+
+impl SqliteTx<'_> {
+    fn disputes_from(&self, sql: &str, params: &[Value]) -> Result<Vec<DisputeRecord>> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(params.iter()), |r| {
+            Ok((
+                (r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?),
+                (r.get::<_, String>(4)?, r.get::<_, String>(5)?, r.get::<_, Option<String>>(6)?),
+                (r.get::<_, String>(7)?, r.get::<_, String>(8)?, r.get::<_, i64>(9)?, r.get::<_, String>(10)?),
+                (r.get::<_, i64>(11)?, r.get::<_, Option<String>>(12)?, r.get::<_, i64>(13)?, r.get::<_, i64>(14)?),
+            ))
+        })?;
+        rows.map(|row| {
+            let (
+                (id, merchant, sale, case_ref),
+                (network, reason_code, category),
+                (stage, status, amount, currency),
+                (due, note, opened, updated),
+            ) = row?;
+            Ok(DisputeRecord {
+                id: parse_id(id, DisputeId::parse)?,
+                merchant_id: parse_id(merchant, MerchantId::parse)?,
+                sale_id: parse_id(sale, SaleId::parse)?,
+                case_ref,
+                network,
+                reason_code,
+                category,
+                stage,
+                status,
+                amount: Money::new(amount, Currency::parse(&currency).map_err(StoreError::corrupt)?),
+                due_by: from_micros(due)?,
+                note,
+                opened_at: from_micros(opened)?,
+                updated_at: from_micros(updated)?,
+            })
+        })
+        .collect()
+    }
+}
+
+impl DisputeRepo for SqliteTx<'_> {
+    fn insert_dispute(&mut self, d: &DisputeRecord) -> Result<()> {
+        self.conn
+            .prepare_cached(&format!(
+                "INSERT INTO disputes ({DISPUTE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+            ))?
+            .execute(params![
+                d.id.to_string(),
+                d.merchant_id.to_string(),
+                d.sale_id.to_string(),
+                d.case_ref,
+                d.network,
+                d.reason_code,
+                d.category,
+                d.stage,
+                d.status,
+                d.amount.minor,
+                d.amount.currency.code(),
+                to_micros(d.due_by),
+                d.note,
+                to_micros(d.opened_at),
+                to_micros(d.updated_at),
+            ])?;
+        Ok(())
+    }
+
+    fn update_dispute(&mut self, d: &DisputeRecord) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE disputes SET stage = ?2, status = ?3, category = ?4, note = ?5, updated_at = ?6 WHERE id = ?1",
+            )?
+            .execute(params![d.id.to_string(), d.stage, d.status, d.category, d.note, to_micros(d.updated_at)])?;
+        Ok(())
+    }
+
+    fn find_dispute(&mut self, merchant: MerchantId, id: DisputeId) -> Result<Option<DisputeRecord>> {
+        let sql = format!("SELECT {DISPUTE_COLUMNS} FROM disputes WHERE merchant_id = ?1 AND id = ?2");
+        Ok(self.disputes_from(&sql, &[Value::Text(merchant.to_string()), Value::Text(id.to_string())])?.pop())
+    }
+
+    fn find_dispute_by_case(&mut self, merchant: MerchantId, case_ref: &str) -> Result<Option<DisputeRecord>> {
+        let sql = format!("SELECT {DISPUTE_COLUMNS} FROM disputes WHERE merchant_id = ?1 AND case_ref = ?2");
+        Ok(self.disputes_from(&sql, &[Value::Text(merchant.to_string()), Value::Text(case_ref.to_owned())])?.pop())
+    }
+
+    fn disputes_of_sale(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Vec<DisputeRecord>> {
+        let sql = format!("SELECT {DISPUTE_COLUMNS} FROM disputes WHERE merchant_id = ?1 AND sale_id = ?2 ORDER BY id");
+        self.disputes_from(&sql, &[Value::Text(merchant.to_string()), Value::Text(sale.to_string())])
+    }
+
+    fn list_disputes(
+        &mut self,
+        merchant: MerchantId,
+        starting_after: Option<DisputeId>,
+        limit: u32,
+    ) -> Result<Vec<DisputeRecord>> {
+        let sql = format!(
+            "SELECT {DISPUTE_COLUMNS} FROM disputes WHERE merchant_id = ?1 AND (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT ?3"
+        );
+        self.disputes_from(
+            &sql,
+            &[
+                Value::Text(merchant.to_string()),
+                starting_after.map(|d| Value::Text(d.to_string())).unwrap_or(Value::Null),
+                Value::Integer(i64::from(limit)),
+            ],
+        )
     }
 }

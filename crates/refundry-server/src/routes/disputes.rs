@@ -1,0 +1,128 @@
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use refundry_app::disputes::NewDispute;
+use refundry_app::{AppError, ErrorCode};
+use refundry_core::dispute::{DisputeEvent, DisputeStage, Network};
+use refundry_core::ids::{DisputeId, SaleId};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::auth::Auth;
+use crate::dto::{CreateDispute, DisputeDto, DisputeEventBody, DisputeList, bad_query, parse_time};
+use crate::guard::parse_body;
+use crate::problem::{ApiError, Problem};
+use crate::state::AppState;
+
+fn invalid(field: &str, detail: &str) -> ApiError {
+    ApiError(AppError::validation(field, detail))
+}
+
+fn dispute_id(id: &str) -> Result<DisputeId, ApiError> {
+    DisputeId::parse(id).map_err(|_| ApiError::new(ErrorCode::DisputeNotFound, format!("no dispute {id}")))
+}
+
+/// Open a chargeback or retrieval request against a sale, as the acquirer
+/// reports it. While it is open the sale cannot be refunded (sale_disputed).
+#[utoipa::path(
+    post, path = "/v1/disputes", tag = "disputes",
+    request_body = CreateDispute,
+    responses((status = 201, body = DisputeDto), (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = []))
+)]
+pub async fn create_dispute(
+    State(state): State<AppState>,
+    auth: Auth,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<DisputeDto>), ApiError> {
+    let actor = auth.require("disputes:write")?;
+    let req = parse_body::<CreateDispute>(&headers, &body)?;
+    let new = NewDispute {
+        sale_id: SaleId::parse(&req.sale_id).map_err(|e| invalid("sale_id", &e.to_string()))?,
+        case_ref: req.case_ref,
+        network: Network::parse(&req.network)
+            .ok_or_else(|| invalid("network", "network must be unionpay, visa, mastercard, amex, jcb or other"))?,
+        reason_code: req.reason_code,
+        stage: match req.stage.as_deref() {
+            None | Some("chargeback") => DisputeStage::Chargeback,
+            Some("retrieval_request") => DisputeStage::RetrievalRequest,
+            Some(_) => return Err(invalid("stage", "stage must be retrieval_request or chargeback")),
+        },
+        amount_minor: req.amount,
+        due_by: parse_time("due_by", &req.due_by)?,
+        note: req.note,
+    };
+    let record = state.app.open_dispute(actor, new).await?;
+    Ok((StatusCode::CREATED, Json(DisputeDto::from(&record))))
+}
+
+/// Move a case: respond_to_retrieval, escalate, submit_evidence, accept,
+/// win, lose, pre_arbitration, mark_past_due.
+#[utoipa::path(
+    post, path = "/v1/disputes/{id}/events", tag = "disputes",
+    params(("id" = String, Path, description = "dp_…")),
+    request_body = DisputeEventBody,
+    responses(
+        (status = 200, body = DisputeDto),
+        (status = 409, description = "Not from where the case is", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn move_dispute(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<DisputeDto>, ApiError> {
+    let actor = auth.require("disputes:write")?;
+    let req = parse_body::<DisputeEventBody>(&headers, &body)?;
+    let event = DisputeEvent::parse(&req.event).ok_or_else(|| invalid("event", "unknown dispute event"))?;
+    let record = state.app.move_dispute(actor, dispute_id(&id)?, event, req.note).await?;
+    Ok(Json(DisputeDto::from(&record)))
+}
+
+#[utoipa::path(
+    get, path = "/v1/disputes/{id}", tag = "disputes",
+    params(("id" = String, Path, description = "dp_…")),
+    responses((status = 200, body = DisputeDto), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = []))
+)]
+pub async fn get_dispute(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<DisputeDto>, ApiError> {
+    let record = state.app.dispute(auth.reader(), dispute_id(&id)?).await?;
+    Ok(Json(DisputeDto::from(&record)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DisputeSearch {
+    pub sale_id: Option<String>,
+    pub limit: Option<u32>,
+    pub starting_after: Option<String>,
+}
+
+/// Cases, newest first, with days left to answer.
+#[utoipa::path(get, path = "/v1/disputes", tag = "disputes", params(DisputeSearch), responses((status = 200, body = DisputeList)), security(("api_key" = [])))]
+pub async fn list_disputes(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(q): Query<DisputeSearch>,
+) -> Result<Json<DisputeList>, ApiError> {
+    let sale =
+        q.sale_id.as_deref().map(|s| SaleId::parse(s).map_err(|e| bad_query("sale_id", e.to_string()))).transpose()?;
+    let after = q
+        .starting_after
+        .as_deref()
+        .map(|s| DisputeId::parse(s).map_err(|e| bad_query("starting_after", e.to_string())))
+        .transpose()?;
+    let page = state.app.disputes(auth.reader(), sale, after, q.limit.unwrap_or(20)).await?;
+    let data: Vec<DisputeDto> = page.items.iter().map(DisputeDto::from).collect();
+    let next_cursor = if page.has_more { data.last().map(|d| d.id.clone()) } else { None };
+    Ok(Json(DisputeList { object: "list", data, has_more: page.has_more, next_cursor }))
+}

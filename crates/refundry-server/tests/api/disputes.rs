@@ -1,0 +1,136 @@
+use futures::future::join_all;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+fn dispute(sale: &Value, case_ref: &str, amount: i64) -> Value {
+    json!({"sale_id": sale["id"], "case_ref": case_ref, "network": "visa", "reason_code": "13.1",
+        "amount": amount, "due_by": "2026-12-20T00:00:00+08:00"})
+}
+
+async fn move_case(t: &TestApp, id: &str, event: &str) -> reqwest::Response {
+    t.post(&format!("/v1/disputes/{id}/events"), &json!({"event": event})).send().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_dispute_blocks_refunds_and_a_lost_one_counts_like_a_refund() {
+    let mut t = spawn().await;
+    let sale = t.create_sale(card_sale()).await;
+    let res = t.post("/v1/disputes", &dispute(&sale, "CB-1", 6000)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let case: Value = res.json().await.unwrap();
+    assert_eq!((case["stage"].as_str(), case["status"].as_str()), (Some("chargeback"), Some("needs_response")));
+    assert_eq!(case["category"], "consumer_dispute");
+    let id = case["id"].as_str().unwrap();
+
+    let res = t.refund("d1", json!({"sale_id": sale["id"], "amount": 1000, "reason": "defective"})).await;
+    problem(res, StatusCode::UNPROCESSABLE_ENTITY, "sale_disputed").await;
+
+    assert_eq!(move_case(&t, id, "submit_evidence").await.status(), StatusCode::OK);
+    let lost: Value = move_case(&t, id, "lose").await.json().await.unwrap();
+    assert_eq!(lost["status"], "lost");
+    let s: Value =
+        t.get(&format!("/v1/sales/{}", sale["id"].as_str().unwrap())).send().await.unwrap().json().await.unwrap();
+    assert_eq!(s["refundable_amount"], 4000, "the lost 60.00 is gone");
+    let res = t.refund("d2", json!({"sale_id": sale["id"], "amount": 4001, "reason": "defective"})).await;
+    let p = problem(res, StatusCode::UNPROCESSABLE_ENTITY, "refund_exceeds_refundable").await;
+    assert_eq!(p["refundable_amount"], 4000);
+    assert_eq!(
+        t.refund("d3", json!({"sale_id": sale["id"], "amount": 4000, "reason": "defective"})).await.status(),
+        StatusCode::CREATED
+    );
+    // a lost case is final
+    problem(move_case(&t, id, "win").await, StatusCode::CONFLICT, "dispute_transition_not_allowed").await;
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retrieval_request_is_answered_and_the_same_case_is_one_case() {
+    let mut t = spawn().await;
+    let sale = t.create_sale(card_sale()).await;
+    let mut body = dispute(&sale, "RR-9", 10000);
+    body["stage"] = json!("retrieval_request");
+    let first: Value = t.post("/v1/disputes", &body).send().await.unwrap().json().await.unwrap();
+    let again: Value = t.post("/v1/disputes", &body).send().await.unwrap().json().await.unwrap();
+    assert_eq!(first["id"], again["id"], "imported twice, one case");
+    let id = first["id"].as_str().unwrap();
+    problem(move_case(&t, id, "lose").await, StatusCode::CONFLICT, "dispute_transition_not_allowed").await;
+    let closed: Value = move_case(&t, id, "respond_to_retrieval").await.json().await.unwrap();
+    assert_eq!(closed["status"], "closed");
+    assert_eq!(
+        t.refund("r1", json!({"sale_id": sale["id"], "amount": 1000, "reason": "defective"})).await.status(),
+        StatusCode::CREATED
+    );
+    let list: Value = t
+        .get(&format!("/v1/disputes?sale_id={}", sale["id"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sale_already_refunded_answers_the_dispute_with_the_refund() {
+    let mut t = spawn().await;
+    let sale = t.create_sale(card_sale()).await;
+    let refund: Value = t
+        .refund("x", json!({"sale_id": sale["id"], "amount": 10000, "reason": "defective"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    t.settled_refund(refund["id"].as_str().unwrap()).await;
+    let case: Value =
+        t.post("/v1/disputes", &dispute(&sale, "CB-2", 10000)).send().await.unwrap().json().await.unwrap();
+    let audit: Value = t.get("/v1/audit-events?limit=500").send().await.unwrap().json().await.unwrap();
+    let opened = audit["data"].as_array().unwrap().iter().find(|e| e["action"] == "dispute.opened").unwrap();
+    assert_eq!(opened["subject"], case["id"]);
+    // the whole unsettled card sale was voided: the cardholder was never charged
+    assert_eq!(opened["data"]["refund_evidence"]["code"], "sale_voided", "{opened}");
+    t.shutdown().await;
+}
+
+/// Refunds racing a chargeback on the same sale: none is created once the
+/// case is open, and together they never exceed the sale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refunds_racing_a_dispute_never_slip_past_it() {
+    let mut t = spawn().await;
+    let sale = t.create_sale(card_sale()).await;
+    let refunds = (0..20)
+        .map(|i| t.refund(format!("race-{i}"), json!({"sale_id": sale["id"], "amount": 300, "reason": "other"})));
+    let case = t.post("/v1/disputes", &dispute(&sale, "CB-RACE", 5000)).send();
+    let (answers, case) = tokio::join!(join_all(refunds), case);
+    let case: Value = case.unwrap().json().await.unwrap();
+    let opened: jiff::Timestamp = case["opened_at"].as_str().unwrap().parse().unwrap();
+    let mut made = 0;
+    for res in answers {
+        match res.status() {
+            StatusCode::CREATED => {
+                let r: Value = res.json().await.unwrap();
+                let at: jiff::Timestamp = r["created_at"].as_str().unwrap().parse().unwrap();
+                assert!(at <= opened, "a refund was made after the case opened");
+                made += 1;
+            }
+            StatusCode::UNPROCESSABLE_ENTITY => {
+                let p: Value = res.json().await.unwrap();
+                assert_eq!(p["code"], "sale_disputed");
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    let list: Value = t
+        .get(&format!("/v1/refunds?sale_id={}&limit=100", sale["id"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["data"].as_array().unwrap().len(), made);
+    t.shutdown().await;
+}

@@ -190,3 +190,245 @@ impl App {
         .await
     }
 }
+
+/// One row of an acquirer's dispute file, as read.
+#[derive(Debug, Clone, serde::Deserialize)]
+struct CsvRow {
+    case_ref: String,
+    network: String,
+    reason_code: String,
+    #[serde(default)]
+    stage: Option<String>,
+    amount: String,
+    #[serde(default)]
+    currency: Option<String>,
+    due_by: String,
+    #[serde(default)]
+    rrn: Option<String>,
+    #[serde(default)]
+    voucher_no: Option<String>,
+    #[serde(default)]
+    terminal_id: Option<String>,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+/// A problem with one row: its number in the file (the header is row 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    pub row: usize,
+    pub field: String,
+    pub message: String,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    pub rows: usize,
+    pub opened: usize,
+    pub already_known: usize,
+    pub errors: Vec<RowError>,
+}
+
+/// Reads the file: UTF-8 (with or without BOM), or GB18030/GBK as Chinese
+/// acquirers' files often are.
+fn decode(bytes: &[u8]) -> String {
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => encoding_rs::GB18030.decode(bytes).0.into_owned(),
+    }
+}
+
+/// The most rows one file may hold.
+pub const MAX_IMPORT_ROWS: usize = 50_000;
+
+struct Parsed {
+    row: usize,
+    new: NewDispute,
+    rrn: Option<String>,
+    voucher: Option<(String, String)>,
+}
+
+fn parse_rows(bytes: &[u8]) -> Result<Vec<Parsed>, Vec<RowError>> {
+    let text = decode(bytes);
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
+    let mut parsed = Vec::new();
+    let mut errors = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (i, record) in reader.deserialize::<CsvRow>().enumerate() {
+        let row = i + 2;
+        if row > MAX_IMPORT_ROWS + 1 {
+            errors.push(RowError {
+                row,
+                field: String::new(),
+                message: format!("a file holds at most {MAX_IMPORT_ROWS} rows"),
+            });
+            break;
+        }
+        let r = match record {
+            Ok(r)
+                if [&r.case_ref, &r.reason_code, &r.amount, &r.due_by]
+                    .into_iter()
+                    .chain([&r.rrn, &r.voucher_no, &r.terminal_id, &r.note].into_iter().flatten())
+                    .any(|cell| refundry_core::card::contains_card_number(cell)) =>
+            {
+                // never echoed: the row number says where
+                errors.push(RowError {
+                    row,
+                    field: "sensitive_card_data".into(),
+                    message: "this row holds a full card number; send only references".into(),
+                });
+                continue;
+            }
+            Ok(r) => r,
+            Err(e) => {
+                errors.push(RowError { row, field: String::new(), message: format!("unreadable row: {e}") });
+                continue;
+            }
+        };
+        let mut bad =
+            |field: &str, message: &str| errors.push(RowError { row, field: field.into(), message: message.into() });
+        let network = Network::parse(&r.network.to_ascii_lowercase());
+        if network.is_none() {
+            bad("network", "network must be unionpay, visa, mastercard, amex, jcb or other");
+        }
+        let stage = match r.stage.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("") | Some("chargeback") => Some(DisputeStage::Chargeback),
+            Some("retrieval_request") => Some(DisputeStage::RetrievalRequest),
+            Some(_) => {
+                bad("stage", "stage must be retrieval_request or chargeback");
+                None
+            }
+        };
+        let amount = r.amount.parse::<i64>().ok().filter(|a| *a > 0);
+        if amount.is_none() {
+            bad("amount", "amount must be a positive whole number of minor units (fen)");
+        }
+        if r.currency
+            .as_deref()
+            .is_some_and(|c| !c.is_empty() && c != "cny" && refundry_core::money::Currency::parse(c).is_err())
+        {
+            bad("currency", "currency must be a lower-case ISO 4217 code");
+        }
+        let due_by = r.due_by.parse::<Timestamp>().ok();
+        if due_by.is_none() {
+            bad("due_by", "due_by must be an RFC 3339 time");
+        }
+        let rrn = r.rrn.filter(|s| !s.is_empty());
+        let voucher = match (r.voucher_no.filter(|s| !s.is_empty()), r.terminal_id.filter(|s| !s.is_empty())) {
+            (Some(v), Some(t)) => Some((v, t)),
+            _ => None,
+        };
+        if rrn.is_none() && voucher.is_none() {
+            bad("rrn", "name the sale by rrn, or by voucher_no and terminal_id");
+        }
+        if crate::sales::check_ref("case_ref", &r.case_ref, 40).is_err() {
+            bad("case_ref", "case_ref must be 1 to 40 letters, digits, '-' or '_'");
+        } else if !seen.insert(r.case_ref.clone()) {
+            bad("case_ref", "the same case appears twice in the file");
+        }
+        if r.reason_code.is_empty() || r.reason_code.len() > 16 {
+            bad("reason_code", "reason_code must be 1 to 16 characters");
+        }
+        if let (Some(network), Some(stage), Some(amount_minor), Some(due_by)) = (network, stage, amount, due_by) {
+            let new = NewDispute {
+                sale_id: SaleId::generate(), // found below
+                case_ref: r.case_ref,
+                network,
+                reason_code: r.reason_code,
+                stage,
+                amount_minor,
+                due_by,
+                note: r.note.filter(|n| !n.is_empty()),
+            };
+            parsed.push(Parsed { row, new, rrn, voucher });
+        }
+    }
+    if errors.is_empty() { Ok(parsed) } else { Err(errors) }
+}
+
+impl App {
+    /// Imports an acquirer's dispute file (CSV). Every row is checked first,
+    /// sales found by RRN or voucher number and terminal; any bad row
+    /// refuses the whole file, named by row number, and nothing changes.
+    /// Cases already known (by case number) are left as they are, so the
+    /// same file imported twice opens each case once. `progress` is told
+    /// after each row.
+    pub async fn import_disputes(
+        &self,
+        actor: &Actor,
+        bytes: &[u8],
+        progress: impl Fn(usize, usize) + Send + Sync + 'static,
+    ) -> Result<ImportReport, AppError> {
+        let parsed = match parse_rows(bytes) {
+            Ok(parsed) => parsed,
+            Err(errors) => return Ok(ImportReport { rows: 0, errors, ..ImportReport::default() }),
+        };
+        let rows = parsed.len();
+        let reader = actor.clone();
+        let (found, errors) = refundry_store::read(&self.store, move |tx| {
+            let mut found = Vec::with_capacity(parsed.len());
+            let mut errors = Vec::new();
+            for mut p in parsed {
+                let query = refundry_store::model::SaleQuery {
+                    rrn: p.rrn.clone(),
+                    voucher_no: p.voucher.as_ref().map(|v| v.0.clone()),
+                    terminal_id: p.voucher.as_ref().map(|v| v.1.clone()),
+                    store_id: reader.store_pin,
+                    limit: 2,
+                    ..Default::default()
+                };
+                let sales = tx.search_sales(reader.merchant_id, &query)?;
+                match sales.as_slice() {
+                    [sale] if p.new.amount_minor > sale.amount.minor => errors.push(RowError {
+                        row: p.row,
+                        field: "amount".into(),
+                        message: "a dispute cannot be for more than the sale".into(),
+                    }),
+                    [sale] => {
+                        p.new.sale_id = sale.id;
+                        found.push(p);
+                    }
+                    [] => errors.push(RowError { row: p.row, field: "rrn".into(), message: "no sale matches".into() }),
+                    _ => errors.push(RowError {
+                        row: p.row,
+                        field: "rrn".into(),
+                        message: "more than one sale matches; give voucher_no and terminal_id".into(),
+                    }),
+                }
+            }
+            Ok::<_, AppError>((found, errors))
+        })
+        .await?;
+        if !errors.is_empty() {
+            return Ok(ImportReport { rows, errors, ..ImportReport::default() });
+        }
+        let mut report = ImportReport { rows, ..ImportReport::default() };
+        for (i, p) in found.into_iter().enumerate() {
+            let known = {
+                let (merchant, case_ref) = (actor.merchant_id, p.new.case_ref.clone());
+                refundry_store::read(&self.store, move |tx| {
+                    Ok::<_, AppError>(tx.find_dispute_by_case(merchant, &case_ref)?.is_some())
+                })
+                .await?
+            };
+            match self.open_dispute(actor, p.new).await {
+                Ok(_) if known => report.already_known += 1,
+                Ok(_) => report.opened += 1,
+                Err(e) => report.errors.push(RowError {
+                    row: p.row,
+                    field: e
+                        .extra
+                        .iter()
+                        .find(|(k, _)| *k == "field")
+                        .map(|(_, v)| v.as_str().unwrap_or("").to_owned())
+                        .unwrap_or_default(),
+                    message: e.detail,
+                }),
+            }
+            progress(i + 1, rows);
+        }
+        Ok(report)
+    }
+}

@@ -136,6 +136,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::refunds::list_attempts))
         .routes(routes!(routes::disputes::create_dispute, routes::disputes::list_disputes))
         .routes(routes!(routes::disputes::get_dispute))
+        .routes(routes!(routes::disputes::import_disputes))
         .routes(routes!(routes::disputes::move_dispute))
         .routes(routes!(routes::operations::list_jobs))
         .routes(routes!(routes::operations::retry_job))

@@ -83,6 +83,9 @@ enum Command {
     /// Check the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Chargebacks from the acquirer.
+    #[command(subcommand)]
+    Disputes(DisputesCommand),
     /// Look after outbox jobs (acquirer calls, webhooks) that gave up.
     #[command(subcommand)]
     Jobs(JobsCommand),
@@ -108,6 +111,15 @@ enum Command {
         #[arg(long, env = "REFUNDRY_SIM_MAC_KEY")]
         mac_key_hex: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum DisputesCommand {
+    /// Import the acquirer's dispute file (CSV, UTF-8 or GB18030) into the
+    /// default merchant. Every row is checked first: any bad row refuses the
+    /// whole file, named by row number, and nothing changes. Importing the
+    /// same file again opens nothing new.
+    Import { file: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -290,6 +302,34 @@ async fn run(command: Command, config: Config, demo_db: bool) -> anyhow::Result<
             let user = app.create_user(&actor, new).await.map_err(|e| anyhow::anyhow!(e.detail))?;
             eprintln!("created {} ({}) for {}", user.username, user.role, merchant.name);
             println!("{}", user.id);
+            Ok(())
+        }
+        Command::Disputes(DisputesCommand::Import { file }) => {
+            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let app = open_app(&config)?;
+            let (merchant, _) = app.default_merchant().await?;
+            let actor = refundry_app::Actor::system(merchant.id, "cli");
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} cases {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let shown = bar.clone();
+            let report = app
+                .import_disputes(&actor, &bytes, move |done, total| {
+                    shown.set_length(total as u64);
+                    shown.set_position(done as u64);
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!(e.detail))?;
+            bar.finish_and_clear();
+            for e in &report.errors {
+                println!("row {}: {}: {}", e.row, e.field, e.message);
+            }
+            if !report.errors.is_empty() {
+                bail!("{} rows refused; nothing was imported", report.errors.len());
+            }
+            eprintln!("{} rows: {} cases opened, {} already known", report.rows, report.opened, report.already_known);
             Ok(())
         }
         Command::Jobs(JobsCommand::List { state, limit }) => {

@@ -75,7 +75,7 @@ fn help_explains_every_subcommand() {
     let dir = tempfile::tempdir().unwrap();
     let out = run_ok(refundry(dir.path()).arg("--help"));
     let help = String::from_utf8(out.stdout).unwrap();
-    for sub in ["serve", "migrate", "demo", "keys", "users", "audit"] {
+    for sub in ["serve", "migrate", "demo", "keys", "users", "audit", "disputes", "jobs", "acquirer-sim"] {
         assert!(help.contains(sub), "{sub} in --help:\n{help}");
     }
     let out = run_ok(refundry(dir.path()).args(["keys", "create", "--help"]));
@@ -262,4 +262,37 @@ fn audit_verify_notices_removed_events_and_users_are_created_from_the_cli() {
     assert!(!out.status.success());
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains(&format!("the events after {} were removed", last - 1)), "{said}");
+}
+
+#[test]
+fn disputes_import_from_the_cli_names_bad_rows_and_imports_good_files_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = create_key(dir.path());
+    let server = Server::start(dir.path(), &[]);
+    let sale = json!({"amount": 5000, "currency": "cny", "terminal_id": "T1", "rrn": "123456789012",
+        "captured_at": "2026-11-26T10:00:00Z", "payment_method": {"type": "cash"}});
+    let res = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/sales", server.base))
+        .bearer_auth(&key)
+        .json(&sale)
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    server.stop();
+    let header = "case_ref,network,reason_code,stage,amount,currency,due_by,rrn,voucher_no,terminal_id,note\n";
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, format!("{header}CB-1,visa,13.1,,5000,cny,not-a-date,123456789012,,,\n")).unwrap();
+    let out = refundry(dir.path()).args(["disputes", "import", bad.to_str().unwrap()]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("row 2: due_by"), "{}", String::from_utf8_lossy(&out.stdout));
+    let good = dir.path().join("good.csv");
+    std::fs::write(&good, format!("{header}CB-1,visa,13.1,,5000,cny,2026-12-20T00:00:00Z,123456789012,,,\n")).unwrap();
+    let out = run_ok(refundry(dir.path()).args(["disputes", "import", good.to_str().unwrap()]));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("1 cases opened"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run_ok(refundry(dir.path()).args(["disputes", "import", good.to_str().unwrap()]));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("0 cases opened, 1 already known"));
 }

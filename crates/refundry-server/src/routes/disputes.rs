@@ -126,3 +126,54 @@ pub async fn list_disputes(
     let next_cursor = if page.has_more { data.last().map(|d| d.id.clone()) } else { None };
     Ok(Json(DisputeList { object: "list", data, has_more: page.has_more, next_cursor }))
 }
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ImportReportDto {
+    /// Always `dispute_import`.
+    pub object: &'static str,
+    pub rows: usize,
+    pub opened: usize,
+    pub already_known: usize,
+    pub errors: Vec<RowErrorDto>,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct RowErrorDto {
+    /// The row's number in the file; the header is row 1.
+    pub row: usize,
+    pub field: String,
+    pub message: String,
+}
+
+/// Import the acquirer's dispute file (CSV, UTF-8 or GB18030): columns
+/// case_ref, network, reason_code, stage, amount, currency, due_by, rrn,
+/// voucher_no, terminal_id, note. Any bad row refuses the whole file (422,
+/// every error with its row number) and nothing changes; importing the same
+/// file again opens nothing new.
+#[utoipa::path(
+    post, path = "/v1/disputes/import", tag = "disputes",
+    request_body(content = String, content_type = "text/csv"),
+    responses((status = 200, body = ImportReportDto), (status = 422, body = ImportReportDto)),
+    security(("api_key" = []))
+)]
+pub async fn import_disputes(
+    State(state): State<AppState>,
+    auth: Auth,
+    body: Bytes,
+) -> Result<(StatusCode, Json<ImportReportDto>), ApiError> {
+    let actor = auth.require("disputes:write")?;
+    let report = state.app.import_disputes(actor, &body, |_, _| {}).await?;
+    let status = if report.errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let dto = ImportReportDto {
+        object: "dispute_import",
+        rows: report.rows,
+        opened: report.opened,
+        already_known: report.already_known,
+        errors: report
+            .errors
+            .into_iter()
+            .map(|e| RowErrorDto { row: e.row, field: e.field, message: e.message })
+            .collect(),
+    };
+    Ok((status, Json(dto)))
+}

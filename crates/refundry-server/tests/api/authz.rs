@@ -65,6 +65,7 @@ fn body_for(row: &Row, sale_id: &str) -> Option<Value> {
         ("POST", "/v1/refunds/preview") | ("POST", "/v1/refunds") => {
             json!({"sale_id": sale_id, "amount": 1, "reason": "other"})
         }
+        ("POST", "/v1/disputes/import") => return None,
         ("POST", "/v1/disputes") => json!({"sale_id": sale_id, "case_ref": format!("CB{n}"), "network": "visa",
             "reason_code": "13.1", "amount": 100, "due_by": "2026-12-20T00:00:00Z"}),
         ("POST", p) if p.ends_with("/events") => json!({"event": "submit_evidence"}),

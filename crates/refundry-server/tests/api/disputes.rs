@@ -134,3 +134,61 @@ async fn refunds_racing_a_dispute_never_slip_past_it() {
     assert_eq!(list["data"].as_array().unwrap().len(), made);
     t.shutdown().await;
 }
+
+async fn import(t: &TestApp, csv: &str) -> (StatusCode, Value) {
+    let res = t
+        .client
+        .post(format!("{}/v1/disputes/import", t.base))
+        .bearer_auth(&t.key)
+        .header("content-type", "text/csv")
+        .body(csv.to_owned())
+        .send()
+        .await
+        .unwrap();
+    (res.status(), res.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dispute_file_imports_whole_or_not_at_all_and_only_once() {
+    let mut t = spawn().await;
+    let first = t.create_sale(card_sale()).await;
+    let mut other = card_sale();
+    other["rrn"] = json!("999999999999");
+    other["voucher_no"] = json!("000777");
+    t.create_sale(other).await;
+    let header = "case_ref,network,reason_code,stage,amount,currency,due_by,rrn,voucher_no,terminal_id,note\n";
+    let bad = format!(
+        "{header}CB-A,visa,13.1,chargeback,5000,cny,2026-12-20T00:00:00Z,123456789012,,,\n\
+         CB-B,visa,13.1,chargeback,-5,cny,2026-12-20T00:00:00Z,999999999999,,,\n\
+         CB-C,visa,13.1,chargeback,100,cny,2026-12-20T00:00:00Z,000000000000,,,\n\
+         CB-D,visa,13.1,chargeback,100,cny,2026-12-20T00:00:00Z,,,,card 4111 1111 1111 1111\n"
+    );
+    let (status, report) = import(&t, &bad).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let rows: Vec<(u64, String)> = report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["row"].as_u64().unwrap(), e["field"].as_str().unwrap().to_owned()))
+        .collect();
+    assert!(rows.contains(&(3, "amount".into())), "{report}");
+    assert!(rows.contains(&(5, "sensitive_card_data".into())), "{report}");
+    assert!(!report.to_string().contains("4111"), "the card number is not echoed");
+    let list: Value = t.get("/v1/disputes").send().await.unwrap().json().await.unwrap();
+    assert!(list["data"].as_array().unwrap().is_empty(), "nothing changed");
+
+    let good = format!(
+        "{header}CB-A,visa,13.1,chargeback,5000,cny,2026-12-20T00:00:00Z,123456789012,,,\n\
+         CB-B,mastercard,4853,,3000,cny,2026-12-21T00:00:00+08:00,,000777,T0001,found by voucher\n"
+    );
+    let (status, report) = import(&t, &good).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!((report["opened"].as_u64(), report["already_known"].as_u64()), (Some(2), Some(0)));
+    let (_, again) = import(&t, &good).await;
+    assert_eq!((again["opened"].as_u64(), again["already_known"].as_u64()), (Some(0), Some(2)));
+    let list: Value = t.get("/v1/disputes").send().await.unwrap().json().await.unwrap();
+    assert_eq!(list["data"].as_array().unwrap().len(), 2);
+    let res = t.refund("after-import", json!({"sale_id": first["id"], "amount": 100, "reason": "other"})).await;
+    problem(res, StatusCode::UNPROCESSABLE_ENTITY, "sale_disputed").await;
+    t.shutdown().await;
+}

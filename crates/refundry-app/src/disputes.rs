@@ -432,3 +432,52 @@ impl App {
         Ok(report)
     }
 }
+
+/// A month's chargeback ratio under one card network's programme.
+#[derive(Debug, Clone)]
+pub struct RatioWatch {
+    pub assessment: refundry_core::ratio::RatioAssessment,
+    pub stats: refundry_core::ratio::MonthStats,
+}
+
+impl App {
+    /// The merchant's chargeback ratios for `month` against the networks'
+    /// monitoring programmes: Mastercard's (this month's chargebacks ÷ last
+    /// month's sales) and Visa's VAMP (this month's disputes ÷ this month's
+    /// card sales; Refundry sees no fraud reports, so those are not counted).
+    pub async fn chargeback_ratios(
+        &self,
+        actor: &Actor,
+        month: jiff::civil::Date,
+    ) -> Result<Vec<RatioWatch>, AppError> {
+        use refundry_core::ratio::{MonthStats, RatioThresholds, assess};
+        let tz = self.config.business_tz.clone();
+        let start = |d: jiff::civil::Date| d.first_of_month().to_zoned(tz.clone()).map(|z| z.timestamp());
+        let bad = |_| AppError::validation("month", "month is out of range");
+        let this = start(month).map_err(bad)?;
+        let next = start(month.first_of_month().checked_add(jiff::ToSpan::months(1)).map_err(bad)?).map_err(bad)?;
+        let last = start(month.first_of_month().checked_sub(jiff::ToSpan::months(1)).map_err(bad)?).map_err(bad)?;
+        let merchant = actor.merchant_id;
+        let (disputes, last_sales, this_cards) = refundry_store::read(&self.store, move |tx| {
+            Ok::<_, AppError>((
+                tx.dispute_stats(merchant, this, next)?,
+                tx.sale_stats(merchant, last, this, false)?,
+                tx.sale_stats(merchant, this, next, true)?,
+            ))
+        })
+        .await?;
+        let currency = refundry_core::money::Currency::CNY;
+        let mastercard = MonthStats {
+            currency,
+            sales_count: last_sales.0,
+            sales_minor: last_sales.1,
+            disputes_count: disputes.0,
+            disputes_minor: disputes.1,
+        };
+        let visa = MonthStats { sales_count: this_cards.0, sales_minor: this_cards.1, ..mastercard };
+        Ok(vec![
+            RatioWatch { assessment: assess(&mastercard, &RatioThresholds::mastercard_ecp()), stats: mastercard },
+            RatioWatch { assessment: assess(&visa, &RatioThresholds::visa_vamp(month)), stats: visa },
+        ])
+    }
+}

@@ -137,6 +137,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::disputes::create_dispute, routes::disputes::list_disputes))
         .routes(routes!(routes::disputes::get_dispute))
         .routes(routes!(routes::disputes::import_disputes))
+        .routes(routes!(routes::disputes::chargeback_ratio))
         .routes(routes!(routes::disputes::move_dispute))
         .routes(routes!(routes::operations::list_jobs))
         .routes(routes!(routes::operations::retry_job))

@@ -177,3 +177,72 @@ pub async fn import_disputes(
     };
     Ok((status, Json(dto)))
 }
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RatioQuery {
+    /// `YYYY-MM`; the current month when absent.
+    pub month: Option<String>,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct RatioDto {
+    /// mastercard_ecp or visa_vamp.
+    pub programme: String,
+    /// ok, nearing, monitored, excessive or high_excessive.
+    pub level: String,
+    pub count_ratio_bps: Option<u64>,
+    pub amount_ratio_bps: Option<u64>,
+    pub chargebacks: u64,
+    pub sales: u64,
+    pub reasons: Vec<crate::dto::ReasonDto>,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct RatioReport {
+    /// Always `chargeback_ratio`.
+    pub object: &'static str,
+    pub month: String,
+    pub programmes: Vec<RatioDto>,
+}
+
+/// The month's chargeback ratios against the card networks' monitoring
+/// programmes (Mastercard ECP, Visa VAMP), with the level reached and why.
+#[utoipa::path(get, path = "/v1/reports/chargeback-ratio", tag = "disputes", params(RatioQuery), responses((status = 200, body = RatioReport)), security(("api_key" = [])))]
+pub async fn chargeback_ratio(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(q): Query<RatioQuery>,
+) -> Result<Json<RatioReport>, ApiError> {
+    let actor = auth.require("reports:read")?;
+    let month = match q.month.as_deref() {
+        Some(m) => format!("{m}-01")
+            .parse::<jiff::civil::Date>()
+            .map_err(|_| bad_query("month", "month must look like 2026-11"))?,
+        None => jiff::Zoned::now().date().first_of_month(),
+    };
+    let watches = state.app.chargeback_ratios(actor, month).await?;
+    let programmes = watches
+        .iter()
+        .map(|w| RatioDto {
+            programme: w.assessment.programme.as_str().into(),
+            level: w.assessment.level.as_str().into(),
+            count_ratio_bps: w.assessment.count_ratio_bps,
+            amount_ratio_bps: w.assessment.amount_ratio_bps,
+            chargebacks: w.stats.disputes_count,
+            sales: w.stats.sales_count,
+            reasons: w
+                .assessment
+                .reasons
+                .iter()
+                .map(|r| crate::dto::ReasonDto {
+                    code: r.code.into(),
+                    outcome: w.assessment.level.as_str().into(),
+                    en: r.en.clone(),
+                    zh: r.zh.clone(),
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(Json(RatioReport { object: "chargeback_ratio", month: month.strftime("%Y-%m").to_string(), programmes }))
+}

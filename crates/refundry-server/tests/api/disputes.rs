@@ -192,3 +192,26 @@ async fn a_dispute_file_imports_whole_or_not_at_all_and_only_once() {
     problem(res, StatusCode::UNPROCESSABLE_ENTITY, "sale_disputed").await;
     t.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chargeback_ratio_is_held_against_the_networks_programmes() {
+    let mut t = spawn().await;
+    let mut last = None;
+    for i in 0..3 {
+        let mut s = card_sale();
+        s["captured_at"] = json!(format!("2026-11-2{i}T10:00:00+08:00"));
+        last = Some(t.create_sale(s).await);
+    }
+    t.post("/v1/disputes", &dispute(last.as_ref().unwrap(), "CB-R1", 1000)).send().await.unwrap();
+    let report: Value = t.get("/v1/reports/chargeback-ratio?month=2026-11").send().await.unwrap().json().await.unwrap();
+    let visa = report["programmes"].as_array().unwrap().iter().find(|p| p["programme"] == "visa_vamp").unwrap();
+    assert_eq!(visa["chargebacks"], 1);
+    assert_eq!(visa["sales"], 3);
+    assert_eq!(visa["count_ratio_bps"], 3333, "1 of 3 card sales");
+    // far above the ratio, but far below the 1,500 reports the programme needs
+    assert_ne!(visa["level"], "excessive");
+    assert!(!visa["reasons"][0]["zh"].as_str().unwrap().is_empty());
+    let res = t.get("/v1/reports/chargeback-ratio?month=nope").send().await.unwrap();
+    problem(res, StatusCode::BAD_REQUEST, "invalid_request").await;
+    t.shutdown().await;
+}

@@ -1281,6 +1281,30 @@ impl DisputeRepo for PgTx<'_> {
         self.query(&sql, &[&merchant.to_string(), &sale.to_string()])?.iter().map(dispute_from_row).collect()
     }
 
+    fn dispute_stats(&mut self, merchant: MerchantId, from: Timestamp, to: Timestamp) -> Result<(u64, i64)> {
+        let r = self.query_one(
+            "SELECT COUNT(*)::BIGINT, COALESCE(SUM(amount_minor), 0)::BIGINT FROM disputes
+             WHERE merchant_id = $1 AND stage <> 'retrieval_request' AND opened_at >= $2 AND opened_at < $3",
+            &[&merchant.to_string(), &to_micros(from), &to_micros(to)],
+        )?;
+        Ok((col_narrow(&r, 0)?, col(&r, 1)?))
+    }
+
+    fn sale_stats(
+        &mut self,
+        merchant: MerchantId,
+        from: Timestamp,
+        to: Timestamp,
+        cards_only: bool,
+    ) -> Result<(u64, i64)> {
+        let r = self.query_one(
+            "SELECT COUNT(*)::BIGINT, COALESCE(SUM(amount_minor), 0)::BIGINT FROM sales
+             WHERE merchant_id = $1 AND captured_at >= $2 AND captured_at < $3 AND (NOT $4 OR method = 'card')",
+            &[&merchant.to_string(), &to_micros(from), &to_micros(to), &cards_only],
+        )?;
+        Ok((col_narrow(&r, 0)?, col(&r, 1)?))
+    }
+
     fn list_disputes(
         &mut self,
         merchant: MerchantId,

@@ -1470,6 +1470,36 @@ impl DisputeRepo for SqliteTx<'_> {
         self.disputes_from(&sql, &[Value::Text(merchant.to_string()), Value::Text(sale.to_string())])
     }
 
+    fn dispute_stats(&mut self, merchant: MerchantId, from: Timestamp, to: Timestamp) -> Result<(u64, i64)> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT COUNT(*), COALESCE(SUM(amount_minor), 0) FROM disputes
+                 WHERE merchant_id = ?1 AND stage <> 'retrieval_request' AND opened_at >= ?2 AND opened_at < ?3",
+            )?
+            .query_row(params![merchant.to_string(), to_micros(from), to_micros(to)], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+            })?)
+    }
+
+    fn sale_stats(
+        &mut self,
+        merchant: MerchantId,
+        from: Timestamp,
+        to: Timestamp,
+        cards_only: bool,
+    ) -> Result<(u64, i64)> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT COUNT(*), COALESCE(SUM(amount_minor), 0) FROM sales
+                 WHERE merchant_id = ?1 AND captured_at >= ?2 AND captured_at < ?3 AND (?4 = 0 OR method = 'card')",
+            )?
+            .query_row(params![merchant.to_string(), to_micros(from), to_micros(to), cards_only], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+            })?)
+    }
+
     fn list_disputes(
         &mut self,
         merchant: MerchantId,

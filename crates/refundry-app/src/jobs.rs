@@ -68,9 +68,7 @@ pub fn backoff(config: &RunnerConfig, attempts: u32) -> Duration {
     capped.mul_f64(jitter)
 }
 
-fn after(now: Timestamp, d: Duration) -> Timestamp {
-    now.saturating_add(SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)).unwrap_or(now)
-}
+use crate::after;
 
 pub struct JobRunner {
     app: App,

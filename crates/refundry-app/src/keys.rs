@@ -8,7 +8,6 @@ use std::time::Instant;
 use rand::RngCore;
 use refundry_core::ids::{KeyId, StoreId};
 use refundry_store::model::ApiKeyRecord;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::{Actor, App, AppError, ErrorCode, Principal, audit};
@@ -28,16 +27,12 @@ pub struct NewKey {
     pub secret: String,
 }
 
-fn secret_hash(secret: &str) -> [u8; 32] {
-    Sha256::digest(secret.as_bytes()).into()
-}
+use crate::token::hash as secret_hash;
 
 /// Splits `rk_<32 hex>_<64 hex>` into key id and secret.
 fn parse_token(token: &str) -> Option<(KeyId, &str)> {
-    let rest = token.strip_prefix("rk_")?;
-    let (id_hex, secret) = rest.split_once('_')?;
-    let id = KeyId::parse(&format!("{}{id_hex}", KeyId::PREFIX)).ok()?;
-    (secret.len() == 64 && secret.bytes().all(|b| b.is_ascii_hexdigit())).then_some((id, secret))
+    let (id_hex, secret) = crate::token::split(token, "rk_")?;
+    KeyId::parse(&format!("{}{id_hex}", KeyId::PREFIX)).ok().map(|id| (id, secret))
 }
 
 impl App {

@@ -198,3 +198,25 @@ impl App {
 pub(crate) fn now() -> jiff::Timestamp {
     refundry_store::time::now()
 }
+
+/// `t` plus a standard duration, saturating at the end of time.
+pub(crate) fn after(t: jiff::Timestamp, d: Duration) -> jiff::Timestamp {
+    t.saturating_add(jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX)).unwrap_or(t)
+}
+
+/// Bearer tokens (`rk_…` keys, `rs_…` sessions) are `<prefix><32 hex id>_<64
+/// hex secret>`; only a SHA-256 of the secret is ever stored.
+pub(crate) mod token {
+    use sha2::{Digest, Sha256};
+
+    /// The id's hex and the secret, when the token has exactly that shape.
+    pub fn split<'t>(token: &'t str, prefix: &str) -> Option<(&'t str, &'t str)> {
+        let (id_hex, secret) = token.strip_prefix(prefix)?.split_once('_')?;
+        let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+        (hex(id_hex, 32) && hex(secret, 64)).then_some((id_hex, secret))
+    }
+
+    pub fn hash(secret: &str) -> [u8; 32] {
+        Sha256::digest(secret.as_bytes()).into()
+    }
+}

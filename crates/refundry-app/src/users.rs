@@ -10,11 +10,10 @@ use std::time::Duration;
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use rand::RngCore;
 use refundry_core::ids::{SessionId, StoreId, UserId};
 use refundry_store::model::{Session, User};
-use sha2::{Digest, Sha256};
 
 use crate::{Actor, App, AppError, ErrorCode, Principal, UserRef, audit};
 
@@ -110,13 +109,8 @@ async fn verify_password(password: String, phc: String) -> bool {
 const DECOY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$XvR4ZJu6mYy7Fwgm0bH3nE4iX3Rb0tT2q0x9n3sDkzE";
 
-fn sha256(text: &str) -> [u8; 32] {
-    Sha256::digest(text.as_bytes()).into()
-}
-
-fn after(t: Timestamp, d: Duration) -> Timestamp {
-    t.saturating_add(SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)).unwrap_or(t)
-}
+use crate::after;
+use crate::token::hash as sha256;
 
 fn user_ref(u: &User) -> Result<UserRef, AppError> {
     let role = Role::parse(&u.role)
@@ -324,10 +318,8 @@ impl App {
 }
 
 fn parse_session_token(token: &str) -> Option<(SessionId, &str)> {
-    let rest = token.strip_prefix("rs_")?;
-    let (id_hex, secret) = rest.split_once('_')?;
-    let id = SessionId::parse(&format!("{}{id_hex}", SessionId::PREFIX)).ok()?;
-    (secret.len() == 64 && secret.bytes().all(|b| b.is_ascii_hexdigit())).then_some((id, secret))
+    let (id_hex, secret) = crate::token::split(token, "rs_")?;
+    SessionId::parse(&format!("{}{id_hex}", SessionId::PREFIX)).ok().map(|id| (id, secret))
 }
 
 #[cfg(test)]

@@ -60,7 +60,11 @@ pub(crate) fn seal(
     app_vault.seal(&plain, &refund.to_string())
 }
 
-fn open(app_vault: &crate::crypto::Vault, sealed: &str, refund: RefundId) -> Result<CustomerContact, AppError> {
+pub(crate) fn open_contact(
+    app_vault: &crate::crypto::Vault,
+    sealed: &str,
+    refund: RefundId,
+) -> Result<CustomerContact, AppError> {
     let plain = app_vault.open(sealed, &refund.to_string())?;
     let s: Sealed =
         serde_json::from_str(&plain).map_err(|_| AppError::new(ErrorCode::Internal, "sealed contact unreadable"))?;
@@ -170,7 +174,7 @@ pub(crate) async fn notify(app: &App, job: &Job) -> Result<(), AppError> {
     })
     .await?;
     let Some(sealed) = &refund.customer_contact else { return complete(app, job, &refund, Vec::new()).await };
-    let contact = open(&app.config.vault, sealed, refund.id)?;
+    let contact = open_contact(&app.config.vault, sealed, refund.id)?;
     let zh = !contact.locale.starts_with("en");
     let (subject, body) = confirmation(&refund, &sale, &merchant, zh);
     let config = &app.config.notify;

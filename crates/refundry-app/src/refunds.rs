@@ -454,3 +454,36 @@ impl App {
         .await
     }
 }
+
+/// What a refund slip shows, gathered in one read.
+#[derive(Debug, Clone)]
+pub struct SlipFacts {
+    pub refund: Refund,
+    pub sale: Sale,
+    pub merchant_name: String,
+    pub store_name: String,
+    /// The customer's contact, masked (`w***@example.cn`, `138****8000`).
+    pub contact_masked: Option<String>,
+}
+
+impl App {
+    pub async fn slip_facts(&self, actor: &Actor, id: RefundId) -> Result<SlipFacts, AppError> {
+        let actor = actor.clone();
+        let (refund, sale, merchant_name, store_name) = refundry_store::read(&self.store, move |tx| {
+            let refund = visible_refund(tx, &actor, id)?;
+            let sale = tx.find_sale(actor.merchant_id, refund.sale_id)?.ok_or_else(|| not_found(id))?;
+            let merchant = tx.all_merchants()?.into_iter().find(|m| m.id == actor.merchant_id).map(|m| m.name);
+            let store = tx.find_store(actor.merchant_id, sale.store_id)?.map(|s| s.name);
+            Ok::<_, AppError>((refund, sale, merchant.unwrap_or_default(), store.unwrap_or_default()))
+        })
+        .await?;
+        let contact_masked = match &refund.customer_contact {
+            None => None,
+            Some(sealed) => {
+                let contact = crate::notify::open_contact(&self.config.vault, sealed, refund.id)?;
+                contact.email.map(|e| e.masked()).or(contact.phone.map(|p| p.masked()))
+            }
+        };
+        Ok(SlipFacts { refund, sale, merchant_name, store_name, contact_masked })
+    }
+}

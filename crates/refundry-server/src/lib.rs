@@ -134,6 +134,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::refunds::retry_refund))
         .routes(routes!(routes::refunds::mark_arrived))
         .routes(routes!(routes::refunds::list_attempts))
+        .routes(routes!(routes::refunds::get_slip))
         .routes(routes!(routes::disputes::create_dispute, routes::disputes::list_disputes))
         .routes(routes!(routes::disputes::get_dispute))
         .routes(routes!(routes::disputes::import_disputes))

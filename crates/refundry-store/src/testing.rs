@@ -72,7 +72,9 @@ pub struct TestStore {
 /// Opens a fresh store on the backend of this test run; SQLite files go in
 /// `dir`. Call inside a Tokio runtime.
 pub fn open(dir: &Path) -> TestStore {
-    open_with(dir, SqliteOptions::default(), PgOptions::default())
+    // tests run side by side against one server: a few connections each
+    // keep them under its max_connections
+    open_with(dir, SqliteOptions::default(), PgOptions { writers: 2, readers: 3, ..PgOptions::default() })
 }
 
 pub fn open_with(dir: &Path, sqlite: SqliteOptions, pg: PgOptions) -> TestStore {

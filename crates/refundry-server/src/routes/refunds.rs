@@ -304,3 +304,75 @@ pub async fn list_attempts(
         data: calls.iter().map(crate::dto::AcquirerCallDto::from).collect(),
     }))
 }
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SlipQuery {
+    /// `text` (80 mm), `text58` (58 mm), `escpos` (bytes for the printer,
+    /// 80 mm) or `pdf`. Default `text`.
+    pub format: Option<String>,
+    /// `zh-CN` (default) or `en`.
+    pub locale: Option<String>,
+}
+
+/// The refund slip (退款单据): plain text for thermal paper, ESC/POS bytes,
+/// or PDF. Card numbers show as first 6 / last 4 at most, the customer's
+/// contact masked.
+#[utoipa::path(
+    get, path = "/v1/refunds/{id}/slip", tag = "refunds",
+    params(("id" = String, Path, description = "re_…"), SlipQuery),
+    responses(
+        (status = 200, description = "text/plain, application/octet-stream or application/pdf"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn get_slip(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Query(q): Query<SlipQuery>,
+) -> Result<Response, ApiError> {
+    use axum::response::IntoResponse;
+    use refundry_slips::{Locale, OriginalSale, Slip, SlipItem, Tender, Width};
+    let locale = match q.locale.as_deref() {
+        None | Some("zh-CN") | Some("zh") => Locale::Zh,
+        Some("en") => Locale::En,
+        Some(_) => return Err(bad_query("locale", "locale must be zh-CN or en")),
+    };
+    let facts = state.app.slip_facts(auth.reader(), refund_id(&id)?).await?;
+    let (r, sale) = (&facts.refund, &facts.sale);
+    let slip = Slip {
+        merchant_name: facts.merchant_name.clone(),
+        store_name: facts.store_name.clone(),
+        terminal_id: sale.terminal_id.clone(),
+        refund_id: r.id,
+        refund_type: r.refund_type,
+        status: r.status,
+        amount: r.amount,
+        reason: r.reason.as_str().replace('_', " "),
+        items: r.items.iter().map(|i| SlipItem::planned(sale, i)).collect(),
+        original: OriginalSale::of(sale),
+        tender: Tender::from(&sale.payment_method),
+        created_at: r.created_at,
+        completed_at: r.completed_at,
+        operator: r.requested_by.clone(),
+        approver: r.decided_by.clone(),
+        customer_contact_masked: facts.contact_masked.clone(),
+        time_zone: jiff::tz::TimeZone::get("Asia/Shanghai").unwrap_or(jiff::tz::TimeZone::UTC),
+        locale,
+    };
+    let answer =
+        |ctype: &'static str, body: Vec<u8>| ([(axum::http::header::CONTENT_TYPE, ctype)], body).into_response();
+    Ok(match q.format.as_deref().unwrap_or("text") {
+        "text" => answer("text/plain; charset=utf-8", refundry_slips::text(&slip, Width::Mm80).into_bytes()),
+        "text58" => answer("text/plain; charset=utf-8", refundry_slips::text(&slip, Width::Mm58).into_bytes()),
+        "escpos" => answer("application/octet-stream", refundry_slips::escpos(&slip, Width::Mm80)),
+        "pdf" => answer(
+            "application/pdf",
+            refundry_slips::pdf(&slip)
+                .map_err(|e| ApiError::new(ErrorCode::Internal, format!("the PDF could not be made: {e}")))?,
+        ),
+        _ => return Err(bad_query("format", "format must be text, text58, escpos or pdf")),
+    })
+}

@@ -194,3 +194,35 @@ async fn refunds_list_filters_by_status_and_pages() {
     assert!(none["data"].as_array().unwrap().is_empty());
     t.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_refund_slip_prints_as_text_escpos_and_pdf_with_the_card_masked() {
+    let mut t = spawn().await;
+    let sale = t.create_sale(card_sale()).await;
+    let body = json!({"sale_id": sale["id"], "items": [{"sku": "tea", "quantity": 1}], "reason": "defective",
+        "customer": {"phone": "13800138000"}});
+    let refund = refund_ok(&t, "slip-1", body).await;
+    let id = refund["id"].as_str().unwrap();
+    t.settled_refund(id).await;
+    let text = t.get(&format!("/v1/refunds/{id}/slip")).send().await.unwrap().text().await.unwrap();
+    assert!(text.contains(id) || text.contains(&id[..20]), "{text}");
+    assert!(text.contains("1234"), "last 4 shown: {text}");
+    assert!(!text.contains("6222021234"), "never more of the card: {text}");
+    assert!(text.contains("138****8000"), "the contact masked: {text}");
+    assert!(text.contains("乌龙茶"), "{text}");
+    let narrow =
+        t.get(&format!("/v1/refunds/{id}/slip?format=text58&locale=en")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        narrow.lines().all(|l| l.chars().map(|c| if c.is_ascii() { 1 } else { 2 }).sum::<usize>() <= 32),
+        "{narrow}"
+    );
+    let escpos = t.get(&format!("/v1/refunds/{id}/slip?format=escpos")).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(&escpos[..2], b"\x1b@", "starts by resetting the printer");
+    let pdf = t.get(&format!("/v1/refunds/{id}/slip?format=pdf")).send().await.unwrap();
+    assert_eq!(pdf.headers()["content-type"], "application/pdf");
+    let pdf = pdf.bytes().await.unwrap();
+    assert!(pdf.starts_with(b"%PDF") && pdf.len() < 100_000, "{} bytes", pdf.len());
+    let res = t.get(&format!("/v1/refunds/{id}/slip?format=docx")).send().await.unwrap();
+    problem(res, StatusCode::BAD_REQUEST, "invalid_request").await;
+    t.shutdown().await;
+}

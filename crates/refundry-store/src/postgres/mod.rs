@@ -105,9 +105,32 @@ impl Connector {
     }
 }
 
+/// At most `readers` read connections open at once: a burst of reads waits
+/// for a connection rather than opening more than the server allows.
+struct ReadSlots {
+    free: Mutex<usize>,
+    freed: std::sync::Condvar,
+}
+
+impl ReadSlots {
+    fn take(&self) {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        while *free == 0 {
+            free = self.freed.wait(free).unwrap_or_else(|p| p.into_inner());
+        }
+        *free -= 1;
+    }
+
+    fn give(&self) {
+        *self.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.freed.notify_one();
+    }
+}
+
 pub struct PgStore {
     writes: SyncSender<Box<dyn WriteJob>>,
     readers: Arc<Mutex<Vec<Conn>>>,
+    read_slots: Arc<ReadSlots>,
     connector: Connector,
     options: PgOptions,
     runtime: tokio::runtime::Handle,
@@ -152,6 +175,10 @@ impl PgStore {
         Ok(PgStore {
             writes,
             readers: Arc::new(Mutex::new(Vec::new())),
+            read_slots: Arc::new(ReadSlots {
+                free: Mutex::new(options.readers.max(1)),
+                freed: std::sync::Condvar::new(),
+            }),
             connector,
             options,
             runtime: tokio::runtime::Handle::current(),
@@ -272,31 +299,12 @@ impl Store for PgStore {
 
     fn submit_read(&self, job: ReadJob) {
         let readers = Arc::clone(&self.readers);
+        let slots = Arc::clone(&self.read_slots);
         let (connector, keep) = (self.connector.clone(), self.options.readers);
         self.runtime.spawn_blocking(move || {
-            let pooled = readers.lock().ok().and_then(|mut pool| pool.pop());
-            let mut conn = match pooled.filter(|c| !c.is_closed()) {
-                Some(conn) => conn,
-                None => match connector.connect() {
-                    Ok(conn) => conn,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot open a read connection");
-                        return; // dropping the job answers its caller with Unavailable
-                    }
-                },
-            };
-            // one snapshot for the whole job
-            if conn.client().batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").is_ok() {
-                let mut tx = conn.tx();
-                let _ = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut tx)));
-                let _ = conn.client().batch_execute("COMMIT");
-            }
-            if let Ok(mut pool) = readers.lock()
-                && pool.len() < keep
-                && !conn.is_closed()
-            {
-                pool.push(conn);
-            }
+            slots.take();
+            read_with(&readers, &connector, keep, job);
+            slots.give();
         });
     }
 
@@ -305,6 +313,38 @@ impl Store for PgStore {
     }
 
     fn ping(&self) -> Result<(), StoreError> {
+        self.ping_inner()
+    }
+}
+
+fn read_with(readers: &Mutex<Vec<Conn>>, connector: &Connector, keep: usize, job: ReadJob) {
+    let pooled = readers.lock().ok().and_then(|mut pool| pool.pop());
+    let mut conn = match pooled.filter(|c| !c.is_closed()) {
+        Some(conn) => conn,
+        None => match connector.connect() {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot open a read connection");
+                return; // dropping the job answers its caller with Unavailable
+            }
+        },
+    };
+    // one snapshot for the whole job
+    if conn.client().batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").is_ok() {
+        let mut tx = conn.tx();
+        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut tx)));
+        let _ = conn.client().batch_execute("COMMIT");
+    }
+    if let Ok(mut pool) = readers.lock()
+        && pool.len() < keep
+        && !conn.is_closed()
+    {
+        pool.push(conn);
+    }
+}
+
+impl PgStore {
+    fn ping_inner(&self) -> Result<(), StoreError> {
         let connector = self.connector.clone();
         let readers = Arc::clone(&self.readers);
         off_runtime(move || {

@@ -296,3 +296,4 @@ CREATE TABLE disputes (
 );
 CREATE INDEX disputes_by_sale ON disputes (merchant_id, sale_id, id);
 CREATE INDEX disputes_by_merchant ON disputes (merchant_id, id);
+CREATE INDEX disputes_by_deadline ON disputes (status, due_by);

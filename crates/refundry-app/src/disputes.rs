@@ -481,3 +481,37 @@ impl App {
         ])
     }
 }
+
+impl App {
+    /// Marks the cases whose answer is late: their deadline passed while
+    /// they still needed a response. Each move is audited (and so sent to
+    /// webhooks as `dispute.mark_past_due`). Returns how many.
+    pub async fn mark_overdue_disputes(&self) -> Result<usize, AppError> {
+        refundry_store::write(&self.store, |tx| {
+            let now = crate::now();
+            let mut marked = 0;
+            for case in tx.overdue_disputes(now, 200)? {
+                audit::lock_chain(tx, case.merchant_id)?;
+                let mut record = match tx.find_dispute(case.merchant_id, case.id)? {
+                    Some(r) if r.status == "needs_response" => r,
+                    _ => continue,
+                };
+                let before = state_of(&record)?;
+                let Ok(after) = before.on(network_of(&record), DisputeEvent::MarkPastDue) else { continue };
+                record.stage = after.stage().as_str().to_owned();
+                record.status = after.status().as_str().to_owned();
+                record.updated_at = now;
+                tx.update_dispute(&record)?;
+                let data = serde_json::json!({
+                    "event": "mark_past_due", "due_by": record.due_by.to_string(),
+                    "before": {"status": before.status().as_str()}, "after": {"status": record.status},
+                });
+                let actor = Actor::system(record.merchant_id, "deadline-watch");
+                audit::record(tx, &actor, "dispute.mark_past_due", &record.id.to_string(), data, now)?;
+                marked += 1;
+            }
+            Ok(marked)
+        })
+        .await
+    }
+}

@@ -140,6 +140,11 @@ pub async fn maintain(app: &App) {
         Ok(n) => tracing::info!(expired = n, "refunds expired waiting for approval"),
         Err(e) => tracing::warn!(error = %e.detail, "could not expire approvals"),
     }
+    match app.mark_overdue_disputes().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(marked = n, "disputes past their deadline"),
+        Err(e) => tracing::warn!(error = %e.detail, "could not mark overdue disputes"),
+    }
     let ttl = app.config.idempotency_ttl;
     let pruned = refundry_store::write(&app.store, move |tx| {
         let cutoff = after(crate::now(), Duration::ZERO)

@@ -95,6 +95,8 @@ pub trait DisputeRepo {
     fn find_dispute(&mut self, merchant: MerchantId, id: DisputeId) -> Result<Option<DisputeRecord>>;
     fn find_dispute_by_case(&mut self, merchant: MerchantId, case_ref: &str) -> Result<Option<DisputeRecord>>;
     fn disputes_of_sale(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Vec<DisputeRecord>>;
+    /// Cases still waiting for the merchant's answer whose deadline passed.
+    fn overdue_disputes(&mut self, now: Timestamp, limit: u32) -> Result<Vec<DisputeRecord>>;
     /// Chargebacks (not retrieval requests) opened in [from, to): count and sum.
     fn dispute_stats(&mut self, merchant: MerchantId, from: Timestamp, to: Timestamp) -> Result<(u64, i64)>;
     /// Sales captured in [from, to): count and sum (card sales only when

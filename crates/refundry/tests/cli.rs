@@ -286,7 +286,7 @@ fn disputes_import_from_the_cli_names_bad_rows_and_imports_good_files_once() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("row 2: due_by"), "{}", String::from_utf8_lossy(&out.stdout));
     let good = dir.path().join("good.csv");
-    std::fs::write(&good, format!("{header}CB-1,visa,13.1,,5000,cny,2026-12-20T00:00:00Z,123456789012,,,\n")).unwrap();
+    std::fs::write(&good, format!("{header}CB-1,visa,13.1,,5000,cny,2030-12-20T00:00:00Z,123456789012,,,\n")).unwrap();
     let out = run_ok(refundry(dir.path()).args(["disputes", "import", good.to_str().unwrap()]));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("1 cases opened"),

@@ -67,7 +67,7 @@ fn body_for(row: &Row, sale_id: &str) -> Option<Value> {
         }
         ("POST", "/v1/disputes/import") => return None,
         ("POST", "/v1/disputes") => json!({"sale_id": sale_id, "case_ref": format!("CB{n}"), "network": "visa",
-            "reason_code": "13.1", "amount": 100, "due_by": "2026-12-20T00:00:00Z"}),
+            "reason_code": "13.1", "amount": 100, "due_by": "2030-12-20T00:00:00Z"}),
         ("POST", p) if p.ends_with("/events") => json!({"event": "submit_evidence"}),
         ("POST", "/v1/webhook-endpoints") => json!({"url": "http://127.0.0.1:9/hook", "events": ["*"]}),
         ("POST", p) if p.ends_with("/approve") || p.ends_with("/retry") || p.ends_with("/arrived") => json!({}),

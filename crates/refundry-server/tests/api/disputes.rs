@@ -6,7 +6,7 @@ use crate::support::*;
 
 fn dispute(sale: &Value, case_ref: &str, amount: i64) -> Value {
     json!({"sale_id": sale["id"], "case_ref": case_ref, "network": "visa", "reason_code": "13.1",
-        "amount": amount, "due_by": "2026-12-20T00:00:00+08:00"})
+        "amount": amount, "due_by": "2030-12-20T00:00:00+08:00"})
 }
 
 async fn move_case(t: &TestApp, id: &str, event: &str) -> reqwest::Response {
@@ -158,10 +158,10 @@ async fn a_dispute_file_imports_whole_or_not_at_all_and_only_once() {
     t.create_sale(other).await;
     let header = "case_ref,network,reason_code,stage,amount,currency,due_by,rrn,voucher_no,terminal_id,note\n";
     let bad = format!(
-        "{header}CB-A,visa,13.1,chargeback,5000,cny,2026-12-20T00:00:00Z,123456789012,,,\n\
-         CB-B,visa,13.1,chargeback,-5,cny,2026-12-20T00:00:00Z,999999999999,,,\n\
-         CB-C,visa,13.1,chargeback,100,cny,2026-12-20T00:00:00Z,000000000000,,,\n\
-         CB-D,visa,13.1,chargeback,100,cny,2026-12-20T00:00:00Z,,,,card 4111 1111 1111 1111\n"
+        "{header}CB-A,visa,13.1,chargeback,5000,cny,2030-12-20T00:00:00Z,123456789012,,,\n\
+         CB-B,visa,13.1,chargeback,-5,cny,2030-12-20T00:00:00Z,999999999999,,,\n\
+         CB-C,visa,13.1,chargeback,100,cny,2030-12-20T00:00:00Z,000000000000,,,\n\
+         CB-D,visa,13.1,chargeback,100,cny,2030-12-20T00:00:00Z,,,,card 4111 1111 1111 1111\n"
     );
     let (status, report) = import(&t, &bad).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -178,8 +178,8 @@ async fn a_dispute_file_imports_whole_or_not_at_all_and_only_once() {
     assert!(list["data"].as_array().unwrap().is_empty(), "nothing changed");
 
     let good = format!(
-        "{header}CB-A,visa,13.1,chargeback,5000,cny,2026-12-20T00:00:00Z,123456789012,,,\n\
-         CB-B,mastercard,4853,,3000,cny,2026-12-21T00:00:00+08:00,,000777,T0001,found by voucher\n"
+        "{header}CB-A,visa,13.1,chargeback,5000,cny,2030-12-20T00:00:00Z,123456789012,,,\n\
+         CB-B,mastercard,4853,,3000,cny,2030-12-21T00:00:00+08:00,,000777,T0001,found by voucher\n"
     );
     let (status, report) = import(&t, &good).await;
     assert_eq!(status, StatusCode::OK, "{report}");
@@ -213,5 +213,34 @@ async fn the_chargeback_ratio_is_held_against_the_networks_programmes() {
     assert!(!visa["reasons"][0]["zh"].as_str().unwrap().is_empty());
     let res = t.get("/v1/reports/chargeback-ratio?month=nope").send().await.unwrap();
     problem(res, StatusCode::BAD_REQUEST, "invalid_request").await;
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_left_unanswered_past_its_deadline_is_marked_past_due() {
+    let mut t = spawn().await;
+    let sale = t.create_sale(card_sale()).await;
+    let mut late = dispute(&sale, "CB-LATE", 1000);
+    late["due_by"] = json!("2026-01-01T00:00:00Z");
+    let case: Value = t.post("/v1/disputes", &late).send().await.unwrap().json().await.unwrap();
+    let on_time: Value =
+        t.post("/v1/disputes", &dispute(&sale, "CB-ON-TIME", 1000)).send().await.unwrap().json().await.unwrap();
+    let id = case["id"].as_str().unwrap();
+    let mut status = String::new();
+    for _ in 0..200 {
+        let now: Value = t.get(&format!("/v1/disputes/{id}")).send().await.unwrap().json().await.unwrap();
+        status = now["status"].as_str().unwrap().to_owned();
+        if status == "past_due" {
+            assert!(now["days_left"].as_i64().unwrap() < 0);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(status, "past_due");
+    let other: Value =
+        t.get(&format!("/v1/disputes/{}", on_time["id"].as_str().unwrap())).send().await.unwrap().json().await.unwrap();
+    assert_eq!(other["status"], "needs_response", "a case with time left is untouched");
+    // the merchant can still concede a late case
+    assert_eq!(move_case(&t, id, "accept").await.status(), StatusCode::OK);
     t.shutdown().await;
 }

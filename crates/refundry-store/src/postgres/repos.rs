@@ -1281,6 +1281,13 @@ impl DisputeRepo for PgTx<'_> {
         self.query(&sql, &[&merchant.to_string(), &sale.to_string()])?.iter().map(dispute_from_row).collect()
     }
 
+    fn overdue_disputes(&mut self, now: Timestamp, limit: u32) -> Result<Vec<DisputeRecord>> {
+        let sql = format!(
+            "SELECT {DISPUTE_COLUMNS} FROM disputes WHERE status = 'needs_response' AND due_by <= $1 ORDER BY due_by LIMIT $2"
+        );
+        self.query(&sql, &[&to_micros(now), &i64::from(limit)])?.iter().map(dispute_from_row).collect()
+    }
+
     fn dispute_stats(&mut self, merchant: MerchantId, from: Timestamp, to: Timestamp) -> Result<(u64, i64)> {
         let r = self.query_one(
             "SELECT COUNT(*)::BIGINT, COALESCE(SUM(amount_minor), 0)::BIGINT FROM disputes

@@ -1470,6 +1470,13 @@ impl DisputeRepo for SqliteTx<'_> {
         self.disputes_from(&sql, &[Value::Text(merchant.to_string()), Value::Text(sale.to_string())])
     }
 
+    fn overdue_disputes(&mut self, now: Timestamp, limit: u32) -> Result<Vec<DisputeRecord>> {
+        let sql = format!(
+            "SELECT {DISPUTE_COLUMNS} FROM disputes WHERE status = 'needs_response' AND due_by <= ?1 ORDER BY due_by LIMIT ?2"
+        );
+        self.disputes_from(&sql, &[Value::Integer(to_micros(now)), Value::Integer(i64::from(limit))])
+    }
+
     fn dispute_stats(&mut self, merchant: MerchantId, from: Timestamp, to: Timestamp) -> Result<(u64, i64)> {
         Ok(self
             .conn

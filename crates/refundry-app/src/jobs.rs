@@ -218,13 +218,15 @@ async fn execute_refund(app: &App, job: &Job) -> Result<(), AppError> {
     };
     let mut calls = Vec::new();
     let outcome = if resume {
-        match call(app, &order, Call::Inquire, &mut calls).await {
+        match call(app, refund_id, &order, Call::Inquire, &mut calls).await {
             Ok(Some(outcome)) => Ok(outcome),
-            Ok(None) => call(app, &order, Call::Submit, &mut calls).await.map(|o| o.expect("a submit answers")),
+            Ok(None) => {
+                call(app, refund_id, &order, Call::Submit, &mut calls).await.map(|o| o.expect("a submit answers"))
+            }
             Err(e) => Err(e),
         }
     } else {
-        call(app, &order, Call::Submit, &mut calls).await.map(|o| o.expect("a submit answers"))
+        call(app, refund_id, &order, Call::Submit, &mut calls).await.map(|o| o.expect("a submit answers"))
     };
     match outcome {
         Ok(outcome) => {
@@ -257,6 +259,7 @@ enum Call {
 /// carries no card data, only references).
 async fn call(
     app: &App,
+    refund_id: RefundId,
     order: &RefundOrder,
     kind: Call,
     calls: &mut Vec<AcquirerCall>,
@@ -289,7 +292,7 @@ async fn call(
     );
     metrics::histogram!("refundry_acquirer_call_seconds", "outcome" => outcome).record(clock.elapsed().as_secs_f64());
     calls.push(AcquirerCall {
-        refund_id: RefundId::parse(&order.reference).unwrap_or_else(|_| RefundId::generate()),
+        refund_id,
         attempt: order.attempt,
         stan: order.stan,
         kind: match kind {

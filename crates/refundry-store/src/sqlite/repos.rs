@@ -891,8 +891,36 @@ impl RefundRepo for SqliteTx<'_> {
     }
 
     fn refunds_of_sale(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Vec<Refund>> {
+        // every refund of a sale is read for each new refund of it: fetch
+        // their items in one query, not one per refund
         let sql = format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE merchant_id = ?1 AND sale_id = ?2 ORDER BY id");
-        self.refunds_from(&sql, &[Value::Text(merchant.to_string()), Value::Text(sale.to_string())])
+        let (merchant, sale) = (merchant.to_string(), sale.to_string());
+        let rows = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_map(params![merchant, sale], RefundRow::read)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut items: std::collections::HashMap<String, Vec<PlannedItem>> = std::collections::HashMap::new();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT i.refund_id, i.sku, i.quantity, i.amount_minor FROM refund_items i
+             JOIN refunds r ON r.id = i.refund_id WHERE r.merchant_id = ?1 AND r.sale_id = ?2 ORDER BY i.refund_id, i.sku",
+        )?;
+        let found = stmt.query_map(params![merchant, sale], |r| {
+            Ok((r.get::<_, String>(0)?, PlannedItem { sku: r.get(1)?, quantity: r.get(2)?, amount_minor: r.get(3)? }))
+        })?;
+        for row in found {
+            let (refund, item) = row?;
+            items.entry(refund).or_default().push(item);
+        }
+        rows.into_iter()
+            .map(|row| {
+                let own = items.remove(&row.id).unwrap_or_default();
+                row.into_refund(own)
+            })
+            .collect()
     }
 
     fn list_refunds(&mut self, merchant: MerchantId, q: &RefundQuery) -> Result<Vec<Refund>> {

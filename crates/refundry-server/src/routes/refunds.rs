@@ -70,8 +70,7 @@ pub async fn get_refund(
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Json<RefundDto>, ApiError> {
-    let id = RefundId::parse(&id).map_err(|_| ApiError::new(ErrorCode::RefundNotFound, format!("no refund {id}")))?;
-    let refund = state.app.refund(auth.reader(), id).await?;
+    let refund = state.app.refund(auth.reader(), refund_id(&id)?).await?;
     Ok(Json(RefundDto::from(&refund)))
 }
 
@@ -120,10 +119,7 @@ pub async fn list_refunds(
         requested_by: None,
         limit: q.limit.unwrap_or(20),
     };
-    let page = state.app.list_refunds(auth.reader(), query).await?;
-    let data: Vec<RefundDto> = page.items.iter().map(RefundDto::from).collect();
-    let next_cursor = if page.has_more { data.last().map(|r| r.id.clone()) } else { None };
-    Ok(Json(RefundList { object: "list", data, has_more: page.has_more, next_cursor }))
+    Ok(Json(refund_list(state.app.list_refunds(auth.reader(), query).await?)))
 }
 
 /// What a refund request would do — void or refund, how much, and the
@@ -145,6 +141,13 @@ pub async fn preview_refund(
     let actor = auth.acting(&state, req.operator.as_deref(), "refunds:write").await?;
     let preview = state.app.preview_refund(&actor, req.into_request()?).await?;
     Ok(Json(PreviewDto::from(&preview)))
+}
+
+/// A page of refunds with the cursor to the next.
+fn refund_list(page: refundry_app::sales::Page<Refund>) -> RefundList {
+    let data: Vec<RefundDto> = page.items.iter().map(RefundDto::from).collect();
+    let next_cursor = if page.has_more { data.last().map(|r| r.id.clone()) } else { None };
+    RefundList { object: "list", data, has_more: page.has_more, next_cursor }
 }
 
 fn refund_id(id: &str) -> Result<RefundId, ApiError> {
@@ -240,10 +243,7 @@ pub async fn list_approvals(
             .transpose()?,
         limit: q.limit.unwrap_or(20),
     };
-    let page = state.app.list_refunds(actor, query).await?;
-    let data: Vec<RefundDto> = page.items.iter().map(RefundDto::from).collect();
-    let next_cursor = if page.has_more { data.last().map(|r| r.id.clone()) } else { None };
-    Ok(Json(RefundList { object: "list", data, has_more: page.has_more, next_cursor }))
+    Ok(Json(refund_list(state.app.list_refunds(actor, query).await?)))
 }
 
 /// Send a failed refund again: the same refund, a new attempt.

@@ -191,9 +191,9 @@ pub async fn run_job(app: &App, job: Job) {
 }
 
 enum Step {
-    Send(RefundOrder),
+    Send(RefundOrder, Route),
     /// It was sent before and the answer was never recorded: ask first.
-    Resume(RefundOrder),
+    Resume(RefundOrder, Route),
     Done,
 }
 
@@ -211,26 +211,29 @@ async fn execute_refund(app: &App, job: &Job) -> Result<(), AppError> {
     let step =
         refundry_store::write(&app.store, move |tx| start_attempt(tx, refund_id, job_id, stan_terminal.as_deref()))
             .await?;
-    let (order, resume) = match step {
+    let (order, route, resume) = match step {
         Step::Done => return Ok(()),
-        Step::Send(order) => (order, false),
-        Step::Resume(order) => (order, true),
+        Step::Send(order, route) => (order, route, false),
+        Step::Resume(order, route) => (order, route, true),
     };
+    let processor = app.processor_for(route);
     let mut calls = Vec::new();
     let outcome = if resume {
-        match call(app, refund_id, &order, Call::Inquire, &mut calls).await {
+        match call(processor.as_ref(), refund_id, &order, Call::Inquire, &mut calls).await {
             Ok(Some(outcome)) => Ok(outcome),
-            Ok(None) => {
-                call(app, refund_id, &order, Call::Submit, &mut calls).await.map(|o| o.expect("a submit answers"))
-            }
+            Ok(None) => call(processor.as_ref(), refund_id, &order, Call::Submit, &mut calls)
+                .await
+                .map(|o| o.expect("a submit answers")),
             Err(e) => Err(e),
         }
     } else {
-        call(app, refund_id, &order, Call::Submit, &mut calls).await.map(|o| o.expect("a submit answers"))
+        call(processor.as_ref(), refund_id, &order, Call::Submit, &mut calls)
+            .await
+            .map(|o| o.expect("a submit answers"))
     };
     match outcome {
         Ok(outcome) => {
-            let (processor, config) = (app.processor.name(), app.config.clone());
+            let (processor, config) = (processor.name(), app.config.clone());
             refundry_store::write(&app.store, move |tx| {
                 calls.iter().try_for_each(|c| tx.record_call(c))?;
                 finish_attempt(tx, refund_id, job_id, &outcome, processor, &config)
@@ -258,7 +261,7 @@ enum Call {
 /// One call to the acquirer, timed and written down (masked: the order
 /// carries no card data, only references).
 async fn call(
-    app: &App,
+    processor: &dyn refundry_connectors::Processor,
     refund_id: RefundId,
     order: &RefundOrder,
     kind: Call,
@@ -267,8 +270,8 @@ async fn call(
     let started_at = crate::now();
     let clock = std::time::Instant::now();
     let result = match kind {
-        Call::Submit => app.processor.submit(order).await.map(Some),
-        Call::Inquire => app.processor.inquire(order).await,
+        Call::Submit => processor.submit(order).await.map(Some),
+        Call::Inquire => processor.inquire(order).await,
     };
     let (outcome, response_code, answer) = match &result {
         Ok(Some(Outcome::Approved { acquirer_reference })) => {
@@ -300,7 +303,7 @@ async fn call(
             Call::Inquire => "inquire",
         }
         .to_owned(),
-        processor: app.processor.name().to_owned(),
+        processor: processor.name().to_owned(),
         started_at,
         duration_ms: i64::try_from(clock.elapsed().as_millis()).unwrap_or(i64::MAX),
         outcome: outcome.to_owned(),
@@ -341,8 +344,9 @@ fn start_attempt(tx: &mut dyn Tx, id: RefundId, job_id: i64, stan_terminal: Opti
     let sale = tx
         .find_sale(refund.merchant_id, refund.sale_id)?
         .ok_or_else(|| AppError::new(ErrorCode::Internal, format!("refund {id} names a missing sale")))?;
+    let route = Route::of(&sale.payment_method);
     if resume && let Some(stan) = refund.stan {
-        return Ok(Step::Resume(order_of(&refund, &sale, stan)));
+        return Ok(Step::Resume(order_of(&refund, &sale, stan), route));
     }
     let now = crate::now();
     // the STAN is committed with `processing`, before anything is sent, so
@@ -357,7 +361,26 @@ fn start_attempt(tx: &mut dyn Tx, id: RefundId, job_id: i64, stan_terminal: Opti
     let actor = Actor::system(refund.merchant_id, "job-runner");
     let data = serde_json::json!({"status": "processing", "attempt": refund.attempts});
     audit::record(tx, &actor, "refund.sent", &refund.id.to_string(), data, now)?;
-    Ok(Step::Send(order))
+    Ok(Step::Send(order, route))
+}
+
+/// Where a refund's money goes back: cash from the drawer at the counter,
+/// wallets through the wallet connector, cards through the acquirer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Cash,
+    Wallet,
+    Card,
+}
+
+impl Route {
+    fn of(method: &PaymentMethod) -> Route {
+        match method {
+            PaymentMethod::Cash => Route::Cash,
+            PaymentMethod::Wallet { .. } => Route::Wallet,
+            PaymentMethod::Card { .. } => Route::Card,
+        }
+    }
 }
 
 fn order_of(refund: &Refund, sale: &refundry_store::model::Sale, stan: u32) -> RefundOrder {

@@ -176,6 +176,9 @@ pub struct App {
     pub(crate) key_cache: Arc<keys::KeyCache>,
     /// For webhooks and notifications.
     pub(crate) http: reqwest::Client,
+    /// Wallet refunds (Alipay, WeChat Pay…), when they go elsewhere than
+    /// card refunds; `None`: the same processor.
+    pub wallet_processor: Option<Arc<dyn Processor>>,
 }
 
 impl App {
@@ -191,6 +194,23 @@ impl App {
                 .connect_timeout(Duration::from_secs(5))
                 .build()
                 .unwrap_or_default(),
+            wallet_processor: None,
+        }
+    }
+
+    /// Sends wallet refunds to their own connector.
+    pub fn with_wallet_processor(mut self, processor: Arc<dyn Processor>) -> App {
+        self.wallet_processor = Some(processor);
+        self
+    }
+
+    /// The connector for a refund's route. Cash needs none: the cashier
+    /// hands it back from the drawer, so the refund completes at once.
+    pub(crate) fn processor_for(&self, route: jobs::Route) -> Arc<dyn Processor> {
+        match route {
+            jobs::Route::Cash => Arc::new(refundry_connectors::cash::CashDrawer),
+            jobs::Route::Wallet => self.wallet_processor.clone().unwrap_or_else(|| Arc::clone(&self.processor)),
+            jobs::Route::Card => Arc::clone(&self.processor),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! connection, a crash of Refundry between sending and recording) is
 //! resolved by [`Processor::inquire`] before anything is sent again.
 
+pub mod cash;
 pub mod iso8583;
 pub mod sandbox;
 pub mod simulator;

@@ -244,7 +244,11 @@ async fn run(command: Command, config: Config, demo_db: bool) -> anyhow::Result<
             // loopback, as they would to a real host
             let mut config = config;
             let _simulator = if sandbox || no_serve { None } else { Some(demo_acquirer(&mut config).await?) };
-            let app = open_app(&config)?;
+            let mut app = open_app(&config)?;
+            if _simulator.is_some() {
+                // the simulated host is a card acquirer; wallets refund elsewhere
+                app = app.with_wallet_processor(Arc::new(SandboxAcquirer::new(Duration::from_millis(30))));
+            }
             if refundry_store::read(&app.store, |tx| tx.first_merchant()).await?.is_some() {
                 bail!("{} already holds data; the demo needs an empty database", database.describe());
             }

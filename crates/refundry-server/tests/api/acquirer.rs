@@ -146,3 +146,26 @@ async fn a_refund_whose_answers_keep_getting_lost_is_asked_about_later_and_never
     tokio::time::sleep(Duration::from_millis(50)).await;
     t.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cash_goes_back_from_the_drawer_and_never_to_the_acquirer() {
+    let (mut t, sim) = with_acquirer().await;
+    let mut cash = card_sale();
+    cash["payment_method"] = json!({"type": "cash"});
+    let sale = t.create_sale(cash).await;
+    let before = sim.received("0220") + sim.received("0200");
+    let refund: Value = t
+        .refund("cash-1", json!({"sale_id": sale["id"], "amount": 1500, "reason": "defective"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = refund["id"].as_str().unwrap();
+    let done = t.settled_refund(id).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["arrived_at"], done["completed_at"]);
+    let calls: Value = t.get(&format!("/v1/refunds/{id}/attempts")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(calls["data"][0]["processor"], "cash_drawer");
+    assert_eq!(sim.received("0220") + sim.received("0200"), before, "the acquirer never saw it");
+    t.shutdown().await;
+}

@@ -318,23 +318,42 @@ impl Store for PgStore {
 }
 
 fn read_with(readers: &Mutex<Vec<Conn>>, connector: &Connector, keep: usize, job: ReadJob) {
-    let pooled = readers.lock().ok().and_then(|mut pool| pool.pop());
-    let mut conn = match pooled.filter(|c| !c.is_closed()) {
-        Some(conn) => conn,
-        None => match connector.connect() {
-            Ok(conn) => conn,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot open a read connection");
-                return; // dropping the job answers its caller with Unavailable
+    let pooled = readers.lock().ok().and_then(|mut pool| pool.pop()).filter(|c| !c.is_closed());
+    // a pooled connection may have died since it was last used, and the
+    // server may briefly refuse new ones: try a fresh one, a few times,
+    // before giving the caller "unavailable"
+    let mut candidate = pooled;
+    let mut conn = None;
+    for attempt in 0..4u64 {
+        let mut c = match candidate.take() {
+            Some(c) => c,
+            None => match connector.connect() {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, attempt, "cannot open a read connection");
+                    std::thread::sleep(std::time::Duration::from_millis(25 * (attempt + 1)));
+                    continue;
+                }
+            },
+        };
+        match c.client().batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") {
+            Ok(()) => {
+                conn = Some(c);
+                break;
             }
-        },
+            Err(e) => tracing::warn!(error = %e, attempt, "a read connection failed; trying a fresh one"),
+        }
+    }
+    let Some(mut conn) = conn else {
+        tracing::error!("no read connection; the read is answered as unavailable");
+        return; // dropping the job answers its caller with Unavailable
     };
     // one snapshot for the whole job
-    if conn.client().batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").is_ok() {
+    {
         let mut tx = conn.tx();
         let _ = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut tx)));
-        let _ = conn.client().batch_execute("COMMIT");
     }
+    let _ = conn.client().batch_execute("COMMIT");
     if let Ok(mut pool) = readers.lock()
         && pool.len() < keep
         && !conn.is_closed()

@@ -116,7 +116,7 @@ fn classify(e: &serde_json::Error) -> &'static str {
 pub async fn refuse_card_data_in_query(request: Request, next: Next) -> Response {
     if let Some(query) = request.uri().query() {
         for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-            if is_forbidden_key(&key) || contains_card_number(&value) {
+            if is_forbidden_key(&key) || (!is_refundry_id(&value) && contains_card_number(&value)) {
                 return sensitive(&key).into_response();
             }
         }
@@ -144,6 +144,22 @@ mod tests {
         assert!(refundry_core::card::contains_card_number("sale_01a218065ec8732195337407bbf75fa9"));
         assert_eq!(find_card_data(&json!({"sale_id": "sale_01a218065ec8732195337407bbf75fa9"})), None);
         assert!(find_card_data(&json!({"sale_id": "sale_4111111111111111"})).is_some());
+    }
+
+    #[tokio::test]
+    async fn our_ids_pass_in_query_strings_and_card_numbers_do_not() {
+        use axum::{Router, body::Body, routing::get};
+        use tower::ServiceExt;
+        let app = Router::new()
+            .route("/", get(|| async { "ok" }))
+            .layer(axum::middleware::from_fn(refuse_card_data_in_query));
+        let status = |uri: &'static str| {
+            let app = app.clone();
+            async move { app.oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap().status() }
+        };
+        assert_eq!(status("/?sale_id=sale_01a218065ec8732195337407bbf75fa9").await, 200);
+        assert_eq!(status("/?q=4111111111111111").await, 422);
+        assert_eq!(status("/?sale_id=sale_4111111111111111").await, 422);
     }
 
     #[test]

@@ -177,7 +177,9 @@ CREATE TABLE outbox (
     created_at  INTEGER NOT NULL,
     updated_at  INTEGER NOT NULL
 );
-CREATE INDEX outbox_due ON outbox (state, run_after);
+-- the runner looks only at ready and running jobs, oldest first; a scan
+-- through every done job would grow with the table's history
+CREATE INDEX outbox_state ON outbox (state, id);
 
 CREATE TABLE idempotency_keys (
     merchant_id TEXT NOT NULL REFERENCES merchants(id),

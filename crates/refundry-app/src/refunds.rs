@@ -88,7 +88,7 @@ fn evaluate(
 /// What already holds part of the sale: its refunds, and its lost or
 /// accepted disputes. An open dispute refuses the refund (no double loss).
 fn holdings(tx: &mut dyn Tx, actor: &Actor, sale: &Sale) -> Result<Vec<PriorRefund>, AppError> {
-    let mut priors: Vec<PriorRefund> = tx.refunds_of_sale(actor.merchant_id, sale.id)?.iter().map(prior_of).collect();
+    let mut priors = tx.refund_holdings(actor.merchant_id, sale.id)?;
     let disputes = crate::disputes::priors(tx, actor, sale.id)?;
     if let Some(reason) = refundry_core::dispute::sale_disputed(&disputes) {
         return Err(AppError::new(ErrorCode::SaleDisputed, reason.en).with("zh", reason.zh));
@@ -299,8 +299,11 @@ fn awaiting_decision(tx: &mut dyn Tx, actor: &Actor, id: RefundId) -> Result<Ref
 }
 
 fn enqueue_execution(tx: &mut dyn Tx, refund: &Refund) -> Result<(), AppError> {
-    let payload = serde_json::to_string(&RefundJob { refund_id: refund.id.to_string() })
-        .map_err(|e| AppError::new(ErrorCode::Internal, format!("cannot encode job: {e}")))?;
+    let payload = serde_json::to_string(&RefundJob {
+        refund_id: refund.id.to_string(),
+        merchant_id: Some(refund.merchant_id.to_string()),
+    })
+    .map_err(|e| AppError::new(ErrorCode::Internal, format!("cannot encode job: {e}")))?;
     tx.enqueue(&NewJob {
         merchant_id: Some(refund.merchant_id),
         kind: EXECUTE_REFUND.to_owned(),

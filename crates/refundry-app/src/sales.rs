@@ -78,13 +78,13 @@ fn check_new_sale(s: &NewSale) -> Result<(), AppError> {
 }
 
 pub(crate) fn view_of(sale: Sale, refunds: &[Refund]) -> Result<SaleView, AppError> {
-    view_with_disputes(sale, refunds, 0)
+    let priors: Vec<PriorRefund> = refunds.iter().map(crate::refunds::prior_of).collect();
+    view_with_disputes(sale, &priors, 0)
 }
 
 /// `lost_minor`: lost or accepted disputes, which hold money like refunds.
-pub(crate) fn view_with_disputes(sale: Sale, refunds: &[Refund], lost_minor: i64) -> Result<SaleView, AppError> {
-    let priors: Vec<PriorRefund> = refunds.iter().map(crate::refunds::prior_of).collect();
-    let held = held_minor(&priors).map_err(|e| AppError::from_amount("amount", e))?;
+pub(crate) fn view_with_disputes(sale: Sale, priors: &[PriorRefund], lost_minor: i64) -> Result<SaleView, AppError> {
+    let held = held_minor(priors).map_err(|e| AppError::from_amount("amount", e))?;
     let refundable_minor = (sale.amount.minor - held - lost_minor).max(0);
     Ok(SaleView { refunded_minor: held.min(sale.amount.minor), refundable_minor, sale })
 }
@@ -105,7 +105,7 @@ pub(crate) fn visible_sale(actor: &Actor, sale: Option<Sale>, id: SaleId) -> Res
 pub(crate) fn load_view(tx: &mut dyn Tx, actor: &Actor, id: SaleId) -> Result<SaleView, AppError> {
     let sale = tx.find_sale(actor.merchant_id, id)?;
     let sale = visible_sale(actor, sale, id)?;
-    let refunds = tx.refunds_of_sale(actor.merchant_id, id)?;
+    let refunds = tx.refund_holdings(actor.merchant_id, id)?;
     let lost = lost_to_disputes(tx, actor, id)?;
     view_with_disputes(sale, &refunds, lost)
 }
@@ -150,7 +150,7 @@ impl App {
             let views = sales
                 .into_iter()
                 .map(|sale| {
-                    let refunds = tx.refunds_of_sale(merchant, sale.id)?;
+                    let refunds = tx.refund_holdings(merchant, sale.id)?;
                     let lost = lost_to_disputes(tx, &actor, sale.id)?;
                     view_with_disputes(sale, &refunds, lost)
                 })

@@ -3,6 +3,7 @@
 
 use jiff::Timestamp;
 use refundry_core::ids::{DisputeId, KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId};
+use refundry_core::refund::{ItemQuantity, PriorRefund, RefundStatus};
 
 use crate::StoreError;
 use crate::model::*;
@@ -75,6 +76,9 @@ pub trait RefundRepo {
     /// transaction ends (status moves must not race).
     fn lock_refund(&mut self, id: RefundId) -> Result<Option<Refund>>;
     fn refunds_of_sale(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Vec<Refund>>;
+    /// What the sale's refunds hold, as the arithmetic needs it (amount,
+    /// status, items): read for every new refund, so it skips the rest.
+    fn refund_holdings(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Vec<PriorRefund>>;
     fn list_refunds(&mut self, merchant: MerchantId, query: &RefundQuery) -> Result<Vec<Refund>>;
     /// What `requested_by` holds in refunds made on business day `day`
     /// (`YYYY-MM-DD`), for the cashier's daily limit.
@@ -197,4 +201,24 @@ impl<T> Tx for T where
         + WebhookRepo
         + DisputeRepo
 {
+}
+
+/// Folds `(refund id, amount, status, item)` rows, ordered by refund id and
+/// with no item where a refund has none, into one holding per refund.
+pub(crate) fn fold_holdings(
+    rows: impl IntoIterator<Item = Result<(String, i64, RefundStatus, Option<ItemQuantity>)>>,
+) -> Result<Vec<PriorRefund>> {
+    let mut out: Vec<PriorRefund> = Vec::new();
+    let mut last: Option<String> = None;
+    for row in rows {
+        let (id, amount_minor, status, item) = row?;
+        if last.as_deref() != Some(id.as_str()) {
+            out.push(PriorRefund { amount_minor, status, items: Vec::new() });
+            last = Some(id);
+        }
+        if let (Some(item), Some(holding)) = (item, out.last_mut()) {
+            holding.items.push(item);
+        }
+    }
+    Ok(out)
 }

@@ -13,7 +13,7 @@ use postgres::{Client, Row, Statement};
 use refundry_core::card::{First6, Last4};
 use refundry_core::ids::{DisputeId, IdError, KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId};
 use refundry_core::money::{Currency, Money};
-use refundry_core::refund::{PlannedItem, RefundReason, RefundStatus, RefundType};
+use refundry_core::refund::{ItemQuantity, PlannedItem, PriorRefund, RefundReason, RefundStatus, RefundType};
 use refundry_core::sale::{CardBrand, EntryMode, LineItem, PaymentMethod, Wallet};
 
 use crate::StoreError;
@@ -24,11 +24,14 @@ use crate::time::{from_micros, to_micros};
 pub struct PgTx<'c> {
     client: &'c mut Client,
     statements: &'c mut HashMap<String, Statement>,
+    /// The audit head this write job locked or wrote: once locked it cannot
+    /// move under us, so a later append in the same job need not re-read it.
+    head: Option<(MerchantId, Option<(i64, String)>)>,
 }
 
 impl<'c> PgTx<'c> {
     pub fn new(client: &'c mut Client, statements: &'c mut HashMap<String, Statement>) -> Self {
-        PgTx { client, statements }
+        PgTx { client, statements, head: None }
     }
 
     /// A prepared statement, prepared once per connection: every query is
@@ -809,6 +812,23 @@ impl RefundRepo for PgTx<'_> {
         self.refunds_from(&sql, &[&merchant.to_string(), &sale.to_string()])
     }
 
+    fn refund_holdings(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Vec<PriorRefund>> {
+        let rows = self.query(
+            "SELECT r.id, r.amount_minor, r.status, i.sku, i.quantity FROM refunds r
+             LEFT JOIN refund_items i ON i.refund_id = r.id
+             WHERE r.merchant_id = $1 AND r.sale_id = $2 ORDER BY r.id, i.sku",
+            &[&merchant.to_string(), &sale.to_string()],
+        )?;
+        crate::repo::fold_holdings(rows.iter().map(|r| {
+            let item = match col::<Option<String>>(r, 3)? {
+                Some(sku) => Some(ItemQuantity { sku, quantity: col_narrow(r, 4)? }),
+                None => None,
+            };
+            let status: String = col(r, 2)?;
+            Ok((col(r, 0)?, col(r, 1)?, parse_wire(&status, RefundStatus::parse, "refund status")?, item))
+        }))
+    }
+
     fn list_refunds(&mut self, merchant: MerchantId, q: &RefundQuery) -> Result<Vec<Refund>> {
         let mut f =
             Filtered::new(format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE merchant_id = $1"), merchant.to_string());
@@ -920,7 +940,8 @@ impl OutboxRepo for PgTx<'_> {
             "UPDATE outbox SET state = 'running', attempts = attempts + 1, lease_until = $2, updated_at = $1
              WHERE id IN (
                 SELECT id FROM outbox
-                WHERE (state = 'ready' AND run_after <= $1) OR (state = 'running' AND lease_until <= $1)
+                WHERE state IN ('ready', 'running')
+                  AND ((state = 'ready' AND run_after <= $1) OR (state = 'running' AND lease_until <= $1))
                 ORDER BY id LIMIT $3
                 FOR UPDATE SKIP LOCKED)
              RETURNING id, kind, payload, attempts",
@@ -1070,18 +1091,29 @@ impl AuditRepo for PgTx<'_> {
         // Appends of one merchant take turns on its head row. Before the
         // first event there is no row to lock: two first appends then race
         // to insert seq 1, and the loser fails on the primary key.
-        self.query_opt("SELECT seq, hash FROM audit_heads WHERE merchant_id = $1 FOR UPDATE", &[&merchant.to_string()])?
+        if let Some((m, head)) = &self.head
+            && *m == merchant
+        {
+            return Ok(head.clone());
+        }
+        let head = self
+            .query_opt("SELECT seq, hash FROM audit_heads WHERE merchant_id = $1 FOR UPDATE", &[&merchant.to_string()])?
             .map(|r| audit_head_from_row(&r))
-            .transpose()
+            .transpose()?;
+        self.head = Some((merchant, head.clone()));
+        Ok(head)
     }
 
     fn append_audit(&mut self, e: &AuditEvent) -> Result<()> {
-        let merchant = e.merchant_id.to_string();
+        // the event and the head move in one statement: one round trip
         self.execute(
-            "INSERT INTO audit_events (merchant_id, seq, at, actor, source, action, subject, data, prev_hash, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "WITH event AS (
+                 INSERT INTO audit_events (merchant_id, seq, at, actor, source, action, subject, data, prev_hash, hash)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10))
+             INSERT INTO audit_heads (merchant_id, seq, hash) VALUES ($1, $2, $10)
+             ON CONFLICT (merchant_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
             &[
-                &merchant,
+                &e.merchant_id.to_string(),
                 &e.seq,
                 &to_micros(e.at),
                 &e.actor,
@@ -1093,11 +1125,7 @@ impl AuditRepo for PgTx<'_> {
                 &e.hash,
             ],
         )?;
-        self.execute(
-            "INSERT INTO audit_heads (merchant_id, seq, hash) VALUES ($1, $2, $3)
-             ON CONFLICT (merchant_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-            &[&merchant, &e.seq, &e.hash],
-        )?;
+        self.head = Some((e.merchant_id, Some((e.seq, e.hash.clone()))));
         Ok(())
     }
 

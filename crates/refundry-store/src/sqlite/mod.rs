@@ -132,7 +132,7 @@ fn writer_loop(conn: Connection, queue: Receiver<Box<dyn WriteJob>>) {
 }
 
 fn run_batch(conn: &Connection, mut batch: Vec<Box<dyn WriteJob>>) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
         let err = StoreError::from(e);
         batch.into_iter().for_each(|job| job.finish(Err(err.clone())));
         return;
@@ -140,10 +140,10 @@ fn run_batch(conn: &Connection, mut batch: Vec<Box<dyn WriteJob>>) {
     for job in batch.iter_mut() {
         run_in_savepoint(conn, job.as_mut());
     }
-    let committed = conn.execute_batch("COMMIT").map_err(StoreError::from);
+    let committed = exec(conn, "COMMIT").map_err(StoreError::from);
     if let Err(e) = &committed {
         tracing::error!(error = %e, "commit failed; the whole batch was rolled back");
-        let _ = conn.execute_batch("ROLLBACK");
+        let _ = exec(conn, "ROLLBACK");
     }
     for job in batch {
         job.finish(committed.clone());
@@ -151,7 +151,7 @@ fn run_batch(conn: &Connection, mut batch: Vec<Box<dyn WriteJob>>) {
 }
 
 fn run_in_savepoint(conn: &Connection, job: &mut dyn WriteJob) {
-    if conn.execute_batch("SAVEPOINT job").is_err() {
+    if exec(conn, "SAVEPOINT job").is_err() {
         return;
     }
     let mut tx = SqliteTx::new(conn);
@@ -160,10 +160,17 @@ fn run_in_savepoint(conn: &Connection, job: &mut dyn WriteJob) {
     if verdict.is_err() {
         tracing::error!("a write job panicked; its changes were rolled back");
     }
-    let end = if keep { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
-    if let Err(e) = conn.execute_batch(end) {
+    let closed =
+        if keep { exec(conn, "RELEASE job") } else { exec(conn, "ROLLBACK TO job").and(exec(conn, "RELEASE job")) };
+    if let Err(e) = closed {
         tracing::error!(error = %e, "could not close a savepoint");
     }
+}
+
+/// Runs a statement kept prepared: the writer opens and closes a savepoint
+/// for every write, and parsing those each time showed in profiles.
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 impl Store for SqliteStore {
@@ -186,10 +193,10 @@ impl Store for SqliteStore {
                 }
             };
             // a deferred transaction gives the job one consistent snapshot
-            if conn.execute_batch("BEGIN").is_ok() {
+            if exec(&conn, "BEGIN").is_ok() {
                 let mut tx = SqliteTx::new(&conn);
                 let _ = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut tx)));
-                let _ = conn.execute_batch("COMMIT");
+                let _ = exec(&conn, "COMMIT");
             }
             if let Ok(mut pool) = readers.lock()
                 && pool.len() < keep

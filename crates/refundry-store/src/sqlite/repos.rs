@@ -4,7 +4,7 @@ use jiff::Timestamp;
 use refundry_core::card::{First6, Last4};
 use refundry_core::ids::{DisputeId, KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId};
 use refundry_core::money::{Currency, Money};
-use refundry_core::refund::{PlannedItem, RefundReason, RefundStatus, RefundType};
+use refundry_core::refund::{ItemQuantity, PlannedItem, PriorRefund, RefundReason, RefundStatus, RefundType};
 use refundry_core::sale::{CardBrand, EntryMode, LineItem, PaymentMethod, Wallet};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -16,11 +16,14 @@ use crate::time::{from_micros, to_micros};
 
 pub struct SqliteTx<'c> {
     conn: &'c Connection,
+    /// The audit head this write job last read or wrote: a command that
+    /// locks the chain and then appends to it reads the head once.
+    head: Option<(MerchantId, Option<(i64, String)>)>,
 }
 
 impl<'c> SqliteTx<'c> {
     pub fn new(conn: &'c Connection) -> Self {
-        SqliteTx { conn }
+        SqliteTx { conn, head: None }
     }
 
     /// Direct SQL, for tests that tamper with stored rows on purpose.
@@ -923,6 +926,25 @@ impl RefundRepo for SqliteTx<'_> {
             .collect()
     }
 
+    fn refund_holdings(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Vec<PriorRefund>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT r.id, r.amount_minor, r.status, i.sku, i.quantity FROM refunds r
+             LEFT JOIN refund_items i ON i.refund_id = r.id
+             WHERE r.merchant_id = ?1 AND r.sale_id = ?2 ORDER BY r.id, i.sku",
+        )?;
+        let rows = stmt.query_map(params![merchant.to_string(), sale.to_string()], |r| {
+            let item = match r.get::<_, Option<String>>(3)? {
+                Some(sku) => Some(ItemQuantity { sku, quantity: r.get(4)? }),
+                None => None,
+            };
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, item))
+        })?;
+        crate::repo::fold_holdings(rows.map(|row| {
+            let (id, amount, status, item) = row?;
+            Ok((id, amount, parse_wire(&status, RefundStatus::parse, "refund status")?, item))
+        }))
+    }
+
     fn list_refunds(&mut self, merchant: MerchantId, q: &RefundQuery) -> Result<Vec<Refund>> {
         let mut sql = format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE merchant_id = ?1");
         let mut params = vec![Value::Text(merchant.to_string())];
@@ -1055,7 +1077,8 @@ impl OutboxRepo for SqliteTx<'_> {
             "UPDATE outbox SET state = 'running', attempts = attempts + 1, lease_until = ?2, updated_at = ?1
              WHERE id IN (
                 SELECT id FROM outbox
-                WHERE (state = 'ready' AND run_after <= ?1) OR (state = 'running' AND lease_until <= ?1)
+                WHERE state IN ('ready', 'running')
+                  AND ((state = 'ready' AND run_after <= ?1) OR (state = 'running' AND lease_until <= ?1))
                 ORDER BY id LIMIT ?3)
              RETURNING id, kind, payload, attempts",
         )?;
@@ -1204,7 +1227,14 @@ impl IdempotencyRepo for SqliteTx<'_> {
 impl AuditRepo for SqliteTx<'_> {
     fn lock_audit_head(&mut self, merchant: MerchantId) -> Result<Option<(i64, String)>> {
         // the single writer already orders every append
-        self.audit_head(merchant)
+        if let Some((m, head)) = &self.head
+            && *m == merchant
+        {
+            return Ok(head.clone());
+        }
+        let head = self.audit_head(merchant)?;
+        self.head = Some((merchant, head.clone()));
+        Ok(head)
     }
 
     fn append_audit(&mut self, e: &AuditEvent) -> Result<()> {
@@ -1231,6 +1261,7 @@ impl AuditRepo for SqliteTx<'_> {
                  ON CONFLICT (merchant_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
             )?
             .execute(params![e.merchant_id.to_string(), e.seq, e.hash])?;
+        self.head = Some((e.merchant_id, Some((e.seq, e.hash.clone()))));
         Ok(())
     }
 

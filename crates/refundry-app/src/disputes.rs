@@ -64,7 +64,6 @@ impl App {
         }
         let actor = actor.clone();
         refundry_store::write(&self.store, move |tx| {
-            audit::lock_chain(tx, actor.merchant_id)?;
             if let Some(existing) = tx.find_dispute_by_case(actor.merchant_id, &new.case_ref)? {
                 return Ok(existing);
             }
@@ -132,7 +131,10 @@ impl App {
     ) -> Result<DisputeRecord, AppError> {
         let actor = actor.clone();
         refundry_store::write(&self.store, move |tx| {
-            audit::lock_chain(tx, actor.merchant_id)?;
+            let found = tx.find_dispute(actor.merchant_id, id)?.ok_or_else(|| not_found(id))?;
+            // the sale's row, as a refund of it takes: a refund and a case
+            // that reopens never both pass on stale reads of each other
+            tx.lock_sale(actor.merchant_id, found.sale_id)?;
             let mut record = tx.find_dispute(actor.merchant_id, id)?.ok_or_else(|| not_found(id))?;
             let before = state_of(&record)?;
             let after = before.on(network_of(&record), event).map_err(|e| {
@@ -491,7 +493,6 @@ impl App {
             let now = crate::now();
             let mut marked = 0;
             for case in tx.overdue_disputes(now, 200)? {
-                audit::lock_chain(tx, case.merchant_id)?;
                 let mut record = match tx.find_dispute(case.merchant_id, case.id)? {
                     Some(r) if r.status == "needs_response" => r,
                     _ => continue,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use rand::Rng;
 use refundry_connectors::{Outcome, ProcessorError, RefundOrder};
-use refundry_core::ids::{MerchantId, RefundId};
+use refundry_core::ids::RefundId;
 use refundry_core::refund::{RefundEvent, RefundStatus};
 use refundry_core::sale::PaymentMethod;
 use refundry_store::Tx;
@@ -23,10 +23,6 @@ pub const EXECUTE_REFUND: &str = "refund.execute";
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RefundJob {
     pub refund_id: String,
-    /// Lets the runner lock the merchant's chain head without first reading
-    /// the refund to learn whose it is.
-    #[serde(default)]
-    pub merchant_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -210,18 +206,11 @@ async fn execute_refund(app: &App, job: &Job) -> Result<(), AppError> {
         .map_err(|e| AppError::new(ErrorCode::Internal, format!("bad job payload: {e}")))?;
     let refund_id = RefundId::parse(&payload.refund_id)
         .map_err(|e| AppError::new(ErrorCode::Internal, format!("bad job payload: {e}")))?;
-    let merchant = payload
-        .merchant_id
-        .as_deref()
-        .map(MerchantId::parse)
-        .transpose()
-        .map_err(|e| AppError::new(ErrorCode::Internal, format!("bad job payload: {e}")))?;
     let job_id = job.id;
     let stan_terminal = app.processor.stan_terminal().map(str::to_owned);
-    let step = refundry_store::write(&app.store, move |tx| {
-        start_attempt(tx, refund_id, merchant, job_id, stan_terminal.as_deref())
-    })
-    .await?;
+    let step =
+        refundry_store::write(&app.store, move |tx| start_attempt(tx, refund_id, job_id, stan_terminal.as_deref()))
+            .await?;
     let (order, route, resume) = match step {
         Step::Done => return Ok(()),
         Step::Send(order, route) => (order, route, false),
@@ -247,7 +236,7 @@ async fn execute_refund(app: &App, job: &Job) -> Result<(), AppError> {
             let (processor, config) = (processor.name(), app.config.clone());
             refundry_store::write(&app.store, move |tx| {
                 calls.iter().try_for_each(|c| tx.record_call(c))?;
-                finish_attempt(tx, refund_id, merchant, job_id, &outcome, processor, &config)
+                finish_attempt(tx, refund_id, job_id, &outcome, processor, &config)
             })
             .await
         }
@@ -324,31 +313,16 @@ async fn call(
     result
 }
 
-/// The refund, locked, after its merchant's chain head (the lock order of
-/// every money command: head, then rows).
-fn load(tx: &mut dyn Tx, id: RefundId, merchant: Option<MerchantId>) -> Result<Refund, AppError> {
-    let merchant = match merchant {
-        Some(merchant) => Some(merchant),
-        None => tx.find_refund_any_merchant(id)?.map(|r| r.merchant_id),
-    };
-    if let Some(merchant) = merchant {
-        audit::lock_chain(tx, merchant)?;
-    }
+/// The refund, locked against concurrent moves until commit.
+fn load(tx: &mut dyn Tx, id: RefundId) -> Result<Refund, AppError> {
     tx.lock_refund(id)?
-        .filter(|r| merchant.is_none_or(|m| m == r.merchant_id))
         .ok_or_else(|| AppError::new(ErrorCode::Internal, format!("job names refund {id}, which does not exist")))
 }
 
 /// `stan_terminal`: the connector's own terminal, whose trace numbers its
 /// messages use; otherwise the sale's terminal.
-fn start_attempt(
-    tx: &mut dyn Tx,
-    id: RefundId,
-    merchant: Option<MerchantId>,
-    job_id: i64,
-    stan_terminal: Option<&str>,
-) -> Result<Step, AppError> {
-    let mut refund = load(tx, id, merchant)?;
+fn start_attempt(tx: &mut dyn Tx, id: RefundId, job_id: i64, stan_terminal: Option<&str>) -> Result<Step, AppError> {
+    let mut refund = load(tx, id)?;
     let resume = match refund.status {
         RefundStatus::Pending => false,
         RefundStatus::Processing => true,
@@ -439,14 +413,13 @@ impl Default for ArrivalDays {
 fn finish_attempt(
     tx: &mut dyn Tx,
     id: RefundId,
-    merchant: Option<MerchantId>,
     job_id: i64,
     outcome: &Outcome,
     processor: &str,
     config: &crate::AppConfig,
 ) -> Result<(), AppError> {
     let arrival = &config.arrival;
-    let mut refund = load(tx, id, merchant)?;
+    let mut refund = load(tx, id)?;
     let now = crate::now();
     if refund.status != RefundStatus::Processing {
         // another runner recorded the answer first

@@ -224,7 +224,6 @@ impl App {
             let due = tx.expired_approvals(now, 200)?;
             let mut expired = 0;
             for candidate in due {
-                audit::lock_chain(tx, candidate.merchant_id)?;
                 // a supervisor may have decided since the list was read
                 let Some(mut refund) =
                     tx.lock_refund(candidate.id)?.filter(|r| r.status == RefundStatus::RequiresApproval)
@@ -270,7 +269,6 @@ fn visible_refund(tx: &mut dyn Tx, actor: &Actor, id: RefundId) -> Result<Refund
 
 /// Loads a refund a supervisor may decide on, with every four-eyes check.
 fn awaiting_decision(tx: &mut dyn Tx, actor: &Actor, id: RefundId) -> Result<Refund, AppError> {
-    audit::lock_chain(tx, actor.merchant_id)?;
     visible_refund(tx, actor, id)?;
     // two supervisors deciding at once: the second sees the first's answer
     let refund = tx.lock_refund(id)?.ok_or_else(|| not_found(id))?;
@@ -299,11 +297,8 @@ fn awaiting_decision(tx: &mut dyn Tx, actor: &Actor, id: RefundId) -> Result<Ref
 }
 
 fn enqueue_execution(tx: &mut dyn Tx, refund: &Refund) -> Result<(), AppError> {
-    let payload = serde_json::to_string(&RefundJob {
-        refund_id: refund.id.to_string(),
-        merchant_id: Some(refund.merchant_id.to_string()),
-    })
-    .map_err(|e| AppError::new(ErrorCode::Internal, format!("cannot encode job: {e}")))?;
+    let payload = serde_json::to_string(&RefundJob { refund_id: refund.id.to_string() })
+        .map_err(|e| AppError::new(ErrorCode::Internal, format!("cannot encode job: {e}")))?;
     tx.enqueue(&NewJob {
         merchant_id: Some(refund.merchant_id),
         kind: EXECUTE_REFUND.to_owned(),
@@ -319,7 +314,6 @@ fn request_refund_tx(
     request: &RefundRequest,
     config: &crate::AppConfig,
 ) -> Result<Refund, AppError> {
-    audit::lock_chain(tx, actor.merchant_id)?;
     let (sale, preview) = evaluate(tx, actor, request, config, true)?;
     if preview.decision.is_rejected() {
         return Err(rejected(&preview.decision));
@@ -380,7 +374,6 @@ impl App {
     pub async fn retry_refund(&self, actor: &Actor, id: RefundId) -> Result<Refund, AppError> {
         let (actor, config) = (actor.clone(), self.config.clone());
         let refund = refundry_store::write(&self.store, move |tx| {
-            audit::lock_chain(tx, actor.merchant_id)?;
             visible_refund(tx, &actor, id)?;
             let mut refund = tx.lock_refund(id)?.ok_or_else(|| not_found(id))?;
             let next = refund.status.on(RefundEvent::Retry).map_err(|_| {
@@ -424,7 +417,6 @@ impl App {
     ) -> Result<Refund, AppError> {
         let actor = actor.clone();
         refundry_store::write(&self.store, move |tx| {
-            audit::lock_chain(tx, actor.merchant_id)?;
             visible_refund(tx, &actor, id)?;
             let mut refund = tx.lock_refund(id)?.ok_or_else(|| not_found(id))?;
             if refund.status != RefundStatus::Succeeded {

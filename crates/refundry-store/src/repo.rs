@@ -159,12 +159,10 @@ pub trait IdempotencyRepo {
 }
 
 pub trait AuditRepo {
-    /// The head of the merchant's chain, (seq, hash) of the newest event,
-    /// held until the transaction ends so that appends are in one order
-    /// (`FOR UPDATE` where several writers share the database).
-    fn lock_audit_head(&mut self, merchant: MerchantId) -> Result<Option<(i64, String)>>;
-    /// Appends the event and moves the merchant's chain head to it.
-    fn append_audit(&mut self, event: &AuditEvent) -> Result<()>;
+    /// Queues the event for the merchant's chain. Its `seq`, `prev_hash` and
+    /// `hash` are given when the transaction commits (see [`crate::chain`]);
+    /// if the write is rolled back the event goes with it.
+    fn append_audit(&mut self, event: AuditEvent) -> Result<()>;
     /// The head recorded beside the chain, without locking it.
     fn audit_head(&mut self, merchant: MerchantId) -> Result<Option<(i64, String)>>;
     fn audit_events(&mut self, merchant: MerchantId, after_seq: i64, limit: u32) -> Result<Vec<AuditEvent>>;

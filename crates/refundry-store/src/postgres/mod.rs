@@ -25,6 +25,7 @@ use postgres::{Client, Config, NoTls, Statement};
 pub use repos::PgTx;
 
 use crate::StoreError;
+use crate::model::AuditEvent;
 use crate::store::{ReadJob, Store, Verdict, WriteJob};
 
 /// Most writes grouped into one commit.
@@ -241,16 +242,21 @@ fn run_batch(conn: &mut Conn, batch: Vec<(Box<dyn WriteJob>, u32)>) -> Vec<(Box<
     }
     let mut kept = Vec::with_capacity(batch.len());
     let mut again = Vec::new();
+    let mut audit = Vec::new();
     for (mut job, tries) in batch {
         match run_in_savepoint(conn, job.as_mut()) {
-            Verdict::Retry if tries < MAX_RETRIES => again.push((job, tries + 1)),
-            _ => kept.push((job, tries)),
+            (Verdict::Retry, _) if tries < MAX_RETRIES => again.push((job, tries + 1)),
+            (_, events) => {
+                audit.extend(events);
+                kept.push((job, tries));
+            }
         }
     }
-    match conn.client().batch_execute("COMMIT") {
+    // the batch's audit events join their chains last, just before commit
+    let committed = conn.tx().write_chained(audit).and_then(|()| Ok(conn.client().batch_execute("COMMIT")?));
+    match committed {
         Ok(()) => kept.into_iter().for_each(|(job, _)| job.finish(Ok(()))),
-        Err(e) => {
-            let err = StoreError::from(e);
+        Err(err) => {
             let _ = conn.client().batch_execute("ROLLBACK");
             tracing::warn!(error = %err, "commit failed; the batch's jobs run again");
             for (job, tries) in kept {
@@ -268,16 +274,19 @@ fn run_batch(conn: &mut Conn, batch: Vec<(Box<dyn WriteJob>, u32)>) -> Vec<(Box<
     again
 }
 
-fn run_in_savepoint(conn: &mut Conn, job: &mut dyn WriteJob) -> Verdict {
+/// Runs one job in its own savepoint; with its verdict come the audit
+/// events it queued.
+fn run_in_savepoint(conn: &mut Conn, job: &mut dyn WriteJob) -> (Verdict, Vec<AuditEvent>) {
     if conn.client().batch_execute("SAVEPOINT job").is_err() {
-        return Verdict::Rollback;
+        return (Verdict::Rollback, Vec::new());
     }
-    let verdict = {
+    let (verdict, audit) = {
         let mut tx = conn.tx();
-        std::panic::catch_unwind(AssertUnwindSafe(|| job.run(&mut tx))).unwrap_or_else(|_| {
+        let verdict = std::panic::catch_unwind(AssertUnwindSafe(|| job.run(&mut tx))).unwrap_or_else(|_| {
             tracing::error!("a write job panicked; its changes were rolled back");
             Verdict::Rollback
-        })
+        });
+        (verdict, tx.take_audit())
     };
     let end = if verdict == Verdict::Commit {
         "RELEASE SAVEPOINT job"
@@ -287,7 +296,8 @@ fn run_in_savepoint(conn: &mut Conn, job: &mut dyn WriteJob) -> Verdict {
     if let Err(e) = conn.client().batch_execute(end) {
         tracing::error!(error = %e, "could not close a savepoint");
     }
-    verdict
+    let audit = if verdict == Verdict::Commit { audit } else { Vec::new() };
+    (verdict, audit)
 }
 
 impl Store for PgStore {

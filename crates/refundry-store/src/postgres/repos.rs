@@ -24,14 +24,72 @@ use crate::time::{from_micros, to_micros};
 pub struct PgTx<'c> {
     client: &'c mut Client,
     statements: &'c mut HashMap<String, Statement>,
-    /// The audit head this write job locked or wrote: once locked it cannot
-    /// move under us, so a later append in the same job need not re-read it.
-    head: Option<(MerchantId, Option<(i64, String)>)>,
+    /// Audit events of this write job, linked into their chains at commit.
+    queued_audit: Vec<AuditEvent>,
 }
 
 impl<'c> PgTx<'c> {
     pub fn new(client: &'c mut Client, statements: &'c mut HashMap<String, Statement>) -> Self {
-        PgTx { client, statements, head: None }
+        PgTx { client, statements, queued_audit: Vec::new() }
+    }
+
+    /// The audit events this job queued, for the batch's commit.
+    pub(crate) fn take_audit(&mut self) -> Vec<AuditEvent> {
+        std::mem::take(&mut self.queued_audit)
+    }
+
+    /// Links a batch's audit events into their chains and writes them with
+    /// the new heads, in three round trips. The heads are locked here, at
+    /// the end of the transaction and in merchant order, so a merchant's
+    /// writers serialise only for this step and never wait on each other in
+    /// a cycle. Before a merchant's first event there is no head row to
+    /// lock: two first appends race to insert seq 1 and the loser's batch is
+    /// retried on the primary-key conflict.
+    pub(crate) fn write_chained(&mut self, mut events: Vec<AuditEvent>) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let merchants: Vec<String> = crate::chain::merchants_of(&events).iter().map(|m| m.to_string()).collect();
+        let heads = self
+            .query(
+                "SELECT merchant_id, seq, hash FROM audit_heads WHERE merchant_id = ANY($1)
+                 ORDER BY merchant_id FOR UPDATE",
+                &[&merchants],
+            )?
+            .iter()
+            .map(|r| Ok((col_id(r, 0, MerchantId::parse)?, (col(r, 1)?, col(r, 2)?))))
+            .collect::<Result<HashMap<_, _>>>()?;
+        let new_heads = crate::chain::link(&mut events, &heads)?;
+        let text = |f: fn(&AuditEvent) -> &str| events.iter().map(f).collect::<Vec<&str>>();
+        let merchant_ids: Vec<String> = events.iter().map(|e| e.merchant_id.to_string()).collect();
+        let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+        let ats: Vec<i64> = events.iter().map(|e| to_micros(e.at)).collect();
+        self.execute(
+            "INSERT INTO audit_events (merchant_id, seq, at, actor, source, action, subject, data, prev_hash, hash)
+             SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[],
+                                  $7::text[], $8::text[], $9::text[], $10::text[])",
+            &[
+                &merchant_ids,
+                &seqs,
+                &ats,
+                &text(|e| &e.actor),
+                &text(|e| &e.source),
+                &text(|e| &e.action),
+                &text(|e| &e.subject),
+                &text(|e| &e.data),
+                &text(|e| &e.prev_hash),
+                &text(|e| &e.hash),
+            ],
+        )?;
+        let ids: Vec<String> = new_heads.iter().map(|(m, _, _)| m.to_string()).collect();
+        let seqs: Vec<i64> = new_heads.iter().map(|(_, s, _)| *s).collect();
+        let hashes: Vec<&str> = new_heads.iter().map(|(_, _, h)| h.as_str()).collect();
+        self.execute(
+            "INSERT INTO audit_heads (merchant_id, seq, hash) SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[])
+             ON CONFLICT (merchant_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+            &[&ids, &seqs, &hashes],
+        )?;
+        Ok(())
     }
 
     /// A prepared statement, prepared once per connection: every query is
@@ -1087,45 +1145,8 @@ fn audit_event_from_row(r: &Row) -> Result<AuditEvent> {
 }
 
 impl AuditRepo for PgTx<'_> {
-    fn lock_audit_head(&mut self, merchant: MerchantId) -> Result<Option<(i64, String)>> {
-        // Appends of one merchant take turns on its head row. Before the
-        // first event there is no row to lock: two first appends then race
-        // to insert seq 1, and the loser fails on the primary key.
-        if let Some((m, head)) = &self.head
-            && *m == merchant
-        {
-            return Ok(head.clone());
-        }
-        let head = self
-            .query_opt("SELECT seq, hash FROM audit_heads WHERE merchant_id = $1 FOR UPDATE", &[&merchant.to_string()])?
-            .map(|r| audit_head_from_row(&r))
-            .transpose()?;
-        self.head = Some((merchant, head.clone()));
-        Ok(head)
-    }
-
-    fn append_audit(&mut self, e: &AuditEvent) -> Result<()> {
-        // the event and the head move in one statement: one round trip
-        self.execute(
-            "WITH event AS (
-                 INSERT INTO audit_events (merchant_id, seq, at, actor, source, action, subject, data, prev_hash, hash)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10))
-             INSERT INTO audit_heads (merchant_id, seq, hash) VALUES ($1, $2, $10)
-             ON CONFLICT (merchant_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-            &[
-                &e.merchant_id.to_string(),
-                &e.seq,
-                &to_micros(e.at),
-                &e.actor,
-                &e.source,
-                &e.action,
-                &e.subject,
-                &e.data,
-                &e.prev_hash,
-                &e.hash,
-            ],
-        )?;
-        self.head = Some((e.merchant_id, Some((e.seq, e.hash.clone()))));
+    fn append_audit(&mut self, event: AuditEvent) -> Result<()> {
+        self.queued_audit.push(event);
         Ok(())
     }
 

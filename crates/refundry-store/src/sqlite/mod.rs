@@ -21,6 +21,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::StoreError;
+use crate::model::AuditEvent;
 use crate::store::{ReadJob, Store, Verdict, WriteJob};
 pub use repos::SqliteTx;
 
@@ -137,10 +138,13 @@ fn run_batch(conn: &Connection, mut batch: Vec<Box<dyn WriteJob>>) {
         batch.into_iter().for_each(|job| job.finish(Err(err.clone())));
         return;
     }
+    let mut audit = Vec::new();
     for job in batch.iter_mut() {
-        run_in_savepoint(conn, job.as_mut());
+        audit.extend(run_in_savepoint(conn, job.as_mut()));
     }
-    let committed = exec(conn, "COMMIT").map_err(StoreError::from);
+    // the batch's audit events join their chains last, just before commit
+    let committed =
+        SqliteTx::new(conn).write_chained(audit).and_then(|()| exec(conn, "COMMIT").map_err(StoreError::from));
     if let Err(e) = &committed {
         tracing::error!(error = %e, "commit failed; the whole batch was rolled back");
         let _ = exec(conn, "ROLLBACK");
@@ -150,9 +154,11 @@ fn run_batch(conn: &Connection, mut batch: Vec<Box<dyn WriteJob>>) {
     }
 }
 
-fn run_in_savepoint(conn: &Connection, job: &mut dyn WriteJob) {
+/// Runs one job in its own savepoint; returns the audit events it queued
+/// if it is kept.
+fn run_in_savepoint(conn: &Connection, job: &mut dyn WriteJob) -> Vec<AuditEvent> {
     if exec(conn, "SAVEPOINT job").is_err() {
-        return;
+        return Vec::new();
     }
     let mut tx = SqliteTx::new(conn);
     let verdict = std::panic::catch_unwind(AssertUnwindSafe(|| job.run(&mut tx)));
@@ -165,6 +171,7 @@ fn run_in_savepoint(conn: &Connection, job: &mut dyn WriteJob) {
     if let Err(e) = closed {
         tracing::error!(error = %e, "could not close a savepoint");
     }
+    if keep { tx.take_audit() } else { Vec::new() }
 }
 
 /// Runs a statement kept prepared: the writer opens and closes a savepoint

@@ -16,14 +16,59 @@ use crate::time::{from_micros, to_micros};
 
 pub struct SqliteTx<'c> {
     conn: &'c Connection,
-    /// The audit head this write job last read or wrote: a command that
-    /// locks the chain and then appends to it reads the head once.
-    head: Option<(MerchantId, Option<(i64, String)>)>,
+    /// Audit events of this write job, linked into their chains at commit.
+    queued_audit: Vec<AuditEvent>,
 }
 
 impl<'c> SqliteTx<'c> {
     pub fn new(conn: &'c Connection) -> Self {
-        SqliteTx { conn, head: None }
+        SqliteTx { conn, queued_audit: Vec::new() }
+    }
+
+    /// The audit events this job queued, for the batch's commit.
+    pub(crate) fn take_audit(&mut self) -> Vec<AuditEvent> {
+        std::mem::take(&mut self.queued_audit)
+    }
+
+    /// Links a batch's audit events into their chains and writes them with
+    /// the new heads; the single writer orders every append.
+    pub(crate) fn write_chained(&mut self, mut events: Vec<AuditEvent>) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut heads = std::collections::HashMap::new();
+        for merchant in crate::chain::merchants_of(&events) {
+            if let Some(head) = self.audit_head(merchant)? {
+                heads.insert(merchant, head);
+            }
+        }
+        let new_heads = crate::chain::link(&mut events, &heads)?;
+        let mut insert = self.conn.prepare_cached(
+            "INSERT INTO audit_events (merchant_id, seq, at, actor, source, action, subject, data, prev_hash, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?;
+        for e in &events {
+            insert.execute(params![
+                e.merchant_id.to_string(),
+                e.seq,
+                to_micros(e.at),
+                e.actor,
+                e.source,
+                e.action,
+                e.subject,
+                e.data,
+                e.prev_hash,
+                e.hash
+            ])?;
+        }
+        let mut head = self.conn.prepare_cached(
+            "INSERT INTO audit_heads (merchant_id, seq, hash) VALUES (?1, ?2, ?3)
+             ON CONFLICT (merchant_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+        )?;
+        for (merchant, seq, hash) in new_heads {
+            head.execute(params![merchant.to_string(), seq, hash])?;
+        }
+        Ok(())
     }
 
     /// Direct SQL, for tests that tamper with stored rows on purpose.
@@ -1225,43 +1270,8 @@ impl IdempotencyRepo for SqliteTx<'_> {
 }
 
 impl AuditRepo for SqliteTx<'_> {
-    fn lock_audit_head(&mut self, merchant: MerchantId) -> Result<Option<(i64, String)>> {
-        // the single writer already orders every append
-        if let Some((m, head)) = &self.head
-            && *m == merchant
-        {
-            return Ok(head.clone());
-        }
-        let head = self.audit_head(merchant)?;
-        self.head = Some((merchant, head.clone()));
-        Ok(head)
-    }
-
-    fn append_audit(&mut self, e: &AuditEvent) -> Result<()> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO audit_events (merchant_id, seq, at, actor, source, action, subject, data, prev_hash, hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?
-            .execute(params![
-                e.merchant_id.to_string(),
-                e.seq,
-                to_micros(e.at),
-                e.actor,
-                e.source,
-                e.action,
-                e.subject,
-                e.data,
-                e.prev_hash,
-                e.hash
-            ])?;
-        self.conn
-            .prepare_cached(
-                "INSERT INTO audit_heads (merchant_id, seq, hash) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (merchant_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-            )?
-            .execute(params![e.merchant_id.to_string(), e.seq, e.hash])?;
-        self.head = Some((e.merchant_id, Some((e.seq, e.hash.clone()))));
+    fn append_audit(&mut self, event: AuditEvent) -> Result<()> {
+        self.queued_audit.push(event);
         Ok(())
     }
 

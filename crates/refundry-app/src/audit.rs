@@ -12,7 +12,7 @@ use refundry_store::model::AuditEvent;
 
 use crate::{Actor, AppError};
 
-pub use refundry_store::chain::{GENESIS_HASH, event_hash};
+pub use refundry_store::deferred::{GENESIS_HASH, event_hash};
 
 /// Records one event for the merchant's chain, inside the caller's
 /// transaction, so the change and its record commit together. The store

@@ -84,7 +84,8 @@ pub trait RefundRepo {
     /// (`YYYY-MM-DD`), for the cashier's daily limit.
     fn daily_total(&mut self, merchant: MerchantId, requested_by: &str, day: &str) -> Result<i64>;
     /// Moves that total by `delta_minor` (a refund made, or released by a
-    /// failure, rejection or expiry).
+    /// failure, rejection or expiry). Applied as the transaction commits
+    /// (see [`crate::deferred`]); [`RefundRepo::daily_total`] counts it before.
     fn add_daily_total(&mut self, merchant: MerchantId, requested_by: &str, day: &str, delta_minor: i64) -> Result<()>;
     /// Refunds waiting for approval whose approval time ran out.
     fn expired_approvals(&mut self, now: Timestamp, limit: u32) -> Result<Vec<Refund>>;

@@ -17,6 +17,7 @@ use refundry_core::refund::{ItemQuantity, PlannedItem, PriorRefund, RefundReason
 use refundry_core::sale::{CardBrand, EntryMode, LineItem, PaymentMethod, Wallet};
 
 use crate::StoreError;
+use crate::deferred::Deferred;
 use crate::model::*;
 use crate::repo::*;
 use crate::time::{from_micros, to_micros};
@@ -24,18 +25,47 @@ use crate::time::{from_micros, to_micros};
 pub struct PgTx<'c> {
     client: &'c mut Client,
     statements: &'c mut HashMap<String, Statement>,
-    /// Audit events of this write job, linked into their chains at commit.
-    queued_audit: Vec<AuditEvent>,
+    /// This write job's queue of deferred writes (see [`crate::deferred`]).
+    queued: Deferred,
+    /// What earlier jobs of the same batch queued.
+    batch: Option<&'c Deferred>,
 }
 
 impl<'c> PgTx<'c> {
-    pub fn new(client: &'c mut Client, statements: &'c mut HashMap<String, Statement>) -> Self {
-        PgTx { client, statements, queued_audit: Vec::new() }
+    pub fn new(
+        client: &'c mut Client,
+        statements: &'c mut HashMap<String, Statement>,
+        batch: Option<&'c Deferred>,
+    ) -> Self {
+        PgTx { client, statements, queued: Deferred::default(), batch }
     }
 
-    /// The audit events this job queued, for the batch's commit.
-    pub(crate) fn take_audit(&mut self) -> Vec<AuditEvent> {
-        std::mem::take(&mut self.queued_audit)
+    /// The writes this job deferred, for the batch's commit.
+    pub(crate) fn take_deferred(&mut self) -> Deferred {
+        std::mem::take(&mut self.queued)
+    }
+
+    /// Applies a batch's deferred writes: daily totals (one statement), then
+    /// the audit events (below).
+    pub(crate) fn apply_deferred(&mut self, deferred: Deferred) -> Result<()> {
+        if !deferred.daily.is_empty() {
+            let (mut merchants, mut by, mut days, mut deltas) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for ((merchant, who, day), delta) in &deferred.daily {
+                merchants.push(merchant.to_string());
+                by.push(who.as_str());
+                days.push(day.as_str());
+                deltas.push(*delta);
+            }
+            // BTreeMap order: every writer takes these rows in the same order
+            self.execute(
+                "INSERT INTO daily_refund_totals (merchant_id, requested_by, day, held_minor)
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[])
+                 ON CONFLICT (merchant_id, requested_by, day)
+                 DO UPDATE SET held_minor = daily_refund_totals.held_minor + excluded.held_minor",
+                &[&merchants, &by, &days, &deltas],
+            )?;
+        }
+        self.write_chained(deferred.audit)
     }
 
     /// Links a batch's audit events into their chains and writes them with
@@ -45,11 +75,11 @@ impl<'c> PgTx<'c> {
     /// a cycle. Before a merchant's first event there is no head row to
     /// lock: two first appends race to insert seq 1 and the loser's batch is
     /// retried on the primary-key conflict.
-    pub(crate) fn write_chained(&mut self, mut events: Vec<AuditEvent>) -> Result<()> {
+    fn write_chained(&mut self, mut events: Vec<AuditEvent>) -> Result<()> {
         if events.is_empty() {
             return Ok(());
         }
-        let merchants: Vec<String> = crate::chain::merchants_of(&events).iter().map(|m| m.to_string()).collect();
+        let merchants: Vec<String> = crate::deferred::merchants_of(&events).iter().map(|m| m.to_string()).collect();
         let heads = self
             .query(
                 "SELECT merchant_id, seq, hash FROM audit_heads WHERE merchant_id = ANY($1)
@@ -59,7 +89,7 @@ impl<'c> PgTx<'c> {
             .iter()
             .map(|r| Ok((col_id(r, 0, MerchantId::parse)?, (col(r, 1)?, col(r, 2)?))))
             .collect::<Result<HashMap<_, _>>>()?;
-        let new_heads = crate::chain::link(&mut events, &heads)?;
+        let new_heads = crate::deferred::link(&mut events, &heads)?;
         let text = |f: fn(&AuditEvent) -> &str| events.iter().map(f).collect::<Vec<&str>>();
         let merchant_ids: Vec<String> = events.iter().map(|e| e.merchant_id.to_string()).collect();
         let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
@@ -914,16 +944,12 @@ impl RefundRepo for PgTx<'_> {
             "SELECT held_minor FROM daily_refund_totals WHERE merchant_id = $1 AND requested_by = $2 AND day = $3",
             &[&merchant.to_string(), &requested_by, &day],
         )?;
-        row.map(|r| col(&r, 0)).transpose().map(|v| v.unwrap_or(0))
+        let stored: i64 = row.map(|r| col(&r, 0)).transpose()?.unwrap_or(0);
+        Ok(stored + self.queued.daily_pending(self.batch, merchant, requested_by, day))
     }
 
     fn add_daily_total(&mut self, merchant: MerchantId, requested_by: &str, day: &str, delta_minor: i64) -> Result<()> {
-        self.execute(
-            "INSERT INTO daily_refund_totals (merchant_id, requested_by, day, held_minor) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (merchant_id, requested_by, day)
-             DO UPDATE SET held_minor = daily_refund_totals.held_minor + excluded.held_minor",
-            &[&merchant.to_string(), &requested_by, &day, &delta_minor],
-        )?;
+        *self.queued.daily.entry((merchant, requested_by.to_owned(), day.to_owned())).or_default() += delta_minor;
         Ok(())
     }
 
@@ -1146,7 +1172,7 @@ fn audit_event_from_row(r: &Row) -> Result<AuditEvent> {
 
 impl AuditRepo for PgTx<'_> {
     fn append_audit(&mut self, event: AuditEvent) -> Result<()> {
-        self.queued_audit.push(event);
+        self.queued.audit.push(event);
         Ok(())
     }
 

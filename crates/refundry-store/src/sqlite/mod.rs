@@ -21,7 +21,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::StoreError;
-use crate::model::AuditEvent;
+use crate::deferred::Deferred;
 use crate::store::{ReadJob, Store, Verdict, WriteJob};
 pub use repos::SqliteTx;
 
@@ -138,13 +138,14 @@ fn run_batch(conn: &Connection, mut batch: Vec<Box<dyn WriteJob>>) {
         batch.into_iter().for_each(|job| job.finish(Err(err.clone())));
         return;
     }
-    let mut audit = Vec::new();
+    let mut deferred = Deferred::default();
     for job in batch.iter_mut() {
-        audit.extend(run_in_savepoint(conn, job.as_mut()));
+        let kept = run_in_savepoint(conn, job.as_mut(), &deferred);
+        deferred.absorb(kept);
     }
-    // the batch's audit events join their chains last, just before commit
+    // the rows every write touches are written last, just before commit
     let committed =
-        SqliteTx::new(conn).write_chained(audit).and_then(|()| exec(conn, "COMMIT").map_err(StoreError::from));
+        SqliteTx::new(conn).apply_deferred(deferred).and_then(|()| exec(conn, "COMMIT").map_err(StoreError::from));
     if let Err(e) = &committed {
         tracing::error!(error = %e, "commit failed; the whole batch was rolled back");
         let _ = exec(conn, "ROLLBACK");
@@ -154,13 +155,13 @@ fn run_batch(conn: &Connection, mut batch: Vec<Box<dyn WriteJob>>) {
     }
 }
 
-/// Runs one job in its own savepoint; returns the audit events it queued
-/// if it is kept.
-fn run_in_savepoint(conn: &Connection, job: &mut dyn WriteJob) -> Vec<AuditEvent> {
+/// Runs one job in its own savepoint; returns the writes it deferred if it
+/// is kept.
+fn run_in_savepoint(conn: &Connection, job: &mut dyn WriteJob, batch: &Deferred) -> Deferred {
     if exec(conn, "SAVEPOINT job").is_err() {
-        return Vec::new();
+        return Deferred::default();
     }
-    let mut tx = SqliteTx::new(conn);
+    let mut tx = SqliteTx::in_batch(conn, batch);
     let verdict = std::panic::catch_unwind(AssertUnwindSafe(|| job.run(&mut tx)));
     let keep = matches!(verdict, Ok(Verdict::Commit));
     if verdict.is_err() {
@@ -171,7 +172,7 @@ fn run_in_savepoint(conn: &Connection, job: &mut dyn WriteJob) -> Vec<AuditEvent
     if let Err(e) = closed {
         tracing::error!(error = %e, "could not close a savepoint");
     }
-    if keep { tx.take_audit() } else { Vec::new() }
+    if keep { tx.take_deferred() } else { Deferred::default() }
 }
 
 /// Runs a statement kept prepared: the writer opens and closes a savepoint

@@ -10,39 +10,56 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::StoreError;
+use crate::deferred::Deferred;
 use crate::model::*;
 use crate::repo::*;
 use crate::time::{from_micros, to_micros};
 
 pub struct SqliteTx<'c> {
     conn: &'c Connection,
-    /// Audit events of this write job, linked into their chains at commit.
-    queued_audit: Vec<AuditEvent>,
+    /// This write job's queue of deferred writes (see [`crate::deferred`]).
+    queued: Deferred,
+    /// What earlier jobs of the same batch queued.
+    batch: Option<&'c Deferred>,
 }
 
 impl<'c> SqliteTx<'c> {
     pub fn new(conn: &'c Connection) -> Self {
-        SqliteTx { conn, queued_audit: Vec::new() }
+        SqliteTx { conn, queued: Deferred::default(), batch: None }
     }
 
-    /// The audit events this job queued, for the batch's commit.
-    pub(crate) fn take_audit(&mut self) -> Vec<AuditEvent> {
-        std::mem::take(&mut self.queued_audit)
+    /// A write job's transaction, after the batch's earlier jobs.
+    pub(crate) fn in_batch(conn: &'c Connection, batch: &'c Deferred) -> Self {
+        SqliteTx { conn, queued: Deferred::default(), batch: Some(batch) }
     }
 
-    /// Links a batch's audit events into their chains and writes them with
-    /// the new heads; the single writer orders every append.
-    pub(crate) fn write_chained(&mut self, mut events: Vec<AuditEvent>) -> Result<()> {
+    /// The writes this job deferred, for the batch's commit.
+    pub(crate) fn take_deferred(&mut self) -> Deferred {
+        std::mem::take(&mut self.queued)
+    }
+
+    /// Applies a batch's deferred writes: daily totals, then the audit
+    /// events linked into their chains with the new heads. The single
+    /// writer orders every append.
+    pub(crate) fn apply_deferred(&mut self, deferred: Deferred) -> Result<()> {
+        let mut add = self.conn.prepare_cached(
+            "INSERT INTO daily_refund_totals (merchant_id, requested_by, day, held_minor) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (merchant_id, requested_by, day) DO UPDATE SET held_minor = held_minor + excluded.held_minor",
+        )?;
+        for ((merchant, by, day), delta) in &deferred.daily {
+            add.execute(params![merchant.to_string(), by, day, delta])?;
+        }
+        let mut events = deferred.audit;
         if events.is_empty() {
             return Ok(());
         }
         let mut heads = std::collections::HashMap::new();
-        for merchant in crate::chain::merchants_of(&events) {
+        for merchant in crate::deferred::merchants_of(&events) {
             if let Some(head) = self.audit_head(merchant)? {
                 heads.insert(merchant, head);
             }
         }
-        let new_heads = crate::chain::link(&mut events, &heads)?;
+        let new_heads = crate::deferred::link(&mut events, &heads)?;
         let mut insert = self.conn.prepare_cached(
             "INSERT INTO audit_events (merchant_id, seq, at, actor, source, action, subject, data, prev_hash, hash)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -1024,18 +1041,14 @@ impl RefundRepo for SqliteTx<'_> {
             .prepare_cached(
                 "SELECT held_minor FROM daily_refund_totals WHERE merchant_id = ?1 AND requested_by = ?2 AND day = ?3",
             )?
-            .query_row(params![merchant.to_string(), requested_by, day], |r| r.get(0))
+            .query_row(params![merchant.to_string(), requested_by, day], |r| r.get::<_, i64>(0))
             .optional()?
-            .unwrap_or(0))
+            .unwrap_or(0)
+            + self.queued.daily_pending(self.batch, merchant, requested_by, day))
     }
 
     fn add_daily_total(&mut self, merchant: MerchantId, requested_by: &str, day: &str, delta_minor: i64) -> Result<()> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO daily_refund_totals (merchant_id, requested_by, day, held_minor) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (merchant_id, requested_by, day) DO UPDATE SET held_minor = held_minor + excluded.held_minor",
-            )?
-            .execute(params![merchant.to_string(), requested_by, day, delta_minor])?;
+        *self.queued.daily.entry((merchant, requested_by.to_owned(), day.to_owned())).or_default() += delta_minor;
         Ok(())
     }
 
@@ -1271,7 +1284,7 @@ impl IdempotencyRepo for SqliteTx<'_> {
 
 impl AuditRepo for SqliteTx<'_> {
     fn append_audit(&mut self, event: AuditEvent) -> Result<()> {
-        self.queued_audit.push(event);
+        self.queued.audit.push(event);
         Ok(())
     }
 

@@ -1,18 +1,47 @@
-//! Linking audit events into their merchants' hash chains.
+//! Writes to rows that every refund of a merchant touches — the audit
+//! chain head and a cashier's daily total — are queued by the write jobs
+//! and applied when their batch is about to commit.
 //!
-//! A write job only queues its events; the writer links them when the
-//! batch they belong to is about to commit, reading (and, where several
-//! writers share the database, locking) each chain head for just that
-//! moment. A merchant's writes thus run side by side until the last step,
-//! instead of waiting on the head from their first statement to commit.
+//! Such a row, written early, stays locked until commit, and every other
+//! writer of the merchant waits on it for the whole rest of the batch.
+//! Applied last, in one fixed key order, it is locked only for the final
+//! statements; a merchant's writes run side by side until then and never
+//! wait on each other in a cycle.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use refundry_core::ids::MerchantId;
 use sha2::{Digest, Sha256};
 
 use crate::error::StoreError;
 use crate::model::AuditEvent;
+
+/// What write jobs queued, for their batch's commit.
+#[derive(Debug, Default)]
+pub struct Deferred {
+    /// Audit events in the order recorded; their `seq`, `prev_hash` and
+    /// `hash` are given at commit.
+    pub audit: Vec<AuditEvent>,
+    /// Moves of daily refund totals by (merchant, requested_by, day).
+    pub daily: BTreeMap<(MerchantId, String, String), i64>,
+}
+
+impl Deferred {
+    /// A kept job's queue joins its batch's.
+    pub fn absorb(&mut self, job: Deferred) {
+        self.audit.extend(job.audit);
+        for (key, delta) in job.daily {
+            *self.daily.entry(key).or_default() += delta;
+        }
+    }
+
+    /// What is queued for a daily total, here and in `earlier` (the batch so
+    /// far): a read of the total must count refunds not yet applied.
+    pub fn daily_pending(&self, earlier: Option<&Deferred>, merchant: MerchantId, by: &str, day: &str) -> i64 {
+        let key = (merchant, by.to_owned(), day.to_owned());
+        [Some(self), earlier].into_iter().flatten().filter_map(|d| d.daily.get(&key)).sum()
+    }
+}
 
 /// `prev_hash` of the first event of every chain.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";

@@ -297,3 +297,36 @@ CREATE TABLE disputes (
 CREATE INDEX disputes_by_sale ON disputes (merchant_id, sale_id, id);
 CREATE INDEX disputes_by_merchant ON disputes (merchant_id, id);
 CREATE INDEX disputes_by_deadline ON disputes (status, due_by);
+
+-- Evidence on a case. The file's bytes live in the database beside the case,
+-- so one backup holds both and no second store can drift from the first.
+-- Listing reads dispute_evidence only; the bytes are read when downloaded.
+CREATE TABLE dispute_evidence (
+    id           TEXT PRIMARY KEY,
+    merchant_id  TEXT NOT NULL REFERENCES merchants(id),
+    dispute_id   TEXT NOT NULL REFERENCES disputes(id),
+    kind         TEXT NOT NULL,
+    note         TEXT,
+    file_name    TEXT,
+    content_type TEXT,
+    size_bytes   INTEGER,
+    sha256       TEXT,
+    added_by     TEXT NOT NULL,
+    added_at     INTEGER NOT NULL
+);
+CREATE INDEX dispute_evidence_by_case ON dispute_evidence (merchant_id, dispute_id, id);
+CREATE TABLE dispute_evidence_files (
+    evidence_id TEXT PRIMARY KEY REFERENCES dispute_evidence(id),
+    bytes       BLOB NOT NULL
+);
+
+-- Notices sent once: a deadline reminder per case and threshold, a ratio
+-- alert per month, programme and level. The primary key is the "once":
+-- a second instance or a restart finds the row and sends nothing.
+CREATE TABLE notices_sent (
+    merchant_id TEXT NOT NULL REFERENCES merchants(id),
+    subject     TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    sent_at     INTEGER NOT NULL,
+    PRIMARY KEY (merchant_id, subject, kind)
+);

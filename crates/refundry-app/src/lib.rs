@@ -11,6 +11,7 @@ pub mod crypto;
 pub mod demo;
 pub mod disputes;
 pub mod error;
+pub mod evidence;
 pub mod idempotency;
 pub mod jobs;
 pub mod keys;
@@ -21,6 +22,7 @@ pub mod policy;
 pub mod refunds;
 pub mod sales;
 pub mod users;
+pub mod watch;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -140,6 +142,8 @@ pub struct AppConfig {
     pub vault: crypto::Vault,
     /// How customers are told their refund succeeded.
     pub notify: notify::NotifyConfig,
+    /// Evidence limits, deadline reminders, chargeback-ratio thresholds.
+    pub disputes: disputes::DisputeConfig,
 }
 
 impl Default for AppConfig {
@@ -160,6 +164,7 @@ impl Default for AppConfig {
                 from: "Refundry <refunds@localhost>".into(),
                 ..notify::NotifyConfig::default()
             },
+            disputes: disputes::DisputeConfig::default(),
         }
     }
 }

@@ -993,3 +993,80 @@ pub struct DisputeList {
     pub has_more: bool,
     pub next_cursor: Option<String>,
 }
+
+/// One item of evidence. The file travels as base64 inside the JSON, so the
+/// body goes through the same checks as every other (card data refused,
+/// unknown fields refused).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddEvidence {
+    /// receipt, signature, refund_proof, delivery_proof, correspondence or other.
+    #[schema(example = "receipt")]
+    pub kind: String,
+    /// What the item shows, in the merchant's words (at most 1000 characters).
+    pub note: Option<String>,
+    pub file: Option<EvidenceUpload>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceUpload {
+    /// Kept without its path and with unsafe characters removed.
+    #[schema(example = "签购单.pdf")]
+    pub name: String,
+    /// The file's bytes in standard base64. PDF, PNG, JPEG or UTF-8 plain
+    /// text, as told by the bytes themselves.
+    pub content_base64: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EvidenceDto {
+    #[schema(example = "ev_0193a4b1c2d37e8f9a0b1c2d3e4f5a6b")]
+    pub id: String,
+    /// Always `evidence`.
+    pub object: &'static str,
+    pub dispute_id: String,
+    pub kind: String,
+    pub note: Option<String>,
+    pub file: Option<EvidenceFileDto>,
+    pub added_by: String,
+    pub added_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EvidenceFileDto {
+    pub name: String,
+    /// As sniffed from the bytes.
+    pub content_type: String,
+    pub size_bytes: i64,
+    /// Lower-case hex SHA-256 of the bytes; checked again on every download.
+    pub sha256: String,
+}
+
+impl From<&refundry_store::model::EvidenceRecord> for EvidenceDto {
+    fn from(e: &refundry_store::model::EvidenceRecord) -> EvidenceDto {
+        EvidenceDto {
+            id: e.id.to_string(),
+            object: "evidence",
+            dispute_id: e.dispute_id.to_string(),
+            kind: e.kind.clone(),
+            note: e.note.clone(),
+            file: e.file.as_ref().map(|f| EvidenceFileDto {
+                name: f.name.clone(),
+                content_type: f.content_type.clone(),
+                size_bytes: f.size_bytes,
+                sha256: f.sha256.clone(),
+            }),
+            added_by: e.added_by.clone(),
+            added_at: rfc3339(e.added_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EvidenceList {
+    /// Always `list`.
+    pub object: &'static str,
+    /// Oldest first.
+    pub data: Vec<EvidenceDto>,
+}

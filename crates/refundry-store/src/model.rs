@@ -2,7 +2,7 @@
 //! structs that the app turns into answers.
 
 use jiff::Timestamp;
-use refundry_core::ids::{DisputeId, KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId};
+use refundry_core::ids::{DisputeId, EvidenceId, KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId};
 use refundry_core::money::Money;
 use refundry_core::refund::{PlannedItem, RefundReason, RefundStatus, RefundType};
 
@@ -296,4 +296,30 @@ pub struct DisputeRecord {
     pub note: Option<String>,
     pub opened_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+/// One item of evidence on a case; the file's bytes are read apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvidenceRecord {
+    pub id: EvidenceId,
+    pub merchant_id: MerchantId,
+    pub dispute_id: DisputeId,
+    /// receipt, signature, refund_proof, delivery_proof, correspondence or other.
+    pub kind: String,
+    pub note: Option<String>,
+    pub file: Option<EvidenceFile>,
+    pub added_by: String,
+    pub added_at: Timestamp,
+}
+
+/// What is known of an attached file without reading it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvidenceFile {
+    /// Sanitised: no path, no control characters.
+    pub name: String,
+    /// As sniffed from the bytes, never as the caller said.
+    pub content_type: String,
+    pub size_bytes: i64,
+    /// Lower-case hex SHA-256 of the bytes.
+    pub sha256: String,
 }

@@ -2,7 +2,7 @@
 //! inside the caller's transaction.
 
 use jiff::Timestamp;
-use refundry_core::ids::{DisputeId, KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId};
+use refundry_core::ids::{DisputeId, EvidenceId, KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId};
 
 use crate::StoreError;
 use crate::model::*;
@@ -97,6 +97,26 @@ pub trait DisputeRepo {
     fn disputes_of_sale(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Vec<DisputeRecord>>;
     /// Cases still waiting for the merchant's answer whose deadline passed.
     fn overdue_disputes(&mut self, now: Timestamp, limit: u32) -> Result<Vec<DisputeRecord>>;
+    /// Cases still waiting for the merchant's answer whose deadline is in
+    /// (now, until] and that have no notice `kind` yet, soonest first.
+    fn disputes_due_without_notice(
+        &mut self,
+        now: Timestamp,
+        until: Timestamp,
+        kind: &str,
+        limit: u32,
+    ) -> Result<Vec<DisputeRecord>>;
+    /// Stores the item and, when given, its file's bytes.
+    fn insert_evidence(&mut self, evidence: &EvidenceRecord, bytes: Option<&[u8]>) -> Result<()>;
+    /// The case's evidence, oldest first, without the files' bytes.
+    fn evidence_of(&mut self, merchant: MerchantId, dispute: DisputeId) -> Result<Vec<EvidenceRecord>>;
+    /// One item and its file's bytes (`None` when it has no file).
+    fn evidence_with_file(
+        &mut self,
+        merchant: MerchantId,
+        dispute: DisputeId,
+        id: EvidenceId,
+    ) -> Result<Option<(EvidenceRecord, Option<Vec<u8>>)>>;
     /// Chargebacks (not retrieval requests) opened in [from, to): count and sum.
     fn dispute_stats(&mut self, merchant: MerchantId, from: Timestamp, to: Timestamp) -> Result<(u64, i64)>;
     /// Sales captured in [from, to): count and sum (card sales only when
@@ -115,6 +135,12 @@ pub trait DisputeRepo {
         starting_after: Option<DisputeId>,
         limit: u32,
     ) -> Result<Vec<DisputeRecord>>;
+}
+
+pub trait NoticeRepo {
+    /// Records that the notice (`kind` about `subject`) is sent; false when
+    /// it already was, by this instance or another, and must not be again.
+    fn claim_notice(&mut self, merchant: MerchantId, subject: &str, kind: &str, at: Timestamp) -> Result<bool>;
 }
 
 pub trait WebhookRepo {
@@ -180,6 +206,7 @@ pub trait Tx:
     + AuditRepo
     + WebhookRepo
     + DisputeRepo
+    + NoticeRepo
 {
 }
 
@@ -196,5 +223,6 @@ impl<T> Tx for T where
         + AuditRepo
         + WebhookRepo
         + DisputeRepo
+        + NoticeRepo
 {
 }

@@ -45,6 +45,23 @@ pub struct Config {
     #[serde(skip_serializing, default)]
     pub iso8583: Option<refundry_connectors::iso8583::Iso8583Config>,
     pub notify: NotifySection,
+    pub disputes: DisputesSection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisputesSection {
+    /// Largest evidence file taken, in bytes.
+    pub evidence_max_file_bytes: usize,
+    /// Days before a case's response deadline at which a reminder is sent.
+    pub reminder_days: Vec<u32>,
+}
+
+impl Default for DisputesSection {
+    fn default() -> Self {
+        let d = refundry_app::disputes::DisputeConfig::default();
+        DisputesSection { evidence_max_file_bytes: d.evidence_max_file_bytes, reminder_days: d.reminder_days }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -116,6 +133,7 @@ impl Default for Config {
             processor: "sandbox".into(),
             iso8583: None,
             notify: NotifySection::default(),
+            disputes: DisputesSection::default(),
         }
     }
 }

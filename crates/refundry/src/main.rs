@@ -445,6 +445,11 @@ fn open_app(config: &Config) -> anyhow::Result<App> {
             lease: Duration::from_secs(config.jobs.lease_secs),
             ..RunnerConfig::default()
         },
+        disputes: refundry_app::disputes::DisputeConfig {
+            evidence_max_file_bytes: config.disputes.evidence_max_file_bytes,
+            reminder_days: config.disputes.reminder_days.clone(),
+            ..refundry_app::disputes::DisputeConfig::default()
+        },
         ..AppConfig::default()
     };
     Ok(App::new(store, processor, app_config))
@@ -456,6 +461,7 @@ async fn serve(app: App, config: &Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let server_config = ServerConfig {
         max_body_bytes: config.max_body_bytes,
+        max_evidence_body_bytes: refundry_server::evidence_body_bytes(config.disputes.evidence_max_file_bytes),
         rate_limit_per_second: config.rate_limit_per_second,
         rate_limit_burst: config.rate_limit_burst,
         ..ServerConfig::default()

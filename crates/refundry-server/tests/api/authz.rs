@@ -69,6 +69,7 @@ fn body_for(row: &Row, sale_id: &str) -> Option<Value> {
         ("POST", "/v1/disputes") => json!({"sale_id": sale_id, "case_ref": format!("CB{n}"), "network": "visa",
             "reason_code": "13.1", "amount": 100, "due_by": "2030-12-20T00:00:00Z"}),
         ("POST", p) if p.ends_with("/events") => json!({"event": "submit_evidence"}),
+        ("POST", p) if p.ends_with("/evidence") => json!({"kind": "receipt", "note": "walked"}),
         ("POST", "/v1/webhook-endpoints") => json!({"url": "http://127.0.0.1:9/hook", "events": ["*"]}),
         ("POST", p) if p.ends_with("/approve") || p.ends_with("/retry") || p.ends_with("/arrived") => json!({}),
         ("POST", p) if p.ends_with("/redeliver") => json!({}),
@@ -85,7 +86,7 @@ async fn call(t: &TestApp, token: Option<&str>, row: &Row, sale_id: &str, refund
     } else {
         "1"
     };
-    let path = row.path.replace("{id}", id);
+    let path = row.path.replace("{id}", id).replace("{item}", "1");
     let mut req = t.client.request(row.method.clone(), format!("{}{path}", t.base));
     if let Some(token) = token {
         req = req.bearer_auth(token);

@@ -11,7 +11,9 @@ use jiff::Timestamp;
 use postgres::types::{FromSql, ToSql};
 use postgres::{Client, Row, Statement};
 use refundry_core::card::{First6, Last4};
-use refundry_core::ids::{DisputeId, IdError, KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId};
+use refundry_core::ids::{
+    DisputeId, EvidenceId, IdError, KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId,
+};
 use refundry_core::money::{Currency, Money};
 use refundry_core::refund::{PlannedItem, RefundReason, RefundStatus, RefundType};
 use refundry_core::sale::{CardBrand, EntryMode, LineItem, PaymentMethod, Wallet};
@@ -1288,6 +1290,81 @@ impl DisputeRepo for PgTx<'_> {
         self.query(&sql, &[&to_micros(now), &i64::from(limit)])?.iter().map(dispute_from_row).collect()
     }
 
+    fn disputes_due_without_notice(
+        &mut self,
+        now: Timestamp,
+        until: Timestamp,
+        kind: &str,
+        limit: u32,
+    ) -> Result<Vec<DisputeRecord>> {
+        let sql = format!(
+            "SELECT {DISPUTE_COLUMNS} FROM disputes d WHERE status = 'needs_response' AND due_by > $1 AND due_by <= $2
+             AND NOT EXISTS (SELECT 1 FROM notices_sent n
+                             WHERE n.merchant_id = d.merchant_id AND n.subject = d.id AND n.kind = $3)
+             ORDER BY due_by LIMIT $4"
+        );
+        self.query(&sql, &[&to_micros(now), &to_micros(until), &kind, &i64::from(limit)])?
+            .iter()
+            .map(dispute_from_row)
+            .collect()
+    }
+
+    fn insert_evidence(&mut self, e: &EvidenceRecord, bytes: Option<&[u8]>) -> Result<()> {
+        let file = e.file.as_ref();
+        self.execute(
+            &format!(
+                "INSERT INTO dispute_evidence ({EVIDENCE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            ),
+            &[
+                &e.id.to_string(),
+                &e.merchant_id.to_string(),
+                &e.dispute_id.to_string(),
+                &e.kind,
+                &e.note,
+                &file.map(|f| f.name.clone()),
+                &file.map(|f| f.content_type.clone()),
+                &file.map(|f| f.size_bytes),
+                &file.map(|f| f.sha256.clone()),
+                &e.added_by,
+                &to_micros(e.added_at),
+            ],
+        )?;
+        if let Some(bytes) = bytes {
+            self.execute(
+                "INSERT INTO dispute_evidence_files (evidence_id, bytes) VALUES ($1, $2)",
+                &[&e.id.to_string(), &bytes],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn evidence_of(&mut self, merchant: MerchantId, dispute: DisputeId) -> Result<Vec<EvidenceRecord>> {
+        let sql = format!(
+            "SELECT {EVIDENCE_COLUMNS} FROM dispute_evidence WHERE merchant_id = $1 AND dispute_id = $2 ORDER BY id"
+        );
+        self.query(&sql, &[&merchant.to_string(), &dispute.to_string()])?.iter().map(evidence_from_row).collect()
+    }
+
+    fn evidence_with_file(
+        &mut self,
+        merchant: MerchantId,
+        dispute: DisputeId,
+        id: EvidenceId,
+    ) -> Result<Option<(EvidenceRecord, Option<Vec<u8>>)>> {
+        let sql = format!(
+            "SELECT {EVIDENCE_COLUMNS} FROM dispute_evidence WHERE merchant_id = $1 AND dispute_id = $2 AND id = $3"
+        );
+        let Some(row) = self.query_opt(&sql, &[&merchant.to_string(), &dispute.to_string(), &id.to_string()])? else {
+            return Ok(None);
+        };
+        let record = evidence_from_row(&row)?;
+        let bytes = self
+            .query_opt("SELECT bytes FROM dispute_evidence_files WHERE evidence_id = $1", &[&id.to_string()])?
+            .map(|r| col::<Vec<u8>>(&r, 0))
+            .transpose()?;
+        Ok(Some((record, bytes)))
+    }
+
     fn dispute_stats(&mut self, merchant: MerchantId, from: Timestamp, to: Timestamp) -> Result<(u64, i64)> {
         let r = self.query_one(
             "SELECT COUNT(*)::BIGINT, COALESCE(SUM(amount_minor), 0)::BIGINT FROM disputes
@@ -1326,5 +1403,42 @@ impl DisputeRepo for PgTx<'_> {
             .iter()
             .map(dispute_from_row)
             .collect()
+    }
+}
+
+const EVIDENCE_COLUMNS: &str =
+    "id, merchant_id, dispute_id, kind, note, file_name, content_type, size_bytes, sha256, added_by, added_at";
+
+fn evidence_from_row(r: &Row) -> Result<EvidenceRecord> {
+    let id: String = col(r, 0)?;
+    let file = match (col(r, 5)?, col(r, 6)?, col(r, 7)?, col(r, 8)?) {
+        (Some(name), Some(content_type), Some(size_bytes), Some(sha256)) => {
+            Some(EvidenceFile { name, content_type, size_bytes, sha256 })
+        }
+        (None, None, None, None) => None,
+        _ => return Err(StoreError::corrupt(format!("evidence {id} has half a file"))),
+    };
+    Ok(EvidenceRecord {
+        id: EvidenceId::parse(&id).map_err(StoreError::corrupt)?,
+        merchant_id: col_id(r, 1, MerchantId::parse)?,
+        dispute_id: col_id(r, 2, DisputeId::parse)?,
+        kind: col(r, 3)?,
+        note: col(r, 4)?,
+        file,
+        added_by: col(r, 9)?,
+        added_at: col_time(r, 10)?,
+    })
+}
+
+impl NoticeRepo for PgTx<'_> {
+    fn claim_notice(&mut self, merchant: MerchantId, subject: &str, kind: &str, at: Timestamp) -> Result<bool> {
+        // a second instance inserting the same row waits for the first to
+        // commit, then inserts nothing
+        let n = self.execute(
+            "INSERT INTO notices_sent (merchant_id, subject, kind, sent_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT DO NOTHING",
+            &[&merchant.to_string(), &subject, &kind, &to_micros(at)],
+        )?;
+        Ok(n == 1)
     }
 }

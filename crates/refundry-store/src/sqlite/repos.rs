@@ -2,7 +2,7 @@
 
 use jiff::Timestamp;
 use refundry_core::card::{First6, Last4};
-use refundry_core::ids::{DisputeId, KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId};
+use refundry_core::ids::{DisputeId, EvidenceId, KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId};
 use refundry_core::money::{Currency, Money};
 use refundry_core::refund::{PlannedItem, RefundReason, RefundStatus, RefundType};
 use refundry_core::sale::{CardBrand, EntryMode, LineItem, PaymentMethod, Wallet};
@@ -1505,6 +1505,88 @@ impl DisputeRepo for SqliteTx<'_> {
         self.disputes_from(&sql, &[Value::Integer(to_micros(now)), Value::Integer(i64::from(limit))])
     }
 
+    fn disputes_due_without_notice(
+        &mut self,
+        now: Timestamp,
+        until: Timestamp,
+        kind: &str,
+        limit: u32,
+    ) -> Result<Vec<DisputeRecord>> {
+        let sql = format!(
+            "SELECT {DISPUTE_COLUMNS} FROM disputes d WHERE status = 'needs_response' AND due_by > ?1 AND due_by <= ?2
+             AND NOT EXISTS (SELECT 1 FROM notices_sent n
+                             WHERE n.merchant_id = d.merchant_id AND n.subject = d.id AND n.kind = ?3)
+             ORDER BY due_by LIMIT ?4"
+        );
+        self.disputes_from(
+            &sql,
+            &[
+                Value::Integer(to_micros(now)),
+                Value::Integer(to_micros(until)),
+                Value::Text(kind.to_owned()),
+                Value::Integer(i64::from(limit)),
+            ],
+        )
+    }
+
+    fn insert_evidence(&mut self, e: &EvidenceRecord, bytes: Option<&[u8]>) -> Result<()> {
+        let file = e.file.as_ref();
+        self.conn
+            .prepare_cached(&format!("INSERT INTO dispute_evidence ({EVIDENCE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"))?
+            .execute(params![
+                e.id.to_string(),
+                e.merchant_id.to_string(),
+                e.dispute_id.to_string(),
+                e.kind,
+                e.note,
+                file.map(|f| &f.name),
+                file.map(|f| &f.content_type),
+                file.map(|f| f.size_bytes),
+                file.map(|f| &f.sha256),
+                e.added_by,
+                to_micros(e.added_at),
+            ])?;
+        if let Some(bytes) = bytes {
+            self.conn
+                .prepare_cached("INSERT INTO dispute_evidence_files (evidence_id, bytes) VALUES (?1, ?2)")?
+                .execute(params![e.id.to_string(), bytes])?;
+        }
+        Ok(())
+    }
+
+    fn evidence_of(&mut self, merchant: MerchantId, dispute: DisputeId) -> Result<Vec<EvidenceRecord>> {
+        let sql = format!(
+            "SELECT {EVIDENCE_COLUMNS} FROM dispute_evidence WHERE merchant_id = ?1 AND dispute_id = ?2 ORDER BY id"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params![merchant.to_string(), dispute.to_string()], evidence_row)?;
+        rows.map(|r| evidence_from(r?)).collect()
+    }
+
+    fn evidence_with_file(
+        &mut self,
+        merchant: MerchantId,
+        dispute: DisputeId,
+        id: EvidenceId,
+    ) -> Result<Option<(EvidenceRecord, Option<Vec<u8>>)>> {
+        let sql = format!(
+            "SELECT {EVIDENCE_COLUMNS} FROM dispute_evidence WHERE merchant_id = ?1 AND dispute_id = ?2 AND id = ?3"
+        );
+        let row = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row(params![merchant.to_string(), dispute.to_string(), id.to_string()], evidence_row)
+            .optional()?;
+        let Some(row) = row else { return Ok(None) };
+        let record = evidence_from(row)?;
+        let bytes = self
+            .conn
+            .prepare_cached("SELECT bytes FROM dispute_evidence_files WHERE evidence_id = ?1")?
+            .query_row([id.to_string()], |r| r.get::<_, Vec<u8>>(0))
+            .optional()?;
+        Ok(Some((record, bytes)))
+    }
+
     fn dispute_stats(&mut self, merchant: MerchantId, from: Timestamp, to: Timestamp) -> Result<(u64, i64)> {
         Ok(self
             .conn
@@ -1552,5 +1634,56 @@ impl DisputeRepo for SqliteTx<'_> {
                 Value::Integer(i64::from(limit)),
             ],
         )
+    }
+}
+
+const EVIDENCE_COLUMNS: &str =
+    "id, merchant_id, dispute_id, kind, note, file_name, content_type, size_bytes, sha256, added_by, added_at";
+
+type EvidenceRow = (
+    (String, String, String, String, Option<String>),
+    (Option<String>, Option<String>, Option<i64>, Option<String>),
+    (String, i64),
+);
+
+fn evidence_row(r: &Row) -> rusqlite::Result<EvidenceRow> {
+    Ok((
+        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
+        (r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?),
+        (r.get(9)?, r.get(10)?),
+    ))
+}
+
+fn evidence_from(row: EvidenceRow) -> Result<EvidenceRecord> {
+    let ((id, merchant, dispute, kind, note), (name, content_type, size, sha256), (added_by, added_at)) = row;
+    let file = match (name, content_type, size, sha256) {
+        (Some(name), Some(content_type), Some(size_bytes), Some(sha256)) => {
+            Some(EvidenceFile { name, content_type, size_bytes, sha256 })
+        }
+        (None, None, None, None) => None,
+        _ => return Err(StoreError::corrupt(format!("evidence {id} has half a file"))),
+    };
+    Ok(EvidenceRecord {
+        id: parse_id(id, EvidenceId::parse)?,
+        merchant_id: parse_id(merchant, MerchantId::parse)?,
+        dispute_id: parse_id(dispute, DisputeId::parse)?,
+        kind,
+        note,
+        file,
+        added_by,
+        added_at: from_micros(added_at)?,
+    })
+}
+
+impl NoticeRepo for SqliteTx<'_> {
+    fn claim_notice(&mut self, merchant: MerchantId, subject: &str, kind: &str, at: Timestamp) -> Result<bool> {
+        let n = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO notices_sent (merchant_id, subject, kind, sent_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![merchant.to_string(), subject, kind, to_micros(at)])?;
+        Ok(n == 1)
     }
 }

@@ -330,3 +330,40 @@ CREATE TABLE notices_sent (
     sent_at     INTEGER NOT NULL,
     PRIMARY KEY (merchant_id, subject, kind)
 );
+
+-- What the wrong-charge detectors need of a sale beyond the sale itself:
+-- the keyed HMAC of the card (never the card or the token it came from)
+-- and the till's order reference.
+CREATE TABLE sale_signals (
+    sale_id          TEXT PRIMARY KEY REFERENCES sales(id),
+    merchant_id      TEXT NOT NULL REFERENCES merchants(id),
+    card_fingerprint TEXT,
+    order_ref        TEXT,
+    captured_at      INTEGER NOT NULL
+);
+CREATE INDEX sale_signals_by_card ON sale_signals (merchant_id, card_fingerprint, captured_at);
+
+-- Correction cases (错收): a likely wrong charge, its evidence, cause and
+-- responsible party, resolved by a refund made from the case or dismissed.
+-- One case per sale and kind, so a detector run twice opens one case.
+CREATE TABLE corrections (
+    id                TEXT PRIMARY KEY,
+    merchant_id       TEXT NOT NULL REFERENCES merchants(id),
+    store_id          TEXT NOT NULL,
+    sale_id           TEXT NOT NULL REFERENCES sales(id),
+    kind              TEXT NOT NULL,
+    evidence          TEXT NOT NULL,
+    cause             TEXT NOT NULL,
+    responsible_party TEXT,
+    status            TEXT NOT NULL,
+    refund_id         TEXT,
+    resolution_note   TEXT,
+    opened_by         TEXT NOT NULL,
+    summary_zh        TEXT NOT NULL,
+    summary_en        TEXT NOT NULL,
+    opened_at         INTEGER NOT NULL,
+    updated_at        INTEGER NOT NULL,
+    UNIQUE (merchant_id, sale_id, kind)
+);
+CREATE INDEX corrections_by_merchant ON corrections (merchant_id, id);
+CREATE INDEX corrections_by_status ON corrections (merchant_id, status, id);

@@ -145,5 +145,7 @@ fn demo_sale(rng: &mut StdRng, captured_at: Timestamp, voucher: u32, batch_no: &
         captured_at,
         store_id: None,
         items,
+        card_token: None,
+        order_ref: None,
     }
 }

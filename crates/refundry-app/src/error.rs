@@ -49,6 +49,8 @@ codes! {
     EvidenceFileTooLarge = "evidence_file_too_large",
     EvidenceFileTypeNotAllowed = "evidence_file_type_not_allowed",
     EvidenceFileCorrupt = "evidence_file_corrupt",
+    CorrectionNotFound = "correction_not_found",
+    CorrectionNotOpen = "correction_not_open",
     RefundRejectedByPolicy = "refund_rejected_by_policy",
     ApproverIsRequester = "approver_is_requester",
     RefundNotAwaitingApproval = "refund_not_awaiting_approval",

@@ -176,6 +176,7 @@ pub async fn run_job(app: &App, job: Job) {
         EXECUTE_REFUND => execute_refund(app, &job).await,
         crate::webhooks::DELIVER_WEBHOOK => crate::webhooks::deliver(app, &job).await,
         crate::notify::NOTIFY_CUSTOMER => crate::notify::notify(app, &job).await,
+        crate::corrections::DETECT_WRONG_CHARGES => crate::corrections::run_detect_job(app, &job).await,
         other => Err(AppError::new(ErrorCode::Internal, format!("unknown job kind {other}"))),
     };
     if let Err(e) = result {

@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod batches;
+pub mod corrections;
 pub mod crypto;
 pub mod demo;
 pub mod disputes;
@@ -144,6 +145,8 @@ pub struct AppConfig {
     pub notify: notify::NotifyConfig,
     /// Evidence limits, deadline reminders, chargeback-ratio thresholds.
     pub disputes: disputes::DisputeConfig,
+    /// The card fingerprint key and the wrong-charge detectors' settings.
+    pub corrections: corrections::CorrectionConfig,
 }
 
 impl Default for AppConfig {
@@ -165,6 +168,7 @@ impl Default for AppConfig {
                 ..notify::NotifyConfig::default()
             },
             disputes: disputes::DisputeConfig::default(),
+            corrections: corrections::CorrectionConfig::default(),
         }
     }
 }

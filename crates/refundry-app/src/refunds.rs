@@ -310,7 +310,7 @@ fn enqueue_execution(tx: &mut dyn Tx, refund: &Refund) -> Result<(), AppError> {
     Ok(())
 }
 
-fn request_refund_tx(
+pub(crate) fn request_refund_tx(
     tx: &mut dyn Tx,
     actor: &Actor,
     request: &RefundRequest,

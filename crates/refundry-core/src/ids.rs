@@ -75,6 +75,9 @@ prefixed_id!(
     /// One item of evidence on a dispute case: a receipt, a signature, …
     EvidenceId, "ev_", "evidence item");
 prefixed_id!(
+    /// A correction case (错收): a charge that was likely wrong.
+    CorrectionId, "cor_", "correction case");
+prefixed_id!(
     /// A person who logs in: cashier, supervisor, finance, risk or admin.
     UserId, "usr_", "user");
 prefixed_id!(

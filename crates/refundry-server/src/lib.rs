@@ -53,6 +53,7 @@ use crate::state::AppState;
         (name = "people", description = "Users, roles, log-in sessions and API keys"),
         (name = "audit", description = "The hash-chained audit log"),
         (name = "disputes", description = "Chargebacks and retrieval requests (退单/拒付, 调单)"),
+        (name = "corrections", description = "Wrong charges (错收): duplicates, extra zeros, charges without an order"),
         (name = "webhooks", description = "Signed event deliveries to the merchant's systems"),
         (name = "operations", description = "Outbox jobs that gave up, for operators"),
     )
@@ -182,6 +183,10 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::disputes::add_evidence, routes::disputes::list_evidence))
         .routes(routes!(routes::disputes::get_evidence_file))
         .routes(routes!(routes::disputes::evidence_summary))
+        .routes(routes!(routes::corrections::create_correction, routes::corrections::list_corrections))
+        .routes(routes!(routes::corrections::get_correction))
+        .routes(routes!(routes::corrections::refund_correction))
+        .routes(routes!(routes::corrections::dismiss_correction))
         .routes(routes!(routes::operations::list_jobs))
         .routes(routes!(routes::operations::retry_job))
         .routes(routes!(routes::operations::create_webhook_endpoint, routes::operations::list_webhook_endpoints))

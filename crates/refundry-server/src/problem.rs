@@ -66,6 +66,8 @@ pub fn describe(code: ErrorCode) -> (StatusCode, &'static str, &'static str) {
             "The stored evidence file no longer matches its checksum",
             "已存证据文件与其校验值不符",
         ),
+        C::CorrectionNotFound => (S::NOT_FOUND, "Correction case not found", "未找到该错收案件"),
+        C::CorrectionNotOpen => (S::CONFLICT, "The correction case is already closed", "该错收案件已结案"),
         C::RefundRejectedByPolicy => {
             (S::UNPROCESSABLE_ENTITY, "The refund policy does not allow this refund", "退款政策不允许此笔退款")
         }

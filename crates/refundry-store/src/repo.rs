@@ -2,7 +2,9 @@
 //! inside the caller's transaction.
 
 use jiff::Timestamp;
-use refundry_core::ids::{DisputeId, EvidenceId, KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId};
+use refundry_core::ids::{
+    CorrectionId, DisputeId, EvidenceId, KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId,
+};
 
 use crate::StoreError;
 use crate::model::*;
@@ -137,6 +139,56 @@ pub trait DisputeRepo {
     ) -> Result<Vec<DisputeRecord>>;
 }
 
+pub trait CorrectionRepo {
+    /// What the detectors know of a sale beyond the sale: the card's keyed
+    /// fingerprint and the till's order reference.
+    fn insert_sale_signals(
+        &mut self,
+        merchant: MerchantId,
+        sale: SaleId,
+        card_fingerprint: Option<&str>,
+        order_ref: Option<&str>,
+        captured_at: Timestamp,
+    ) -> Result<()>;
+    /// (card fingerprint, order reference) of a sale, when recorded.
+    fn sale_signals(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Option<(Option<String>, Option<String>)>>;
+    /// Sales of the same card fingerprint captured in [from, to].
+    fn sales_with_fingerprint(
+        &mut self,
+        merchant: MerchantId,
+        fingerprint: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<SaleId>>;
+    /// Amounts of the store's sales recorded before `before`, newest first.
+    fn store_sale_amounts(
+        &mut self,
+        merchant: MerchantId,
+        store: StoreId,
+        before: SaleId,
+        limit: u32,
+    ) -> Result<Vec<i64>>;
+    /// False when the sale already has a case of that kind.
+    fn insert_correction(&mut self, correction: &CorrectionRecord) -> Result<bool>;
+    /// Writes cause, responsible party, status, refund, note and updated_at.
+    fn update_correction(&mut self, correction: &CorrectionRecord) -> Result<()>;
+    fn find_correction(&mut self, merchant: MerchantId, id: CorrectionId) -> Result<Option<CorrectionRecord>>;
+    fn find_correction_of_sale(
+        &mut self,
+        merchant: MerchantId,
+        sale: SaleId,
+        kind: &str,
+    ) -> Result<Option<CorrectionRecord>>;
+    /// Newest first, of one status or all.
+    fn list_corrections(
+        &mut self,
+        merchant: MerchantId,
+        status: Option<&str>,
+        starting_after: Option<CorrectionId>,
+        limit: u32,
+    ) -> Result<Vec<CorrectionRecord>>;
+}
+
 pub trait NoticeRepo {
     /// Records that the notice (`kind` about `subject`) is sent; false when
     /// it already was, by this instance or another, and must not be again.
@@ -207,6 +259,7 @@ pub trait Tx:
     + WebhookRepo
     + DisputeRepo
     + NoticeRepo
+    + CorrectionRepo
 {
 }
 
@@ -224,5 +277,6 @@ impl<T> Tx for T where
         + WebhookRepo
         + DisputeRepo
         + NoticeRepo
+        + CorrectionRepo
 {
 }

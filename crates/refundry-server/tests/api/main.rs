@@ -8,6 +8,7 @@ mod approvals;
 mod auth;
 mod authz;
 mod concurrency;
+mod corrections;
 mod disputes;
 mod errors;
 mod evidence;

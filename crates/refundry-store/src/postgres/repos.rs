@@ -12,7 +12,7 @@ use postgres::types::{FromSql, ToSql};
 use postgres::{Client, Row, Statement};
 use refundry_core::card::{First6, Last4};
 use refundry_core::ids::{
-    DisputeId, EvidenceId, IdError, KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId,
+    CorrectionId, DisputeId, EvidenceId, IdError, KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId,
 };
 use refundry_core::money::{Currency, Money};
 use refundry_core::refund::{PlannedItem, RefundReason, RefundStatus, RefundType};
@@ -1440,5 +1440,172 @@ impl NoticeRepo for PgTx<'_> {
             &[&merchant.to_string(), &subject, &kind, &to_micros(at)],
         )?;
         Ok(n == 1)
+    }
+}
+
+const CORRECTION_COLUMNS: &str = "id, merchant_id, store_id, sale_id, kind, evidence, cause, responsible_party, status, \
+    refund_id, resolution_note, opened_by, summary_zh, summary_en, opened_at, updated_at";
+
+fn correction_from_row(r: &Row) -> Result<CorrectionRecord> {
+    Ok(CorrectionRecord {
+        id: col_id(r, 0, CorrectionId::parse)?,
+        merchant_id: col_id(r, 1, MerchantId::parse)?,
+        store_id: col_id(r, 2, StoreId::parse)?,
+        sale_id: col_id(r, 3, SaleId::parse)?,
+        kind: col(r, 4)?,
+        evidence: col(r, 5)?,
+        cause: col(r, 6)?,
+        responsible_party: col(r, 7)?,
+        status: col(r, 8)?,
+        refund_id: col_opt_id(r, 9, RefundId::parse)?,
+        resolution_note: col(r, 10)?,
+        opened_by: col(r, 11)?,
+        summary_zh: col(r, 12)?,
+        summary_en: col(r, 13)?,
+        opened_at: col_time(r, 14)?,
+        updated_at: col_time(r, 15)?,
+    })
+}
+
+impl CorrectionRepo for PgTx<'_> {
+    fn insert_sale_signals(
+        &mut self,
+        merchant: MerchantId,
+        sale: SaleId,
+        card_fingerprint: Option<&str>,
+        order_ref: Option<&str>,
+        captured_at: Timestamp,
+    ) -> Result<()> {
+        self.execute(
+            "INSERT INTO sale_signals (sale_id, merchant_id, card_fingerprint, order_ref, captured_at)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[&sale.to_string(), &merchant.to_string(), &card_fingerprint, &order_ref, &to_micros(captured_at)],
+        )?;
+        Ok(())
+    }
+
+    fn sale_signals(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Option<(Option<String>, Option<String>)>> {
+        self.query_opt(
+            "SELECT card_fingerprint, order_ref FROM sale_signals WHERE merchant_id = $1 AND sale_id = $2",
+            &[&merchant.to_string(), &sale.to_string()],
+        )?
+        .map(|r| Ok((col(&r, 0)?, col(&r, 1)?)))
+        .transpose()
+    }
+
+    fn sales_with_fingerprint(
+        &mut self,
+        merchant: MerchantId,
+        fingerprint: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<SaleId>> {
+        self.query(
+            "SELECT sale_id FROM sale_signals WHERE merchant_id = $1 AND card_fingerprint = $2
+             AND captured_at >= $3 AND captured_at <= $4 ORDER BY captured_at LIMIT 100",
+            &[&merchant.to_string(), &fingerprint, &to_micros(from), &to_micros(to)],
+        )?
+        .iter()
+        .map(|r| col_id(r, 0, SaleId::parse))
+        .collect()
+    }
+
+    fn store_sale_amounts(
+        &mut self,
+        merchant: MerchantId,
+        store: StoreId,
+        before: SaleId,
+        limit: u32,
+    ) -> Result<Vec<i64>> {
+        self.query(
+            "SELECT amount_minor FROM sales WHERE merchant_id = $1 AND store_id = $2 AND id < $3
+             ORDER BY id DESC LIMIT $4",
+            &[&merchant.to_string(), &store.to_string(), &before.to_string(), &i64::from(limit)],
+        )?
+        .iter()
+        .map(|r| col(r, 0))
+        .collect()
+    }
+
+    fn insert_correction(&mut self, c: &CorrectionRecord) -> Result<bool> {
+        let n = self.execute(
+            &format!(
+                "INSERT INTO corrections ({CORRECTION_COLUMNS}) VALUES
+                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT DO NOTHING"
+            ),
+            &[
+                &c.id.to_string(),
+                &c.merchant_id.to_string(),
+                &c.store_id.to_string(),
+                &c.sale_id.to_string(),
+                &c.kind,
+                &c.evidence,
+                &c.cause,
+                &c.responsible_party,
+                &c.status,
+                &c.refund_id.map(|r| r.to_string()),
+                &c.resolution_note,
+                &c.opened_by,
+                &c.summary_zh,
+                &c.summary_en,
+                &to_micros(c.opened_at),
+                &to_micros(c.updated_at),
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn update_correction(&mut self, c: &CorrectionRecord) -> Result<()> {
+        self.execute(
+            "UPDATE corrections SET cause = $2, responsible_party = $3, status = $4, refund_id = $5,
+             resolution_note = $6, updated_at = $7 WHERE id = $1",
+            &[
+                &c.id.to_string(),
+                &c.cause,
+                &c.responsible_party,
+                &c.status,
+                &c.refund_id.map(|r| r.to_string()),
+                &c.resolution_note,
+                &to_micros(c.updated_at),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn find_correction(&mut self, merchant: MerchantId, id: CorrectionId) -> Result<Option<CorrectionRecord>> {
+        let sql = format!("SELECT {CORRECTION_COLUMNS} FROM corrections WHERE merchant_id = $1 AND id = $2");
+        self.query_opt(&sql, &[&merchant.to_string(), &id.to_string()])?.as_ref().map(correction_from_row).transpose()
+    }
+
+    fn find_correction_of_sale(
+        &mut self,
+        merchant: MerchantId,
+        sale: SaleId,
+        kind: &str,
+    ) -> Result<Option<CorrectionRecord>> {
+        let sql = format!(
+            "SELECT {CORRECTION_COLUMNS} FROM corrections WHERE merchant_id = $1 AND sale_id = $2 AND kind = $3"
+        );
+        self.query_opt(&sql, &[&merchant.to_string(), &sale.to_string(), &kind])?
+            .as_ref()
+            .map(correction_from_row)
+            .transpose()
+    }
+
+    fn list_corrections(
+        &mut self,
+        merchant: MerchantId,
+        status: Option<&str>,
+        starting_after: Option<CorrectionId>,
+        limit: u32,
+    ) -> Result<Vec<CorrectionRecord>> {
+        let sql = format!(
+            "SELECT {CORRECTION_COLUMNS} FROM corrections WHERE merchant_id = $1 AND ($2::TEXT IS NULL OR status = $2)
+             AND ($3::TEXT IS NULL OR id < $3) ORDER BY id DESC LIMIT $4"
+        );
+        self.query(&sql, &[&merchant.to_string(), &status, &starting_after.map(|c| c.to_string()), &i64::from(limit)])?
+            .iter()
+            .map(correction_from_row)
+            .collect()
     }
 }

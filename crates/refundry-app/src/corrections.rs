@@ -78,13 +78,18 @@ impl FingerprintKey {
         hex::encode(mac.finalize().into_bytes())
     }
 
+    /// The fingerprint of an acquirer's card token.
+    pub fn of_token(&self, token: &str) -> String {
+        format!("t:{}", self.mac("token", token))
+    }
+
     /// The fingerprint of a card sale: of the acquirer's card token when the
     /// terminal sends one, else of first 6 + last 4 (weaker: ten thousand
     /// cards of one BIN share it, so it only narrows, never proves).
     pub fn of_sale(&self, method: &PaymentMethod, card_token: Option<&str>) -> Option<String> {
         let PaymentMethod::Card { first6, last4, .. } = method else { return None };
         Some(match card_token {
-            Some(token) => format!("t:{}", self.mac("token", token)),
+            Some(token) => self.of_token(token),
             None => format!("b:{}", self.mac("first6last4", &format!("{}{}", first6.as_str(), last4.as_str()))),
         })
     }
@@ -422,6 +427,7 @@ impl App {
                 reason,
                 note: Some(ask.note.clone().unwrap_or_else(|| format!("correction {id}"))),
                 customer: None,
+                card_token: None,
             };
             let refund = crate::refunds::request_refund_tx(tx, &actor, &request, &config)?;
             let before = record.status.clone();

@@ -102,6 +102,7 @@ pub async fn seed(app: &App, days: u32, now: Timestamp) -> Result<DemoSummary, A
             reason: RefundReason::Defective,
             note: Some("demo".into()),
             customer: None,
+            card_token: None,
         };
         app.request_refund(&actor, request, None).await?;
         refunds += 1;

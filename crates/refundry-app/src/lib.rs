@@ -5,6 +5,7 @@
 //! its outbox job and its idempotency record. Work for later (calling the
 //! acquirer) goes through the outbox and is run by [`jobs::JobRunner`].
 
+pub mod abuse;
 pub mod audit;
 pub mod batches;
 pub mod corrections;

@@ -30,6 +30,9 @@ pub struct RefundRequest {
     pub note: Option<String>,
     /// Whom to send the confirmation to; sealed at rest.
     pub customer: Option<crate::notify::CustomerContact>,
+    /// The acquirer's token of the card presented for the refund, if any;
+    /// only compared by its keyed fingerprint, never kept.
+    pub card_token: Option<String>,
 }
 
 /// What a request would do, without doing it.
@@ -39,6 +42,9 @@ pub struct Preview {
     pub decision: Decision,
     pub policy_version: i64,
     pub refundable_minor: i64,
+    /// Abuse rules that fired with `alert`: the refund goes on, and each is
+    /// recorded as `refund.abuse_alert`.
+    pub alerts: Vec<refundry_core::detect::AbuseSignal>,
 }
 
 pub(crate) fn prior_of(r: &Refund) -> PriorRefund {
@@ -79,10 +85,16 @@ fn evaluate(
         None => false,
     };
     let plan = plan_refund(&sale, &priors, &request.ask, SettlementState { batch_settled })?;
-    let (policy_version, decision) =
-        decide_refund(tx, actor, &sale, &priors, plan.amount.minor, request.reason, config)?;
+    let asked = crate::policy::Asked {
+        sale: &sale,
+        priors: &priors,
+        amount_minor: plan.amount.minor,
+        reason: request.reason,
+        refund_card_token: request.card_token.as_deref(),
+    };
+    let (policy_version, decision, alerts) = decide_refund(tx, actor, &asked, config)?;
     let refundable_minor = refundry_core::refund::refundable(&sale, &priors).map(|m| m.minor).unwrap_or(0);
-    Ok((sale, Preview { plan, decision, policy_version, refundable_minor }))
+    Ok((sale, Preview { plan, decision, policy_version, refundable_minor, alerts }))
 }
 
 /// What already holds part of the sale: its refunds, and its lost or
@@ -368,6 +380,10 @@ pub(crate) fn request_refund_tx(
         "decision": {"outcome": preview.decision.outcome.as_str(), "reasons": preview.decision.codes(), "policy_version": preview.policy_version},
     });
     audit::record(tx, actor, "refund.requested", &refund.id.to_string(), data, now)?;
+    for alert in &preview.alerts {
+        let data = crate::abuse::alert_data(&refund, alert);
+        audit::record(tx, actor, "refund.abuse_alert", &refund.id.to_string(), data, now)?;
+    }
     Ok(refund)
 }
 

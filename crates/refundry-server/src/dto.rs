@@ -311,6 +311,10 @@ pub struct RefundItemBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRefund {
+    /// The acquirer's token of the card presented for the refund, when the
+    /// terminal reads one: a card other than the one that paid is held for
+    /// a supervisor (or alerted), as the abuse rules say.
+    pub card_fingerprint: Option<String>,
     #[schema(example = "sale_0193a4b1c2d37e8f9a0b1c2d3e4f5a6b")]
     pub sale_id: String,
     /// Minor units. Either this or `items`.
@@ -382,7 +386,14 @@ impl CreateRefund {
         };
         let reason = one_of("reason", &self.reason, RefundReason::parse, RefundReason::ALL, RefundReason::as_str)?;
         let customer = self.customer.map(CustomerBody::into_contact).transpose()?;
-        Ok(refundry_app::refunds::RefundRequest { sale_id, ask, reason, note: self.note, customer })
+        Ok(refundry_app::refunds::RefundRequest {
+            sale_id,
+            ask,
+            reason,
+            note: self.note,
+            customer,
+            card_token: self.card_fingerprint,
+        })
     }
 }
 
@@ -702,7 +713,7 @@ impl From<&refundry_app::policy::PolicyInForce> for PolicyDto {
             object: "refund_policy",
             version: p.version,
             store_id: p.store_id.map(|s| s.to_string()),
-            rules: refundry_app::policy::PolicyDoc::from(&p.policy),
+            rules: p.doc(),
             created_at: p.created_at.map(rfc3339),
         }
     }

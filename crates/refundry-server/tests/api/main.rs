@@ -3,6 +3,7 @@
 
 mod support;
 
+mod abuse;
 mod acquirer;
 mod approvals;
 mod auth;

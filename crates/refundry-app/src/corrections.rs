@@ -413,7 +413,9 @@ impl App {
             }
             audit::lock_chain(tx, actor.merchant_id)?;
             let mut record = visible(tx, &actor, id)?;
-            open_only(&record)?;
+            if !refund_came_to_nothing(tx, &record)? {
+                open_only(&record)?;
+            }
             let sale = tx.find_sale(actor.merchant_id, record.sale_id)?.ok_or_else(|| not_found(id))?;
             let amount = ask.amount_minor.or_else(|| default_amount(&record, &sale)).ok_or_else(|| {
                 AppError::validation("amount", "say how much to give back: this kind of case has no amount of its own")
@@ -487,6 +489,17 @@ impl App {
         })
         .await
     }
+}
+
+/// The case's refund was turned down by a supervisor, expired waiting for
+/// one, or was canceled: no money went back, so the case may be refunded
+/// again. (A failed refund is retried as itself, not replaced.)
+fn refund_came_to_nothing(tx: &mut dyn Tx, record: &CorrectionRecord) -> Result<bool, AppError> {
+    use refundry_core::refund::RefundStatus;
+    let Some(refund) = record.refund_id.filter(|_| record.status == "refunded") else { return Ok(false) };
+    Ok(tx
+        .find_refund(record.merchant_id, refund)?
+        .is_some_and(|r| matches!(r.status, RefundStatus::Rejected | RefundStatus::Expired | RefundStatus::Canceled)))
 }
 
 /// The case, if the actor may see its sale's store.

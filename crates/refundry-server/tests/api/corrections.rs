@@ -223,3 +223,34 @@ async fn a_wrong_charge_reported_by_hand_is_one_case_and_needs_an_amount() {
     problem(res, StatusCode::NOT_FOUND, "correction_not_found").await;
     t.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_whose_refund_a_supervisor_rejected_can_be_refunded_again() {
+    let mut t = spawn().await;
+    let sale = t.create_sale(card(Some("acq-tok-big"), 80000, "2026-11-26T11:00:00+08:00", 21)).await;
+    let body = json!({"sale_id": sale["id"], "kind": "other", "cause": "operator_error"});
+    let case: Value = t.post("/v1/corrections", &body).send().await.unwrap().json().await.unwrap();
+    let path = format!("/v1/corrections/{}/refund", case["id"].as_str().unwrap());
+    // over the 500.00 supervisor limit: the refund waits, as any other would
+    let res = t.post(&path, &json!({"amount": 60000})).header("Idempotency-Key", "big-1").send().await.unwrap();
+    let first: Value = res.json().await.unwrap();
+    assert_eq!(first["refund"]["status"], "requires_approval");
+    assert_eq!(first["correction"]["status"], "refunded");
+    let res = t.post(&path, &json!({"amount": 60000})).header("Idempotency-Key", "big-2").send().await.unwrap();
+    problem(res, StatusCode::CONFLICT, "correction_not_open").await;
+
+    let supervisor = t.person("chen.jing", "supervisor").await;
+    let refund = first["refund"]["id"].as_str().unwrap();
+    let res = t
+        .post_as(&supervisor, &format!("/v1/refunds/{refund}/reject"), &json!({"note": "没有小票"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = t.post(&path, &json!({"amount": 40000})).header("Idempotency-Key", "big-3").send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED, "no money went back: the case may be refunded again");
+    let second: Value = res.json().await.unwrap();
+    assert_ne!(second["refund"]["id"], first["refund"]["id"]);
+    assert_eq!(second["correction"]["refund_id"], second["refund"]["id"]);
+    t.shutdown().await;
+}

@@ -8,16 +8,22 @@
 //! refund keeps the rules it was decided under. The requester's history is
 //! one indexed query, made only when a rule that needs it is on.
 //!
-//! Not wired yet: the core's `cashier_rate_outlier`, which compares every
-//! cashier's refunds per sale over weeks; gathering that per request would
-//! cost an aggregate over the store's sales on the hot path, so it waits
-//! for per-person counters.
+//! `cashier_rate_outlier` compares each person's refunds per sale with
+//! their peers' over the last 30 days. Counting that per request would put
+//! an aggregate over the store's sales on the hot path, so the counts are
+//! taken by the maintenance tick (every 5 minutes at most, per instance)
+//! and held in memory: the refund path reads a snapshot, no query.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use jiff::civil::Time;
 use refundry_core::detect::{
-    AbuseAction, AbuseFacts, AbuseRules, AbuseSignal, JustUnderLimitRule, OpeningHoursRule, PastRefund,
-    QuickRefundRule, RefundAttempt, evaluate_abuse,
+    AbuseAction, AbuseFacts, AbuseRules, AbuseSignal, CashierActivity, CashierRateRule, JustUnderLimitRule,
+    OpeningHoursRule, PastRefund, QuickRefundRule, RefundAttempt, evaluate_abuse,
 };
+use refundry_core::ids::{MerchantId, StoreId};
 use refundry_core::money::Money;
 use refundry_core::policy::{Decision, Outcome, PolicyReason};
 use refundry_core::sale::Sale;
@@ -40,6 +46,17 @@ pub struct AbuseDoc {
     pub just_under_limit: Option<JustUnderLimitDoc>,
     pub quick_refund_by_same_cashier: Option<QuickRefundDoc>,
     pub outside_opening_hours: Option<OpeningHoursDoc>,
+    pub cashier_rate_outlier: Option<CashierRateDoc>,
+}
+
+/// Over the last 30 days, in the sale's store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CashierRateDoc {
+    pub multiple_of_median: u32,
+    pub min_refunds: u64,
+    pub min_peers: usize,
+    pub action: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +100,12 @@ impl Default for AbuseDoc {
                 .quick_refund_by_same_cashier
                 .map(|r| QuickRefundDoc { minutes: r.minutes, action: r.action.as_str().to_owned() }),
             outside_opening_hours: None,
+            cashier_rate_outlier: rules.cashier_rate_outlier.map(|r| CashierRateDoc {
+                multiple_of_median: r.multiple_of_median,
+                min_refunds: r.min_refunds,
+                min_peers: r.min_peers,
+                action: r.action.as_str().to_owned(),
+            }),
         }
     }
 }
@@ -143,10 +166,27 @@ impl AbuseDoc {
                 })
             })
             .transpose()?;
+        let cashier_rate_outlier = self
+            .cashier_rate_outlier
+            .map(|r| {
+                if r.multiple_of_median < 2 || r.min_refunds == 0 || r.min_peers == 0 {
+                    return Err(invalid(
+                        "abuse.cashier_rate_outlier",
+                        "multiple_of_median must be at least 2, min_refunds and min_peers at least 1",
+                    ));
+                }
+                Ok(CashierRateRule {
+                    multiple_of_median: r.multiple_of_median,
+                    min_refunds: r.min_refunds,
+                    min_peers: r.min_peers,
+                    action: action("abuse.cashier_rate_outlier.action", &r.action)?,
+                })
+            })
+            .transpose()?;
         Ok(AbuseRules {
             refund_to_other_card,
             just_under_limit,
-            cashier_rate_outlier: None,
+            cashier_rate_outlier,
             quick_refund_by_same_cashier,
             outside_opening_hours,
         })
@@ -160,6 +200,8 @@ pub(crate) struct Ask<'a> {
     /// The token of the card presented for the refund, if any.
     pub refund_card_token: Option<&'a str>,
     pub approval_limit_minor: i64,
+    /// The store's people over the last 30 days, from the snapshot.
+    pub cashiers: &'a [CashierActivity],
 }
 
 /// Runs the rules that are on; reads the requester's recent refunds only
@@ -228,7 +270,7 @@ pub(crate) fn signals(
         sale_cashier: ask.sale.cashier.clone(),
         sale_captured_at: ask.sale.captured_at,
     };
-    Ok(evaluate_abuse(rules, &AbuseFacts { request: &request, history: &history, cashiers: &[] }))
+    Ok(evaluate_abuse(rules, &AbuseFacts { request: &request, history: &history, cashiers: ask.cashiers }))
 }
 
 /// Adds the signals that hold the refund to the decision's reasons.
@@ -255,4 +297,73 @@ pub(crate) fn alert_data(refund: &refundry_store::model::Refund, s: &AbuseSignal
             "figures": s.evidence.figures.iter().map(|(k, v)| serde_json::json!({"name": k, "value": v})).collect::<Vec<_>>(),
         },
     })
+}
+
+/// Days of activity the cashier comparison looks at.
+pub const ACTIVITY_DAYS: i64 = 30;
+
+/// How often the maintenance tick recounts the activity.
+const ACTIVITY_REFRESH: Duration = Duration::from_secs(300);
+
+/// Each merchant's people per store: sales rung up and refunds asked for.
+pub type ActivitySnapshot = Arc<HashMap<MerchantId, HashMap<StoreId, Vec<CashierActivity>>>>;
+
+/// The snapshot the refund path reads, swapped whole by each recount.
+#[derive(Debug, Default)]
+pub struct ActivityCache {
+    snapshot: RwLock<ActivitySnapshot>,
+    counted_at: Mutex<Option<Instant>>,
+}
+
+impl ActivityCache {
+    pub fn snapshot(&self) -> ActivitySnapshot {
+        self.snapshot.read().map(|s| Arc::clone(&s)).unwrap_or_default()
+    }
+
+    fn replace(&self, next: ActivitySnapshot) {
+        if let Ok(mut s) = self.snapshot.write() {
+            *s = next;
+        }
+    }
+
+    /// True (and the clock reset) when a recount is due.
+    fn due(&self) -> bool {
+        let Ok(mut at) = self.counted_at.lock() else { return false };
+        if at.is_some_and(|t| t.elapsed() < ACTIVITY_REFRESH) {
+            return false;
+        }
+        *at = Some(Instant::now());
+        true
+    }
+}
+
+/// The people of one store in a snapshot.
+pub(crate) fn cashiers_of(snapshot: &ActivitySnapshot, merchant: MerchantId, store: StoreId) -> &[CashierActivity] {
+    snapshot.get(&merchant).and_then(|stores| stores.get(&store)).map_or(&[], Vec::as_slice)
+}
+
+impl crate::App {
+    /// Recounts every merchant's activity per store and person over the
+    /// last 30 days up to `now`.
+    pub async fn count_cashier_activity(&self, now: jiff::Timestamp) -> Result<(), AppError> {
+        let from = now.checked_sub(jiff::SignedDuration::from_hours(24 * ACTIVITY_DAYS)).unwrap_or(now);
+        let counted = refundry_store::read(&self.store, move |tx| {
+            let mut all: HashMap<MerchantId, HashMap<StoreId, Vec<CashierActivity>>> = HashMap::new();
+            for merchant in tx.all_merchants()? {
+                let stores = all.entry(merchant.id).or_default();
+                for (store, cashier, sales_count, refunds_count) in tx.cashier_activity(merchant.id, from, now)? {
+                    stores.entry(store).or_default().push(CashierActivity { cashier, sales_count, refunds_count });
+                }
+            }
+            Ok::<_, AppError>(all)
+        })
+        .await?;
+        self.cashier_activity.replace(Arc::new(counted));
+        Ok(())
+    }
+
+    /// The recount of the maintenance tick, at most every 5 minutes.
+    pub(crate) async fn count_cashier_activity_if_due(&self) -> Result<(), AppError> {
+        if self.cashier_activity.due() { self.count_cashier_activity(crate::now()).await } else { Ok(()) }
+    }
 }

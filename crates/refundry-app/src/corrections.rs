@@ -405,7 +405,7 @@ impl App {
         check_text("note", ask.note.as_ref(), crate::refunds::MAX_NOTE_CHARS)?;
         check_text("responsible_party", ask.responsible_party.as_ref(), 100)?;
         let cause = ask.cause.as_deref().map(parse_cause).transpose()?;
-        let (actor, config) = (actor.clone(), self.config.clone());
+        let (actor, config, activity) = (actor.clone(), self.config.clone(), self.cashier_activity.snapshot());
         let endpoint = "POST /v1/corrections/{id}/refund";
         let answer = refundry_store::write(&self.store, move |tx| {
             if let Some(stored) = idempotency::check(tx, actor.merchant_id, endpoint, idem.as_ref())? {
@@ -431,7 +431,7 @@ impl App {
                 customer: None,
                 card_token: None,
             };
-            let refund = crate::refunds::request_refund_tx(tx, &actor, &request, &config)?;
+            let refund = crate::refunds::request_refund_tx(tx, &actor, &request, &config, &activity)?;
             let before = record.status.clone();
             record.status = "refunded".to_owned();
             record.refund_id = Some(refund.id);

@@ -152,6 +152,9 @@ pub async fn maintain(app: &App) {
         Ok(n) => tracing::info!(sent = n, "dispute deadline reminders sent"),
         Err(e) => tracing::warn!(error = %e.detail, "could not send dispute deadline reminders"),
     }
+    if let Err(e) = app.count_cashier_activity_if_due().await {
+        tracing::warn!(error = %e.detail, "could not count cashier activity");
+    }
     match app.check_chargeback_ratios(crate::now()).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(raised = n, "chargeback ratio alerts raised"),

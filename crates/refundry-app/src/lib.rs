@@ -189,6 +189,8 @@ pub struct App {
     /// Wallet refunds (Alipay, WeChat Pay…), when they go elsewhere than
     /// card refunds; `None`: the same processor.
     pub wallet_processor: Option<Arc<dyn Processor>>,
+    /// Each store's people over the last weeks, for the abuse rules.
+    pub(crate) cashier_activity: Arc<abuse::ActivityCache>,
 }
 
 impl App {
@@ -205,6 +207,7 @@ impl App {
                 .build()
                 .unwrap_or_default(),
             wallet_processor: None,
+            cashier_activity: Arc::new(abuse::ActivityCache::default()),
         }
     }
 

@@ -166,6 +166,8 @@ pub(crate) struct Asked<'a> {
     pub reason: RefundReason,
     /// The token of the card presented for the refund, if any.
     pub refund_card_token: Option<&'a str>,
+    /// The sale's store's people over the last weeks.
+    pub cashiers: &'a [refundry_core::detect::CashierActivity],
 }
 
 /// Asks the policy in force at the sale's store about a refund by `actor`,
@@ -177,7 +179,7 @@ pub(crate) fn decide_refund(
     asked: &Asked<'_>,
     config: &crate::AppConfig,
 ) -> Result<(i64, Decision, Vec<refundry_core::detect::AbuseSignal>), AppError> {
-    let Asked { sale, priors, amount_minor, reason, refund_card_token } = *asked;
+    let Asked { sale, priors, amount_minor, reason, refund_card_token, cashiers } = *asked;
     let now = crate::now();
     let policy = in_force(tx, actor, Some(sale.store_id))?;
     let day = business_day(now, config);
@@ -194,6 +196,7 @@ pub(crate) fn decide_refund(
         amount: refundry_core::money::Money::new(amount_minor, sale.amount.currency),
         refund_card_token,
         approval_limit_minor: policy.policy.approval_limit_minor(sale.amount.minor),
+        cashiers,
     };
     let signals = crate::abuse::signals(tx, actor, &rules, &ask, config)?;
     crate::abuse::hold(&mut decision, &signals);

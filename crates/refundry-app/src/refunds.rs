@@ -73,6 +73,7 @@ fn evaluate(
     actor: &Actor,
     request: &RefundRequest,
     config: &crate::AppConfig,
+    activity: &crate::abuse::ActivitySnapshot,
     lock: bool,
 ) -> Result<(Sale, Preview), AppError> {
     let merchant = actor.merchant_id;
@@ -91,6 +92,7 @@ fn evaluate(
         amount_minor: plan.amount.minor,
         reason: request.reason,
         refund_card_token: request.card_token.as_deref(),
+        cashiers: crate::abuse::cashiers_of(activity, merchant, sale.store_id),
     };
     let (policy_version, decision, alerts) = decide_refund(tx, actor, &asked, config)?;
     let refundable_minor = refundry_core::refund::refundable(&sale, &priors).map(|m| m.minor).unwrap_or(0);
@@ -143,11 +145,12 @@ impl App {
         check_note("note", request.note.as_ref())?;
         let actor = actor.clone();
         let config = self.config.clone();
+        let activity = self.cashier_activity.snapshot();
         let answer = refundry_store::write(&self.store, move |tx| {
             if let Some(stored) = idempotency::check(tx, actor.merchant_id, ENDPOINT, idem.as_ref())? {
                 return Ok(Replay::Stored(stored));
             }
-            let refund = request_refund_tx(tx, &actor, &request, &config)?;
+            let refund = request_refund_tx(tx, &actor, &request, &config, &activity)?;
             idempotency::remember(tx, actor.merchant_id, ENDPOINT, idem.as_ref(), &refund)?;
             Ok::<_, AppError>(Replay::Fresh(refund))
         })
@@ -162,9 +165,11 @@ impl App {
 
     /// The plan and the policy's decision, changing nothing.
     pub async fn preview_refund(&self, actor: &Actor, request: RefundRequest) -> Result<Preview, AppError> {
-        let (actor, config) = (actor.clone(), self.config.clone());
-        refundry_store::read(&self.store, move |tx| evaluate(tx, &actor, &request, &config, false).map(|(_, p)| p))
-            .await
+        let (actor, config, activity) = (actor.clone(), self.config.clone(), self.cashier_activity.snapshot());
+        refundry_store::read(&self.store, move |tx| {
+            evaluate(tx, &actor, &request, &config, &activity, false).map(|(_, p)| p)
+        })
+        .await
     }
 
     pub async fn refund(&self, actor: &Actor, id: RefundId) -> Result<Refund, AppError> {
@@ -327,9 +332,10 @@ pub(crate) fn request_refund_tx(
     actor: &Actor,
     request: &RefundRequest,
     config: &crate::AppConfig,
+    activity: &crate::abuse::ActivitySnapshot,
 ) -> Result<Refund, AppError> {
     audit::lock_chain(tx, actor.merchant_id)?;
-    let (sale, preview) = evaluate(tx, actor, request, config, true)?;
+    let (sale, preview) = evaluate(tx, actor, request, config, activity, true)?;
     if preview.decision.is_rejected() {
         return Err(rejected(&preview.decision));
     }

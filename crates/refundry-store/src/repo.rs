@@ -86,6 +86,15 @@ pub trait RefundRepo {
     fn add_daily_total(&mut self, merchant: MerchantId, requested_by: &str, day: &str, delta_minor: i64) -> Result<()>;
     /// Refunds waiting for approval whose approval time ran out.
     fn expired_approvals(&mut self, now: Timestamp, limit: u32) -> Result<Vec<Refund>>;
+    /// Per store and person, sales rung up and refunds asked for in
+    /// [from, to): (store, user id, sales, refunds). A refund's person is
+    /// its `requested_by` without the `user:` prefix.
+    fn cashier_activity(
+        &mut self,
+        merchant: MerchantId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(StoreId, String, u64, u64)>>;
     fn record_call(&mut self, call: &AcquirerCall) -> Result<()>;
     fn calls_of(&mut self, refund: RefundId) -> Result<Vec<AcquirerCall>>;
 }

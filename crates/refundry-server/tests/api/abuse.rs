@@ -2,7 +2,7 @@
 //! it must fire and one where it must not.
 
 use jiff::{SignedDuration, Timestamp};
-use refundry_app::abuse::{AbuseDoc, JustUnderLimitDoc, OpeningHoursDoc, QuickRefundDoc};
+use refundry_app::abuse::{AbuseDoc, CashierRateDoc, JustUnderLimitDoc, OpeningHoursDoc, QuickRefundDoc};
 use refundry_app::policy::PolicyDoc;
 use refundry_core::policy::RefundPolicy;
 use reqwest::StatusCode;
@@ -16,6 +16,7 @@ fn all_off() -> AbuseDoc {
         just_under_limit: None,
         quick_refund_by_same_cashier: None,
         outside_opening_hours: None,
+        cashier_rate_outlier: None,
     }
 }
 
@@ -200,5 +201,54 @@ async fn a_bad_abuse_rule_is_refused_when_the_policy_is_written() {
     assert_eq!(p["field"], "abuse.refund_to_other_card");
     let policy: Value = t.get("/v1/policy").send().await.unwrap().json().await.unwrap();
     assert_eq!(policy["rules"]["abuse"]["refund_to_other_card"], "hold_for_approval", "the defaults still hold");
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cashier_refunding_far_more_often_than_the_peers_raises_an_alert() {
+    let mut t = spawn().await;
+    let rule = CashierRateDoc { multiple_of_median: 3, min_refunds: 5, min_peers: 3, action: "alert".into() };
+    set_rules(&t, AbuseDoc { cashier_rate_outlier: Some(rule), ..all_off() }).await;
+    let names = ["peer.a", "peer.b", "peer.c", "odd.one"];
+    let mut tokens = Vec::new();
+    for name in names {
+        tokens.push(t.person(name, "cashier").await);
+    }
+    // ten sales each; the peers refund one, the odd one out six
+    let mut n = 0;
+    for (who, token) in tokens.iter().enumerate() {
+        let mut sales = Vec::new();
+        for _ in 0..10 {
+            n += 1;
+            let res = t.post_as(token, "/v1/sales", &sale(5000, None, &ago(600 + n))).send().await.unwrap();
+            assert_eq!(res.status(), StatusCode::CREATED);
+            sales.push(res.json::<Value>().await.unwrap());
+        }
+        let refunds = if who == 3 { 6 } else { 1 };
+        for sale in sales.iter().take(refunds) {
+            let body = json!({"sale_id": sale["id"], "amount": 500, "reason": "defective"});
+            let res = t
+                .post_as(token, "/v1/refunds", &body)
+                .header("Idempotency-Key", format!("cr-{n}-{}", sale["id"]))
+                .send();
+            assert_eq!(res.await.unwrap().status(), StatusCode::CREATED);
+        }
+    }
+    t.app.count_cashier_activity(Timestamp::now() + SignedDuration::from_secs(1)).await.unwrap();
+    let next = |token: String, key: &'static str| {
+        let t = &t;
+        async move {
+            let mine = t.post_as(&token, "/v1/sales", &sale(5000, None, &ago(300))).send().await.unwrap();
+            let mine: Value = mine.json().await.unwrap();
+            let body = json!({"sale_id": mine["id"], "amount": 500, "reason": "defective"});
+            let res = t.post_as(&token, "/v1/refunds", &body).header("Idempotency-Key", key).send().await.unwrap();
+            assert_eq!(res.status(), StatusCode::CREATED);
+            res.json::<Value>().await.unwrap()
+        }
+    };
+    let odd = next(tokens[3].clone(), "cr-odd").await;
+    assert_eq!(alerts(&t, &odd).await, ["cashier_rate_outlier"], "6 refunds on 10 sales against 1 on 10");
+    let peer = next(tokens[0].clone(), "cr-peer").await;
+    assert!(alerts(&t, &peer).await.is_empty());
     t.shutdown().await;
 }

@@ -851,6 +851,15 @@ impl RefundRepo for PgTx<'_> {
         Ok(())
     }
 
+    fn cashier_activity(
+        &mut self,
+        merchant: MerchantId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(StoreId, String, u64, u64)>> {
+        self.cashier_activity_rows(merchant, from, to)
+    }
+
     fn record_call(&mut self, c: &AcquirerCall) -> Result<()> {
         self.execute(
             "INSERT INTO acquirer_calls (refund_id, attempt, stan, kind, processor, started_at, duration_ms, outcome,
@@ -1465,6 +1474,31 @@ fn correction_from_row(r: &Row) -> Result<CorrectionRecord> {
         opened_at: col_time(r, 14)?,
         updated_at: col_time(r, 15)?,
     })
+}
+
+impl PgTx<'_> {
+    pub(crate) fn cashier_activity_rows(
+        &mut self,
+        merchant: MerchantId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(StoreId, String, u64, u64)>> {
+        self.query(
+            "SELECT store_id, who, SUM(sales)::BIGINT, SUM(refunds)::BIGINT FROM (
+                 SELECT store_id, cashier AS who, 1 AS sales, 0 AS refunds FROM sales
+                  WHERE merchant_id = $1 AND captured_at >= $2 AND captured_at < $3 AND cashier IS NOT NULL
+                 UNION ALL
+                 SELECT s.store_id, CASE WHEN r.requested_by LIKE 'user:%' THEN substr(r.requested_by, 6) ELSE r.requested_by END,
+                        0, 1
+                   FROM refunds r JOIN sales s ON s.id = r.sale_id
+                  WHERE r.merchant_id = $1 AND r.created_at >= $2 AND r.created_at < $3
+             ) activity GROUP BY store_id, who ORDER BY store_id, who",
+            &[&merchant.to_string(), &to_micros(from), &to_micros(to)],
+        )?
+        .iter()
+        .map(|r| Ok((col_id(r, 0, StoreId::parse)?, col(r, 1)?, col_narrow(r, 2)?, col_narrow(r, 3)?)))
+        .collect()
+    }
 }
 
 impl CorrectionRepo for PgTx<'_> {

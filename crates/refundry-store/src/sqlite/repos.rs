@@ -974,6 +974,15 @@ impl RefundRepo for SqliteTx<'_> {
         Ok(())
     }
 
+    fn cashier_activity(
+        &mut self,
+        merchant: MerchantId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(StoreId, String, u64, u64)>> {
+        self.cashier_activity_rows(merchant, from, to)
+    }
+
     fn record_call(&mut self, c: &AcquirerCall) -> Result<()> {
         self.conn
             .prepare_cached(
@@ -1738,6 +1747,35 @@ impl SqliteTx<'_> {
         let mut stmt = self.conn.prepare_cached(sql)?;
         let rows = stmt.query_map(rusqlite::params_from_iter(params.iter()), correction_row)?;
         rows.map(|r| correction_from(r?)).collect()
+    }
+}
+
+impl SqliteTx<'_> {
+    pub(crate) fn cashier_activity_rows(
+        &mut self,
+        merchant: MerchantId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(StoreId, String, u64, u64)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT store_id, who, SUM(sales), SUM(refunds) FROM (
+                 SELECT store_id, cashier AS who, 1 AS sales, 0 AS refunds FROM sales
+                  WHERE merchant_id = ?1 AND captured_at >= ?2 AND captured_at < ?3 AND cashier IS NOT NULL
+                 UNION ALL
+                 SELECT s.store_id, CASE WHEN r.requested_by LIKE 'user:%' THEN substr(r.requested_by, 6) ELSE r.requested_by END,
+                        0, 1
+                   FROM refunds r JOIN sales s ON s.id = r.sale_id
+                  WHERE r.merchant_id = ?1 AND r.created_at >= ?2 AND r.created_at < ?3
+             ) activity GROUP BY store_id, who ORDER BY store_id, who",
+        )?;
+        let rows = stmt.query_map(params![merchant.to_string(), to_micros(from), to_micros(to)], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
+        })?;
+        rows.map(|row| {
+            let (store, who, sales, refunds) = row?;
+            Ok((parse_id(store, StoreId::parse)?, who, sales as u64, refunds as u64))
+        })
+        .collect()
     }
 }
 

@@ -158,9 +158,14 @@ fn evidence_json(f: &Finding) -> serde_json::Value {
     })
 }
 
-/// Runs the detectors over one sale and opens a case for each finding.
-fn detect(tx: &mut dyn Tx, config: &CorrectionConfig, merchant: MerchantId, id: SaleId) -> Result<usize, AppError> {
-    let Some(sale) = tx.find_sale(merchant, id)? else { return Ok(0) };
+/// Runs the detectors over one sale: the cases their findings would open.
+fn detect(
+    tx: &mut dyn Tx,
+    config: &CorrectionConfig,
+    merchant: MerchantId,
+    id: SaleId,
+) -> Result<Vec<CorrectionRecord>, AppError> {
+    let Some(sale) = tx.find_sale(merchant, id)? else { return Ok(Vec::new()) };
     let (fingerprint, order_ref) = tx.sale_signals(merchant, id)?.unwrap_or((None, None));
     let facts = SaleFacts::of(&sale, fingerprint.clone(), None);
     let mut findings = Vec::new();
@@ -183,7 +188,7 @@ fn detect(tx: &mut dyn Tx, config: &CorrectionConfig, merchant: MerchantId, id: 
     let history = tx.store_sale_amounts(merchant, sale.store_id, sale.id, STORE_HISTORY)?;
     findings.extend(amount_outliers(&history, &facts, &config.outliers));
     findings.extend(missing_order(&facts, config.orders_expected, order_ref.is_some()));
-    let mut opened = 0;
+    let mut cases = Vec::new();
     for finding in findings {
         let Some(&suspect) = finding.evidence.sale_ids.last() else { continue };
         let store = if suspect == sale.id {
@@ -210,11 +215,9 @@ fn detect(tx: &mut dyn Tx, config: &CorrectionConfig, merchant: MerchantId, id: 
             opened_at: now,
             updated_at: now,
         };
-        if open_case(tx, &Actor::system(merchant, "wrong-charge-watch"), &record)? {
-            opened += 1;
-        }
+        cases.push(record);
     }
-    Ok(opened)
+    Ok(cases)
 }
 
 /// Inserts the case with its audit event; false when the sale already has
@@ -242,9 +245,17 @@ pub(crate) async fn run_detect_job(app: &App, job: &refundry_store::model::Job) 
     let sale = SaleId::parse(&parsed.sale_id).map_err(bad)?;
     let config = app.config.clone();
     let id = job.id;
+    // the reads run on a snapshot, off the writer; most sales find nothing
+    // and then only the job is marked done
+    let cases = refundry_store::read(&app.store, move |tx| detect(tx, &config.corrections, merchant, sale)).await?;
     refundry_store::write(&app.store, move |tx| {
-        audit::lock_chain(tx, merchant)?;
-        let opened = detect(tx, &config.corrections, merchant, sale)?;
+        let mut opened = 0;
+        if !cases.is_empty() {
+            audit::lock_chain(tx, merchant)?;
+            for case in &cases {
+                opened += usize::from(open_case(tx, &Actor::system(merchant, "wrong-charge-watch"), case)?);
+            }
+        }
         if opened > 0 {
             tracing::info!(sale = %sale, opened, "wrong-charge detectors opened correction cases");
         }

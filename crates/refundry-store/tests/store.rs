@@ -171,3 +171,24 @@ async fn a_full_write_queue_sheds_load_instead_of_waiting_forever() {
     assert!(ok >= 1);
     assert_eq!(read(&store, |tx| tx.all_merchants()).await.unwrap().len(), ok);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notice_is_claimed_once_even_by_writers_racing_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = open(&dir);
+    let store = Arc::clone(&t.store);
+    let m = merchant("notices");
+    let id = m.id;
+    write(&store, move |tx| tx.insert_merchant(&m)).await.unwrap();
+    let now = refundry_store::time::now();
+    let claims = (0..20).map(|_| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            write(&store, move |tx| tx.claim_notice(id, "dp_case", "deadline_reminder_3d", now)).await.unwrap()
+        })
+    });
+    let won: Vec<bool> = futures::future::join_all(claims).await.into_iter().map(|r| r.unwrap()).collect();
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+    let other = write(&store, move |tx| tx.claim_notice(id, "dp_case", "deadline_reminder_1d", now)).await.unwrap();
+    assert!(other, "another kind about the same subject is its own notice");
+}

@@ -65,15 +65,16 @@ pub fn sanitize_file_name(name: &str) -> String {
     if trimmed.is_empty() { "evidence".to_owned() } else { trimmed }
 }
 
-fn check_new(new: &NewEvidence, max_file_bytes: usize) -> Result<Option<(EvidenceFile, Vec<u8>)>, AppError> {
+/// Checks the item; its file (if any) with what is kept about it.
+fn check_new(new: &mut NewEvidence, max_file_bytes: usize) -> Result<Option<(EvidenceFile, Vec<u8>)>, AppError> {
     if let Some(note) = &new.note {
         if note.chars().count() > MAX_NOTE_CHARS {
             return Err(AppError::validation("note", "note must be at most 1000 characters"));
         }
         refuse_card_number("note", note)?;
     }
-    let Some((name, bytes)) = &new.file else { return Ok(None) };
-    refuse_card_number("file.name", name)?;
+    let Some((name, bytes)) = new.file.take() else { return Ok(None) };
+    refuse_card_number("file.name", &name)?;
     if bytes.is_empty() {
         return Err(AppError::validation("file", "the file is empty"));
     }
@@ -84,20 +85,20 @@ fn check_new(new: &NewEvidence, max_file_bytes: usize) -> Result<Option<(Evidenc
         )
         .with("max_file_bytes", max_file_bytes));
     }
-    let content_type = sniff(bytes).ok_or_else(|| {
+    let content_type = sniff(&bytes).ok_or_else(|| {
         AppError::new(ErrorCode::EvidenceFileTypeNotAllowed, "send a PDF, PNG, JPEG or UTF-8 plain-text file")
     })?;
     if content_type.starts_with("text/") {
         // a pasted conversation may hold the card; it must not be kept
-        refuse_card_number("file", std::str::from_utf8(bytes).unwrap_or(""))?;
+        refuse_card_number("file", std::str::from_utf8(&bytes).unwrap_or(""))?;
     }
     let file = EvidenceFile {
-        name: sanitize_file_name(name),
+        name: sanitize_file_name(&name),
         content_type: content_type.to_owned(),
         size_bytes: bytes.len() as i64,
-        sha256: hex::encode(Sha256::digest(bytes)),
+        sha256: hex::encode(Sha256::digest(&bytes)),
     };
-    Ok(Some((file, bytes.clone())))
+    Ok(Some((file, bytes)))
 }
 
 fn refuse_card_number(field: &str, text: &str) -> Result<(), AppError> {
@@ -120,9 +121,9 @@ impl App {
         &self,
         actor: &Actor,
         dispute: DisputeId,
-        new: NewEvidence,
+        mut new: NewEvidence,
     ) -> Result<EvidenceRecord, AppError> {
-        let file = check_new(&new, self.config.disputes.evidence_max_file_bytes)?;
+        let file = check_new(&mut new, self.config.disputes.evidence_max_file_bytes)?;
         let actor = actor.clone();
         refundry_store::write(&self.store, move |tx| {
             audit::lock_chain(tx, actor.merchant_id)?;

@@ -230,3 +230,24 @@ async fn deferred_totals_and_audit_events_commit_with_their_write_or_not_at_all(
     let head = read(&store, move |tx| tx.audit_head(mid)).await.unwrap();
     assert_eq!(head, Some((40, prev)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notice_is_claimed_once_even_by_writers_racing_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = open(&dir);
+    let store = Arc::clone(&t.store);
+    let m = merchant("notices");
+    let id = m.id;
+    write(&store, move |tx| tx.insert_merchant(&m)).await.unwrap();
+    let now = refundry_store::time::now();
+    let claims = (0..20).map(|_| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            write(&store, move |tx| tx.claim_notice(id, "dp_case", "deadline_reminder_3d", now)).await.unwrap()
+        })
+    });
+    let won: Vec<bool> = futures::future::join_all(claims).await.into_iter().map(|r| r.unwrap()).collect();
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+    let other = write(&store, move |tx| tx.claim_notice(id, "dp_case", "deadline_reminder_1d", now)).await.unwrap();
+    assert!(other, "another kind about the same subject is its own notice");
+}

@@ -11,7 +11,9 @@ use jiff::Timestamp;
 use postgres::types::{FromSql, ToSql};
 use postgres::{Client, Row, Statement};
 use refundry_core::card::{First6, Last4};
-use refundry_core::ids::{DisputeId, IdError, KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId};
+use refundry_core::ids::{
+    CorrectionId, DisputeId, EvidenceId, IdError, KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId,
+};
 use refundry_core::money::{Currency, Money};
 use refundry_core::refund::{ItemQuantity, PlannedItem, PriorRefund, RefundReason, RefundStatus, RefundType};
 use refundry_core::sale::{CardBrand, EntryMode, LineItem, PaymentMethod, Wallet};
@@ -953,6 +955,15 @@ impl RefundRepo for PgTx<'_> {
         Ok(())
     }
 
+    fn cashier_activity(
+        &mut self,
+        merchant: MerchantId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(StoreId, String, u64, u64)>> {
+        self.cashier_activity_rows(merchant, from, to)
+    }
+
     fn record_call(&mut self, c: &AcquirerCall) -> Result<()> {
         self.execute(
             "INSERT INTO acquirer_calls (refund_id, attempt, stan, kind, processor, started_at, duration_ms, outcome,
@@ -1363,6 +1374,81 @@ impl DisputeRepo for PgTx<'_> {
         self.query(&sql, &[&to_micros(now), &i64::from(limit)])?.iter().map(dispute_from_row).collect()
     }
 
+    fn disputes_due_without_notice(
+        &mut self,
+        now: Timestamp,
+        until: Timestamp,
+        kind: &str,
+        limit: u32,
+    ) -> Result<Vec<DisputeRecord>> {
+        let sql = format!(
+            "SELECT {DISPUTE_COLUMNS} FROM disputes d WHERE status = 'needs_response' AND due_by > $1 AND due_by <= $2
+             AND NOT EXISTS (SELECT 1 FROM notices_sent n
+                             WHERE n.merchant_id = d.merchant_id AND n.subject = d.id AND n.kind = $3)
+             ORDER BY due_by LIMIT $4"
+        );
+        self.query(&sql, &[&to_micros(now), &to_micros(until), &kind, &i64::from(limit)])?
+            .iter()
+            .map(dispute_from_row)
+            .collect()
+    }
+
+    fn insert_evidence(&mut self, e: &EvidenceRecord, bytes: Option<&[u8]>) -> Result<()> {
+        let file = e.file.as_ref();
+        self.execute(
+            &format!(
+                "INSERT INTO dispute_evidence ({EVIDENCE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            ),
+            &[
+                &e.id.to_string(),
+                &e.merchant_id.to_string(),
+                &e.dispute_id.to_string(),
+                &e.kind,
+                &e.note,
+                &file.map(|f| f.name.clone()),
+                &file.map(|f| f.content_type.clone()),
+                &file.map(|f| f.size_bytes),
+                &file.map(|f| f.sha256.clone()),
+                &e.added_by,
+                &to_micros(e.added_at),
+            ],
+        )?;
+        if let Some(bytes) = bytes {
+            self.execute(
+                "INSERT INTO dispute_evidence_files (evidence_id, bytes) VALUES ($1, $2)",
+                &[&e.id.to_string(), &bytes],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn evidence_of(&mut self, merchant: MerchantId, dispute: DisputeId) -> Result<Vec<EvidenceRecord>> {
+        let sql = format!(
+            "SELECT {EVIDENCE_COLUMNS} FROM dispute_evidence WHERE merchant_id = $1 AND dispute_id = $2 ORDER BY id"
+        );
+        self.query(&sql, &[&merchant.to_string(), &dispute.to_string()])?.iter().map(evidence_from_row).collect()
+    }
+
+    fn evidence_with_file(
+        &mut self,
+        merchant: MerchantId,
+        dispute: DisputeId,
+        id: EvidenceId,
+    ) -> Result<Option<(EvidenceRecord, Option<Vec<u8>>)>> {
+        let sql = format!(
+            "SELECT {EVIDENCE_COLUMNS} FROM dispute_evidence WHERE merchant_id = $1 AND dispute_id = $2 AND id = $3"
+        );
+        let Some(row) = self.query_opt(&sql, &[&merchant.to_string(), &dispute.to_string(), &id.to_string()])? else {
+            return Ok(None);
+        };
+        let record = evidence_from_row(&row)?;
+        let bytes = self
+            .query_opt("SELECT bytes FROM dispute_evidence_files WHERE evidence_id = $1", &[&id.to_string()])?
+            .map(|r| col::<Vec<u8>>(&r, 0))
+            .transpose()?;
+        Ok(Some((record, bytes)))
+    }
+
     fn dispute_stats(&mut self, merchant: MerchantId, from: Timestamp, to: Timestamp) -> Result<(u64, i64)> {
         let r = self.query_one(
             "SELECT COUNT(*)::BIGINT, COALESCE(SUM(amount_minor), 0)::BIGINT FROM disputes
@@ -1400,6 +1486,235 @@ impl DisputeRepo for PgTx<'_> {
         self.query(&sql, &[&merchant.to_string(), &starting_after.map(|d| d.to_string()), &i64::from(limit)])?
             .iter()
             .map(dispute_from_row)
+            .collect()
+    }
+}
+
+const EVIDENCE_COLUMNS: &str =
+    "id, merchant_id, dispute_id, kind, note, file_name, content_type, size_bytes, sha256, added_by, added_at";
+
+fn evidence_from_row(r: &Row) -> Result<EvidenceRecord> {
+    let id: String = col(r, 0)?;
+    let file = match (col(r, 5)?, col(r, 6)?, col(r, 7)?, col(r, 8)?) {
+        (Some(name), Some(content_type), Some(size_bytes), Some(sha256)) => {
+            Some(EvidenceFile { name, content_type, size_bytes, sha256 })
+        }
+        (None, None, None, None) => None,
+        _ => return Err(StoreError::corrupt(format!("evidence {id} has half a file"))),
+    };
+    Ok(EvidenceRecord {
+        id: EvidenceId::parse(&id).map_err(StoreError::corrupt)?,
+        merchant_id: col_id(r, 1, MerchantId::parse)?,
+        dispute_id: col_id(r, 2, DisputeId::parse)?,
+        kind: col(r, 3)?,
+        note: col(r, 4)?,
+        file,
+        added_by: col(r, 9)?,
+        added_at: col_time(r, 10)?,
+    })
+}
+
+impl NoticeRepo for PgTx<'_> {
+    fn claim_notice(&mut self, merchant: MerchantId, subject: &str, kind: &str, at: Timestamp) -> Result<bool> {
+        // a second instance inserting the same row waits for the first to
+        // commit, then inserts nothing
+        let n = self.execute(
+            "INSERT INTO notices_sent (merchant_id, subject, kind, sent_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT DO NOTHING",
+            &[&merchant.to_string(), &subject, &kind, &to_micros(at)],
+        )?;
+        Ok(n == 1)
+    }
+}
+
+const CORRECTION_COLUMNS: &str = "id, merchant_id, store_id, sale_id, kind, evidence, cause, responsible_party, status, \
+    refund_id, resolution_note, opened_by, summary_zh, summary_en, opened_at, updated_at";
+
+fn correction_from_row(r: &Row) -> Result<CorrectionRecord> {
+    Ok(CorrectionRecord {
+        id: col_id(r, 0, CorrectionId::parse)?,
+        merchant_id: col_id(r, 1, MerchantId::parse)?,
+        store_id: col_id(r, 2, StoreId::parse)?,
+        sale_id: col_id(r, 3, SaleId::parse)?,
+        kind: col(r, 4)?,
+        evidence: col(r, 5)?,
+        cause: col(r, 6)?,
+        responsible_party: col(r, 7)?,
+        status: col(r, 8)?,
+        refund_id: col_opt_id(r, 9, RefundId::parse)?,
+        resolution_note: col(r, 10)?,
+        opened_by: col(r, 11)?,
+        summary_zh: col(r, 12)?,
+        summary_en: col(r, 13)?,
+        opened_at: col_time(r, 14)?,
+        updated_at: col_time(r, 15)?,
+    })
+}
+
+impl PgTx<'_> {
+    pub(crate) fn cashier_activity_rows(
+        &mut self,
+        merchant: MerchantId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(StoreId, String, u64, u64)>> {
+        self.query(
+            "SELECT store_id, who, SUM(sales)::BIGINT, SUM(refunds)::BIGINT FROM (
+                 SELECT store_id, cashier AS who, 1 AS sales, 0 AS refunds FROM sales
+                  WHERE merchant_id = $1 AND captured_at >= $2 AND captured_at < $3 AND cashier IS NOT NULL
+                 UNION ALL
+                 SELECT s.store_id, CASE WHEN r.requested_by LIKE 'user:%' THEN substr(r.requested_by, 6) ELSE r.requested_by END,
+                        0, 1
+                   FROM refunds r JOIN sales s ON s.id = r.sale_id
+                  WHERE r.merchant_id = $1 AND r.created_at >= $2 AND r.created_at < $3
+             ) activity GROUP BY store_id, who ORDER BY store_id, who",
+            &[&merchant.to_string(), &to_micros(from), &to_micros(to)],
+        )?
+        .iter()
+        .map(|r| Ok((col_id(r, 0, StoreId::parse)?, col(r, 1)?, col_narrow(r, 2)?, col_narrow(r, 3)?)))
+        .collect()
+    }
+}
+
+impl CorrectionRepo for PgTx<'_> {
+    fn insert_sale_signals(
+        &mut self,
+        merchant: MerchantId,
+        sale: SaleId,
+        card_fingerprint: Option<&str>,
+        order_ref: Option<&str>,
+        captured_at: Timestamp,
+    ) -> Result<()> {
+        self.execute(
+            "INSERT INTO sale_signals (sale_id, merchant_id, card_fingerprint, order_ref, captured_at)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[&sale.to_string(), &merchant.to_string(), &card_fingerprint, &order_ref, &to_micros(captured_at)],
+        )?;
+        Ok(())
+    }
+
+    fn sale_signals(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Option<(Option<String>, Option<String>)>> {
+        self.query_opt(
+            "SELECT card_fingerprint, order_ref FROM sale_signals WHERE merchant_id = $1 AND sale_id = $2",
+            &[&merchant.to_string(), &sale.to_string()],
+        )?
+        .map(|r| Ok((col(&r, 0)?, col(&r, 1)?)))
+        .transpose()
+    }
+
+    fn sales_with_fingerprint(
+        &mut self,
+        merchant: MerchantId,
+        fingerprint: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<SaleId>> {
+        self.query(
+            "SELECT sale_id FROM sale_signals WHERE merchant_id = $1 AND card_fingerprint = $2
+             AND captured_at >= $3 AND captured_at <= $4 ORDER BY captured_at LIMIT 100",
+            &[&merchant.to_string(), &fingerprint, &to_micros(from), &to_micros(to)],
+        )?
+        .iter()
+        .map(|r| col_id(r, 0, SaleId::parse))
+        .collect()
+    }
+
+    fn store_sale_amounts(
+        &mut self,
+        merchant: MerchantId,
+        store: StoreId,
+        before: SaleId,
+        limit: u32,
+    ) -> Result<Vec<i64>> {
+        self.query(
+            "SELECT amount_minor FROM sales WHERE merchant_id = $1 AND store_id = $2 AND id < $3
+             ORDER BY id DESC LIMIT $4",
+            &[&merchant.to_string(), &store.to_string(), &before.to_string(), &i64::from(limit)],
+        )?
+        .iter()
+        .map(|r| col(r, 0))
+        .collect()
+    }
+
+    fn insert_correction(&mut self, c: &CorrectionRecord) -> Result<bool> {
+        let n = self.execute(
+            &format!(
+                "INSERT INTO corrections ({CORRECTION_COLUMNS}) VALUES
+                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT DO NOTHING"
+            ),
+            &[
+                &c.id.to_string(),
+                &c.merchant_id.to_string(),
+                &c.store_id.to_string(),
+                &c.sale_id.to_string(),
+                &c.kind,
+                &c.evidence,
+                &c.cause,
+                &c.responsible_party,
+                &c.status,
+                &c.refund_id.map(|r| r.to_string()),
+                &c.resolution_note,
+                &c.opened_by,
+                &c.summary_zh,
+                &c.summary_en,
+                &to_micros(c.opened_at),
+                &to_micros(c.updated_at),
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn update_correction(&mut self, c: &CorrectionRecord) -> Result<()> {
+        self.execute(
+            "UPDATE corrections SET cause = $2, responsible_party = $3, status = $4, refund_id = $5,
+             resolution_note = $6, updated_at = $7 WHERE id = $1",
+            &[
+                &c.id.to_string(),
+                &c.cause,
+                &c.responsible_party,
+                &c.status,
+                &c.refund_id.map(|r| r.to_string()),
+                &c.resolution_note,
+                &to_micros(c.updated_at),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn find_correction(&mut self, merchant: MerchantId, id: CorrectionId) -> Result<Option<CorrectionRecord>> {
+        let sql = format!("SELECT {CORRECTION_COLUMNS} FROM corrections WHERE merchant_id = $1 AND id = $2");
+        self.query_opt(&sql, &[&merchant.to_string(), &id.to_string()])?.as_ref().map(correction_from_row).transpose()
+    }
+
+    fn find_correction_of_sale(
+        &mut self,
+        merchant: MerchantId,
+        sale: SaleId,
+        kind: &str,
+    ) -> Result<Option<CorrectionRecord>> {
+        let sql = format!(
+            "SELECT {CORRECTION_COLUMNS} FROM corrections WHERE merchant_id = $1 AND sale_id = $2 AND kind = $3"
+        );
+        self.query_opt(&sql, &[&merchant.to_string(), &sale.to_string(), &kind])?
+            .as_ref()
+            .map(correction_from_row)
+            .transpose()
+    }
+
+    fn list_corrections(
+        &mut self,
+        merchant: MerchantId,
+        status: Option<&str>,
+        starting_after: Option<CorrectionId>,
+        limit: u32,
+    ) -> Result<Vec<CorrectionRecord>> {
+        let sql = format!(
+            "SELECT {CORRECTION_COLUMNS} FROM corrections WHERE merchant_id = $1 AND ($2::TEXT IS NULL OR status = $2)
+             AND ($3::TEXT IS NULL OR id < $3) ORDER BY id DESC LIMIT $4"
+        );
+        self.query(&sql, &[&merchant.to_string(), &status, &starting_after.map(|c| c.to_string()), &i64::from(limit)])?
+            .iter()
+            .map(correction_from_row)
             .collect()
     }
 }

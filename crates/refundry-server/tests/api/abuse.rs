@@ -43,7 +43,7 @@ fn codes(refund: &Value) -> Vec<String> {
 }
 
 async fn alerts(t: &TestApp, refund: &Value) -> Vec<String> {
-    let audit: Value = t.get("/v1/audit-events?limit=500").send().await.unwrap().json().await.unwrap();
+    let audit: Value = t.get_json("/v1/audit-events?limit=500").await;
     audit["data"]
         .as_array()
         .unwrap()
@@ -199,7 +199,7 @@ async fn a_bad_abuse_rule_is_refused_when_the_policy_is_written() {
     let res = t.client.put(format!("{}/v1/policy", t.base)).bearer_auth(&t.key).json(&json!({"rules": rules}));
     let p = problem(res.send().await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_policy").await;
     assert_eq!(p["field"], "abuse.refund_to_other_card");
-    let policy: Value = t.get("/v1/policy").send().await.unwrap().json().await.unwrap();
+    let policy: Value = t.get_json("/v1/policy").await;
     assert_eq!(policy["rules"]["abuse"]["refund_to_other_card"], "hold_for_approval", "the defaults still hold");
     t.shutdown().await;
 }

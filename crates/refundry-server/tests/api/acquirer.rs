@@ -43,7 +43,7 @@ async fn with_acquirer() -> (TestApp, SimulatorHandle) {
 }
 
 async fn stan_of(t: &TestApp, refund: &str) -> u32 {
-    let calls: Value = t.get(&format!("/v1/refunds/{refund}/attempts")).send().await.unwrap().json().await.unwrap();
+    let calls: Value = t.get_json(&format!("/v1/refunds/{refund}/attempts")).await;
     calls["data"][0]["stan"].as_u64().unwrap() as u32
 }
 
@@ -136,7 +136,7 @@ async fn a_refund_whose_answers_keep_getting_lost_is_asked_about_later_and_never
     let done = t.settled_refund(id).await;
     assert_eq!(done["status"], "succeeded");
     assert_eq!(done["attempts"], 1, "one attempt: the later calls asked about the same message");
-    let calls: Value = t.get(&format!("/v1/refunds/{id}/attempts")).send().await.unwrap().json().await.unwrap();
+    let calls: Value = t.get_json(&format!("/v1/refunds/{id}/attempts")).await;
     let calls = calls["data"].as_array().unwrap();
     assert!(calls.len() >= 2, "{calls:?}");
     assert_eq!(calls[0]["outcome"], "timeout");
@@ -164,7 +164,7 @@ async fn cash_goes_back_from_the_drawer_and_never_to_the_acquirer() {
     let done = t.settled_refund(id).await;
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(done["arrived_at"], done["completed_at"]);
-    let calls: Value = t.get(&format!("/v1/refunds/{id}/attempts")).send().await.unwrap().json().await.unwrap();
+    let calls: Value = t.get_json(&format!("/v1/refunds/{id}/attempts")).await;
     assert_eq!(calls["data"][0]["processor"], "cash_drawer");
     assert_eq!(sim.received("0220") + sim.received("0200"), before, "the acquirer never saw it");
     t.shutdown().await;

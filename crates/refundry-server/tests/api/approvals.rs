@@ -152,7 +152,7 @@ async fn an_approval_nobody_gives_expires_and_frees_the_sale() {
     let mut status = String::new();
     for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let r: Value = t.get(&format!("/v1/refunds/{id}")).send().await.unwrap().json().await.unwrap();
+        let r: Value = t.get_json(&format!("/v1/refunds/{id}")).await;
         status = r["status"].as_str().unwrap().to_owned();
         if status == "expired" {
             break;

@@ -54,7 +54,7 @@ async fn one_merchants_key_never_sees_or_touches_another_merchants_data() {
         .await
         .unwrap();
     problem(res, StatusCode::NOT_FOUND, "sale_not_found").await;
-    let s: Value = t.get(&format!("/v1/sales/{id}")).send().await.unwrap().json().await.unwrap();
+    let s: Value = t.get_json(&format!("/v1/sales/{id}")).await;
     assert_eq!(s["refunded_amount"], 100, "the other merchant changed nothing");
     t.shutdown().await;
 }

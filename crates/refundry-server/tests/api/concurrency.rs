@@ -28,10 +28,10 @@ async fn fifty_simultaneous_refunds_never_exceed_the_sale() {
         }
     }
     assert_eq!(created, 3);
-    let list: Value = t.get(&format!("/v1/refunds?sale_id={id}&limit=100")).send().await.unwrap().json().await.unwrap();
+    let list: Value = t.get_json(&format!("/v1/refunds?sale_id={id}&limit=100")).await;
     let total: i64 = list["data"].as_array().unwrap().iter().map(|r| r["amount"].as_i64().unwrap()).sum();
     assert_eq!(total, 9000);
-    let s: Value = t.get(&format!("/v1/sales/{id}")).send().await.unwrap().json().await.unwrap();
+    let s: Value = t.get_json(&format!("/v1/sales/{id}")).await;
     assert_eq!(s["refundable_amount"], 1000);
     t.shutdown().await;
 }
@@ -50,7 +50,7 @@ async fn twenty_simultaneous_requests_with_one_key_make_one_refund() {
         bodies.push(res.bytes().await.unwrap());
     }
     assert!(bodies.windows(2).all(|w| w[0] == w[1]), "every answer is the first answer");
-    let list: Value = t.get(&format!("/v1/refunds?sale_id={id}")).send().await.unwrap().json().await.unwrap();
+    let list: Value = t.get_json(&format!("/v1/refunds?sale_id={id}")).await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
     let done = t.settled_refund(list["data"][0]["id"].as_str().unwrap()).await;
     assert_eq!(t.sandbox.times_applied(done["id"].as_str().unwrap()), 1);

@@ -40,7 +40,7 @@ async fn jobs_done(t: &TestApp) {
 }
 
 async fn cases(t: &TestApp, query: &str) -> Vec<Value> {
-    let list: Value = t.get(&format!("/v1/corrections{query}")).send().await.unwrap().json().await.unwrap();
+    let list: Value = t.get_json(&format!("/v1/corrections{query}")).await;
     list["data"].as_array().unwrap().clone()
 }
 
@@ -98,7 +98,7 @@ async fn a_card_charged_twice_opens_a_case_that_is_settled_by_a_void_from_it() {
         .unwrap();
     assert_eq!(refunds["data"].as_array().unwrap().len(), 1, "one refund for one case");
 
-    let audit: Value = t.get("/v1/audit-events?limit=500").send().await.unwrap().json().await.unwrap();
+    let audit: Value = t.get_json("/v1/audit-events?limit=500").await;
     let actions: Vec<&str> = audit["data"]
         .as_array()
         .unwrap()
@@ -213,7 +213,7 @@ async fn a_wrong_charge_reported_by_hand_is_one_case_and_needs_an_amount() {
     // the refund policy still applies: never more than was paid
     let res = t.post(&path, &json!({"amount": 10001})).header("Idempotency-Key", "m-2").send().await.unwrap();
     problem(res, StatusCode::UNPROCESSABLE_ENTITY, "refund_exceeds_refundable").await;
-    let got: Value = t.get(&format!("/v1/corrections/{id}")).send().await.unwrap().json().await.unwrap();
+    let got: Value = t.get_json(&format!("/v1/corrections/{id}")).await;
     assert_eq!(got["status"], "open", "a refused refund leaves the case open");
     let res = t.post(&path, &json!({"amount": 3000})).header("Idempotency-Key", "m-3").send().await.unwrap();
     assert_eq!(res.status(), StatusCode::CREATED);

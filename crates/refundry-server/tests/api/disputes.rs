@@ -87,7 +87,7 @@ async fn a_sale_already_refunded_answers_the_dispute_with_the_refund() {
     t.settled_refund(refund["id"].as_str().unwrap()).await;
     let case: Value =
         t.post("/v1/disputes", &dispute(&sale, "CB-2", 10000)).send().await.unwrap().json().await.unwrap();
-    let audit: Value = t.get("/v1/audit-events?limit=500").send().await.unwrap().json().await.unwrap();
+    let audit: Value = t.get_json("/v1/audit-events?limit=500").await;
     let opened = audit["data"].as_array().unwrap().iter().find(|e| e["action"] == "dispute.opened").unwrap();
     assert_eq!(opened["subject"], case["id"]);
     // the whole unsettled card sale was voided: the cardholder was never charged
@@ -174,7 +174,7 @@ async fn a_dispute_file_imports_whole_or_not_at_all_and_only_once() {
     assert!(rows.contains(&(3, "amount".into())), "{report}");
     assert!(rows.contains(&(5, "sensitive_card_data".into())), "{report}");
     assert!(!report.to_string().contains("4111"), "the card number is not echoed");
-    let list: Value = t.get("/v1/disputes").send().await.unwrap().json().await.unwrap();
+    let list: Value = t.get_json("/v1/disputes").await;
     assert!(list["data"].as_array().unwrap().is_empty(), "nothing changed");
 
     let good = format!(
@@ -186,7 +186,7 @@ async fn a_dispute_file_imports_whole_or_not_at_all_and_only_once() {
     assert_eq!((report["opened"].as_u64(), report["already_known"].as_u64()), (Some(2), Some(0)));
     let (_, again) = import(&t, &good).await;
     assert_eq!((again["opened"].as_u64(), again["already_known"].as_u64()), (Some(0), Some(2)));
-    let list: Value = t.get("/v1/disputes").send().await.unwrap().json().await.unwrap();
+    let list: Value = t.get_json("/v1/disputes").await;
     assert_eq!(list["data"].as_array().unwrap().len(), 2);
     let res = t.refund("after-import", json!({"sale_id": first["id"], "amount": 100, "reason": "other"})).await;
     problem(res, StatusCode::UNPROCESSABLE_ENTITY, "sale_disputed").await;
@@ -203,7 +203,7 @@ async fn the_chargeback_ratio_is_held_against_the_networks_programmes() {
         last = Some(t.create_sale(s).await);
     }
     t.post("/v1/disputes", &dispute(last.as_ref().unwrap(), "CB-R1", 1000)).send().await.unwrap();
-    let report: Value = t.get("/v1/reports/chargeback-ratio?month=2026-11").send().await.unwrap().json().await.unwrap();
+    let report: Value = t.get_json("/v1/reports/chargeback-ratio?month=2026-11").await;
     let visa = report["programmes"].as_array().unwrap().iter().find(|p| p["programme"] == "visa_vamp").unwrap();
     assert_eq!(visa["chargebacks"], 1);
     assert_eq!(visa["sales"], 3);
@@ -228,7 +228,7 @@ async fn a_case_left_unanswered_past_its_deadline_is_marked_past_due() {
     let id = case["id"].as_str().unwrap();
     let mut status = String::new();
     for _ in 0..200 {
-        let now: Value = t.get(&format!("/v1/disputes/{id}")).send().await.unwrap().json().await.unwrap();
+        let now: Value = t.get_json(&format!("/v1/disputes/{id}")).await;
         status = now["status"].as_str().unwrap().to_owned();
         if status == "past_due" {
             assert!(now["days_left"].as_i64().unwrap() < 0);

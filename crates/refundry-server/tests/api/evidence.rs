@@ -64,7 +64,7 @@ async fn evidence_is_kept_with_its_checksum_and_listed_in_the_summary() {
     let res = add(&t, &case, json!({"kind": "correspondence", "note": "顾客来电确认已收货"})).await;
     assert_eq!(res.status(), StatusCode::CREATED);
 
-    let list: Value = t.get(&format!("/v1/disputes/{case}/evidence")).send().await.unwrap().json().await.unwrap();
+    let list: Value = t.get_json(&format!("/v1/disputes/{case}/evidence")).await;
     let kinds: Vec<&str> = list["data"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["receipt", "signature", "correspondence"], "oldest first");
     assert!(list["data"][2]["file"].is_null());
@@ -88,7 +88,7 @@ async fn evidence_is_kept_with_its_checksum_and_listed_in_the_summary() {
     let zh = t.get(&format!("/v1/disputes/{case}/summary")).send().await.unwrap().text().await.unwrap();
     assert!(zh.contains("证据"), "{zh}");
 
-    let audit: Value = t.get("/v1/audit-events?limit=500").send().await.unwrap().json().await.unwrap();
+    let audit: Value = t.get_json("/v1/audit-events?limit=500").await;
     let added: Vec<&Value> =
         audit["data"].as_array().unwrap().iter().filter(|e| e["action"] == "dispute.evidence_added").collect();
     assert_eq!(added.len(), 3);
@@ -129,7 +129,7 @@ async fn files_of_other_types_card_numbers_and_closed_cases_are_refused_and_noth
     assert!(!p.to_string().contains(card), "never echoed");
     assert!(!t.stored_anywhere(card));
 
-    let list: Value = t.get(&format!("/v1/disputes/{case}/evidence")).send().await.unwrap().json().await.unwrap();
+    let list: Value = t.get_json(&format!("/v1/disputes/{case}/evidence")).await;
     assert!(list["data"].as_array().unwrap().is_empty(), "nothing was kept: {list}");
 
     // a decided case takes no more evidence

@@ -31,7 +31,7 @@ async fn a_failed_refund_is_sent_again_as_a_new_attempt_of_the_same_refund() {
     assert_eq!(again["id"], refund["id"], "the same refund");
     let done = t.settled_refund(id).await;
     assert_eq!(done["attempts"], 2);
-    let calls: Value = t.get(&format!("/v1/refunds/{id}/attempts")).send().await.unwrap().json().await.unwrap();
+    let calls: Value = t.get_json(&format!("/v1/refunds/{id}/attempts")).await;
     let calls = calls["data"].as_array().unwrap();
     assert_eq!(calls.len(), 2, "every call is kept");
     assert_eq!(calls[0]["outcome"], "declined");
@@ -97,7 +97,7 @@ async fn a_job_that_gives_up_waits_for_an_operator_and_runs_when_retried() {
     let id = refund["id"].as_str().unwrap();
     let mut dead = Value::Null;
     for _ in 0..200 {
-        dead = t.get("/v1/jobs?state=dead").send().await.unwrap().json().await.unwrap();
+        dead = t.get_json("/v1/jobs?state=dead").await;
         if !dead["data"].as_array().unwrap().is_empty() {
             break;
         }
@@ -106,7 +106,7 @@ async fn a_job_that_gives_up_waits_for_an_operator_and_runs_when_retried() {
     let job = &dead["data"][0];
     assert_eq!(job["kind"], "refund.execute");
     assert!(job["last_error"].as_str().unwrap().contains("unavailable"), "{job}");
-    let stuck: Value = t.get(&format!("/v1/refunds/{id}")).send().await.unwrap().json().await.unwrap();
+    let stuck: Value = t.get_json(&format!("/v1/refunds/{id}")).await;
     assert_eq!(stuck["status"], "processing", "an unknown outcome is never guessed");
     t.sandbox.set_mode(SandboxMode::Approve);
     let res = t.post(&format!("/v1/jobs/{}/retry", job["id"]), &json!({})).send().await.unwrap();

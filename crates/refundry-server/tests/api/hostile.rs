@@ -71,8 +71,8 @@ fn hostile_requests_get_problems_and_change_nothing() {
     let sale = rt.block_on(t.create_sale(card_sale()));
     let sale_id = sale["id"].as_str().unwrap().to_owned();
     let before = rt.block_on(async {
-        let s: Value = t.get("/v1/sales?limit=100").send().await.unwrap().json().await.unwrap();
-        let r: Value = t.get("/v1/refunds?limit=100").send().await.unwrap().json().await.unwrap();
+        let s: Value = t.get_json("/v1/sales?limit=100").await;
+        let r: Value = t.get_json("/v1/refunds?limit=100").await;
         (s["data"].as_array().unwrap().len(), r["data"].as_array().unwrap().len())
     });
     let config = ProptestConfig {
@@ -115,8 +115,8 @@ fn hostile_requests_get_problems_and_change_nothing() {
         }
     });
     let after = rt.block_on(async {
-        let s: Value = t.get("/v1/sales?limit=100").send().await.unwrap().json().await.unwrap();
-        let r: Value = t.get("/v1/refunds?limit=100").send().await.unwrap().json().await.unwrap();
+        let s: Value = t.get_json("/v1/sales?limit=100").await;
+        let r: Value = t.get_json("/v1/refunds?limit=100").await;
         (s["data"].as_array().unwrap().len(), r["data"].as_array().unwrap().len())
     });
     let (s, r) = accepted.get();

@@ -165,7 +165,7 @@ async fn an_sms_goes_through_the_merchants_gateway_signed() {
     // the audit event is written once the gateway has answered
     let mut told = Value::Null;
     for _ in 0..200 {
-        let audit: Value = t.get("/v1/audit-events?limit=500").send().await.unwrap().json().await.unwrap();
+        let audit: Value = t.get_json("/v1/audit-events?limit=500").await;
         if let Some(e) = audit["data"].as_array().unwrap().iter().find(|e| e["action"] == "customer.notified") {
             told = e.clone();
             break;

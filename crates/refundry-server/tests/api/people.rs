@@ -52,7 +52,7 @@ async fn wrong_passwords_slow_down_then_lock_the_account() {
         .await
         .unwrap();
     problem(res, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
-    let audit: Value = t.get("/v1/audit-events?limit=500").send().await.unwrap().json().await.unwrap();
+    let audit: Value = t.get_json("/v1/audit-events?limit=500").await;
     let failures = audit["data"].as_array().unwrap().iter().filter(|e| e["action"] == "user.login_failed").count();
     assert_eq!(failures, 4, "three wrong passwords and one attempt while locked");
     t.shutdown().await;
@@ -76,7 +76,7 @@ async fn people_are_made_by_admins_with_checked_names_and_passwords() {
     let role = json!({"username": "li.lei", "display_name": "x", "role": "boss", "password": "correct horse battery"});
     problem(t.post("/v1/users", &role).send().await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
         .await;
-    let list: Value = t.get("/v1/users").send().await.unwrap().json().await.unwrap();
+    let list: Value = t.get_json("/v1/users").await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
     assert!(list["data"][0].get("password_hash").is_none(), "hashes never leave the server");
     t.shutdown().await;

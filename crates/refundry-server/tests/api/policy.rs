@@ -6,7 +6,7 @@ use crate::support::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policy_versions_grow_and_refunds_keep_the_version_they_were_decided_under() {
     let mut t = spawn().await;
-    let first: Value = t.get("/v1/policy").send().await.unwrap().json().await.unwrap();
+    let first: Value = t.get_json("/v1/policy").await;
     assert_eq!(first["version"], 0, "the built-in default");
     let sale = t.create_sale(card_sale()).await;
     let r0: Value =
@@ -43,7 +43,7 @@ async fn policy_versions_grow_and_refunds_keep_the_version_they_were_decided_und
         t.get(&format!("/v1/refunds/{}", r0["id"].as_str().unwrap())).send().await.unwrap().json().await.unwrap();
     assert_eq!(again["policy_version"], 0);
 
-    let audit: Value = t.get("/v1/audit-events?limit=500").send().await.unwrap().json().await.unwrap();
+    let audit: Value = t.get_json("/v1/audit-events?limit=500").await;
     let change = audit["data"].as_array().unwrap().iter().find(|e| e["action"] == "policy.changed").unwrap();
     assert_eq!(change["data"]["before"]["version"], 0);
     assert_eq!(change["data"]["after"]["allowed_reasons"], json!(["defective", "wrong_charge"]));
@@ -55,7 +55,7 @@ async fn a_store_override_wins_over_the_merchant_policy_there_only() {
     let mut t = spawn().await;
     let merchant = t.app.default_merchant().await.unwrap().0;
     let second = t.app.create_store(&refundry_app::Actor::system(merchant.id, "test"), "Second").await.unwrap();
-    let base: Value = t.get("/v1/policy").send().await.unwrap().json().await.unwrap();
+    let base: Value = t.get_json("/v1/policy").await;
     let mut strict = base["rules"].clone();
     strict["approval_above_minor"] = json!(0);
     let put = t
@@ -85,7 +85,7 @@ async fn a_store_override_wins_over_the_merchant_policy_there_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_policy_is_refused_with_the_field_named_and_changes_nothing() {
     let mut t = spawn().await;
-    let base: Value = t.get("/v1/policy").send().await.unwrap().json().await.unwrap();
+    let base: Value = t.get_json("/v1/policy").await;
     let mut bad = base["rules"].clone();
     bad["approval_above_share_bps"] = json!(20000);
     let res = t
@@ -109,7 +109,7 @@ async fn an_invalid_policy_is_refused_with_the_field_named_and_changes_nothing()
         .await
         .unwrap();
     problem(res, StatusCode::UNPROCESSABLE_ENTITY, "invalid_policy").await;
-    let now: Value = t.get("/v1/policy").send().await.unwrap().json().await.unwrap();
+    let now: Value = t.get_json("/v1/policy").await;
     assert_eq!(now["version"], 0);
     t.shutdown().await;
 }
@@ -131,7 +131,7 @@ async fn a_preview_changes_nothing() {
         .unwrap();
     assert_eq!((p["type"].as_str(), p["amount"].as_i64()), (Some("refund"), Some(6000)));
     assert_eq!(p["decision"]["reasons"][0]["code"], "within_policy");
-    let list: Value = t.get("/v1/refunds").send().await.unwrap().json().await.unwrap();
+    let list: Value = t.get_json("/v1/refunds").await;
     assert!(list["data"].as_array().unwrap().is_empty());
     t.shutdown().await;
 }

@@ -11,7 +11,7 @@ async fn refund_ok(t: &TestApp, key: &str, body: Value) -> Value {
 }
 
 async fn sale_state(t: &TestApp, id: &str) -> (i64, i64) {
-    let s: Value = t.get(&format!("/v1/sales/{id}")).send().await.unwrap().json().await.unwrap();
+    let s: Value = t.get_json(&format!("/v1/sales/{id}")).await;
     (s["refunded_amount"].as_i64().unwrap(), s["refundable_amount"].as_i64().unwrap())
 }
 
@@ -69,7 +69,7 @@ async fn partial_refunds_by_amount_and_items_add_up_to_the_sale_and_no_further()
 
     refund_ok(&t, "f", json!({"sale_id": id, "amount": 4500, "reason": "defective"})).await;
     assert_eq!(sale_state(&t, id).await, (10000, 0));
-    let list: Value = t.get(&format!("/v1/refunds?sale_id={id}")).send().await.unwrap().json().await.unwrap();
+    let list: Value = t.get_json(&format!("/v1/refunds?sale_id={id}")).await;
     assert_eq!(list["data"].as_array().unwrap().len(), 3);
     t.shutdown().await;
 }
@@ -128,7 +128,7 @@ async fn the_same_key_and_body_answer_the_same_bytes_and_do_nothing_more() {
     assert_eq!(again.bytes().await.unwrap(), first);
     let other_body = json!({"sale_id": sale["id"], "amount": 1001, "reason": "defective"});
     problem(t.refund("same", other_body).await, StatusCode::CONFLICT, "idempotency_key_reused").await;
-    let list: Value = t.get("/v1/refunds").send().await.unwrap().json().await.unwrap();
+    let list: Value = t.get_json("/v1/refunds").await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
     t.shutdown().await;
 }
@@ -177,20 +177,13 @@ async fn refunds_list_filters_by_status_and_pages() {
         let r = refund_ok(&t, &format!("k{i}"), json!({"sale_id": sale["id"], "amount": 100, "reason": "other"})).await;
         t.settled_refund(r["id"].as_str().unwrap()).await;
     }
-    let page: Value = t.get("/v1/refunds?status=succeeded&limit=2").send().await.unwrap().json().await.unwrap();
+    let page: Value = t.get_json("/v1/refunds?status=succeeded&limit=2").await;
     assert_eq!(page["data"].as_array().unwrap().len(), 2);
     assert_eq!(page["has_more"], true);
     let cursor = page["next_cursor"].as_str().unwrap();
-    let rest: Value = t
-        .get(&format!("/v1/refunds?status=succeeded&limit=10&starting_after={cursor}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rest: Value = t.get_json(&format!("/v1/refunds?status=succeeded&limit=10&starting_after={cursor}")).await;
     assert_eq!(rest["data"].as_array().unwrap().len(), 3);
-    let none: Value = t.get("/v1/refunds?status=failed").send().await.unwrap().json().await.unwrap();
+    let none: Value = t.get_json("/v1/refunds?status=failed").await;
     assert!(none["data"].as_array().unwrap().is_empty());
     t.shutdown().await;
 }

@@ -13,7 +13,7 @@ async fn a_recorded_sale_reads_back_with_its_refundable_amount() {
     assert_eq!(sale["refundable_amount"], 10000);
     assert_eq!(sale["payment_method"]["last4"], "1234");
     assert_eq!(sale["captured_at"], "2026-11-26T02:00:00.000000Z");
-    let read: Value = t.get(&format!("/v1/sales/{id}")).send().await.unwrap().json().await.unwrap();
+    let read: Value = t.get_json(&format!("/v1/sales/{id}")).await;
     assert_eq!(read, sale);
     t.shutdown().await;
 }
@@ -49,7 +49,7 @@ async fn sales_are_found_by_voucher_rrn_last4_amount_terminal_and_time() {
     let find = |q: &'static str| {
         let t = &t;
         async move {
-            let list: Value = t.get(&format!("/v1/sales?{q}")).send().await.unwrap().json().await.unwrap();
+            let list: Value = t.get_json(&format!("/v1/sales?{q}")).await;
             list["data"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
         }
     };
@@ -81,7 +81,7 @@ async fn pages_follow_the_cursor_without_gaps_or_repeats() {
             Some(c) => format!("/v1/sales?limit=3&starting_after={c}"),
             None => "/v1/sales?limit=3".to_owned(),
         };
-        let page: Value = t.get(&path).send().await.unwrap().json().await.unwrap();
+        let page: Value = t.get_json(&path).await;
         seen.extend(page["data"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_owned()));
         if !page["has_more"].as_bool().unwrap() {
             assert!(page["next_cursor"].is_null());
@@ -125,7 +125,7 @@ async fn invalid_sales_are_refused_with_the_field_named() {
             assert!(p["field"].as_str().unwrap_or("").starts_with(field), "{patch}: {p}");
         }
     }
-    let list: Value = t.get("/v1/sales").send().await.unwrap().json().await.unwrap();
+    let list: Value = t.get_json("/v1/sales").await;
     assert_eq!(list["data"].as_array().unwrap().len(), 0, "nothing was recorded");
     t.shutdown().await;
 }

@@ -77,6 +77,15 @@ impl TestApp {
         self.client.get(format!("{}{path}", self.base)).bearer_auth(&self.key)
     }
 
+    /// The JSON answer of a GET with the merchant's key, whatever its status.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let res = self.get(path).send().await.unwrap();
+        let status = res.status();
+        let text = res.text().await.unwrap();
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("GET {path} answered {status} without JSON ({e}): {text}"))
+    }
+
     pub fn post(&self, path: &str, body: &Value) -> RequestBuilder {
         self.client.post(format!("{}{path}", self.base)).bearer_auth(&self.key).json(body)
     }

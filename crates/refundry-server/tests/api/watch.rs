@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::support::*;
 
 async fn events(t: &TestApp, action: &str) -> Vec<Value> {
-    let audit: Value = t.get("/v1/audit-events?limit=500").send().await.unwrap().json().await.unwrap();
+    let audit: Value = t.get_json("/v1/audit-events?limit=500").await;
     audit["data"].as_array().unwrap().iter().filter(|e| e["action"] == action).cloned().collect()
 }
 

@@ -55,7 +55,7 @@ async fn every_event_arrives_signed_at_least_once_even_after_failures() {
     let endpoint: Value = res.json().await.unwrap();
     let secret = endpoint["secret"].as_str().unwrap().to_owned();
     assert!(secret.starts_with("whsec_"));
-    let listed: Value = t.get("/v1/webhook-endpoints").send().await.unwrap().json().await.unwrap();
+    let listed: Value = t.get_json("/v1/webhook-endpoints").await;
     assert!(listed["data"][0].get("secret").is_none(), "the secret is shown once");
 
     let sale = t.create_sale(card_sale()).await;

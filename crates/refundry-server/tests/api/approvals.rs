@@ -36,8 +36,7 @@ async fn a_refund_over_the_limit_waits_for_a_supervisor_who_is_not_the_requester
     assert!(refund["approval_expires_at"].is_string());
     let id = refund["id"].as_str().unwrap();
     // waiting refunds hold their amount
-    let s: Value =
-        t.get(&format!("/v1/sales/{}", sale["id"].as_str().unwrap())).send().await.unwrap().json().await.unwrap();
+    let s: Value = t.get_json(&format!("/v1/sales/{}", sale["id"].as_str().unwrap())).await;
     assert_eq!(s["refundable_amount"], 20000);
 
     // the cashier has no refunds:approve; even an admin-made cashier cannot approve their own
@@ -99,8 +98,7 @@ async fn a_supervisor_cannot_approve_their_own_refund() {
         .await
         .unwrap();
     assert_eq!(rejected["status"], "rejected");
-    let s: Value =
-        t.get(&format!("/v1/sales/{}", sale["id"].as_str().unwrap())).send().await.unwrap().json().await.unwrap();
+    let s: Value = t.get_json(&format!("/v1/sales/{}", sale["id"].as_str().unwrap())).await;
     assert_eq!(s["refundable_amount"], 80000, "a rejected refund frees the sale");
     t.shutdown().await;
 }
@@ -161,8 +159,7 @@ async fn an_approval_nobody_gives_expires_and_frees_the_sale() {
     assert_eq!(status, "expired");
     let res = t.post_as(&supervisor, &format!("/v1/refunds/{id}/approve"), &json!({})).send().await.unwrap();
     problem(res, StatusCode::CONFLICT, "refund_not_awaiting_approval").await;
-    let s: Value =
-        t.get(&format!("/v1/sales/{}", sale["id"].as_str().unwrap())).send().await.unwrap().json().await.unwrap();
+    let s: Value = t.get_json(&format!("/v1/sales/{}", sale["id"].as_str().unwrap())).await;
     assert_eq!(s["refundable_amount"], 80000);
     t.shutdown().await;
 }

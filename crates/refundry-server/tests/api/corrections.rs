@@ -88,14 +88,7 @@ async fn a_card_charged_twice_opens_a_case_that_is_settled_by_a_void_from_it() {
     let res = t.post(&path, &body).header("Idempotency-Key", "dup-2").send().await.unwrap();
     let p = problem(res, StatusCode::CONFLICT, "correction_not_open").await;
     assert_eq!(p["correction_status"], "refunded");
-    let refunds: Value = t
-        .get(&format!("/v1/refunds?sale_id={}", second["id"].as_str().unwrap()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let refunds: Value = t.get_json(&format!("/v1/refunds?sale_id={}", second["id"].as_str().unwrap())).await;
     assert_eq!(refunds["data"].as_array().unwrap().len(), 1, "one refund for one case");
 
     let audit: Value = t.get_json("/v1/audit-events?limit=500").await;

@@ -30,8 +30,7 @@ async fn an_open_dispute_blocks_refunds_and_a_lost_one_counts_like_a_refund() {
     assert_eq!(move_case(&t, id, "submit_evidence").await.status(), StatusCode::OK);
     let lost: Value = move_case(&t, id, "lose").await.json().await.unwrap();
     assert_eq!(lost["status"], "lost");
-    let s: Value =
-        t.get(&format!("/v1/sales/{}", sale["id"].as_str().unwrap())).send().await.unwrap().json().await.unwrap();
+    let s: Value = t.get_json(&format!("/v1/sales/{}", sale["id"].as_str().unwrap())).await;
     assert_eq!(s["refundable_amount"], 4000, "the lost 60.00 is gone");
     let res = t.refund("d2", json!({"sale_id": sale["id"], "amount": 4001, "reason": "defective"})).await;
     let p = problem(res, StatusCode::UNPROCESSABLE_ENTITY, "refund_exceeds_refundable").await;
@@ -62,14 +61,7 @@ async fn a_retrieval_request_is_answered_and_the_same_case_is_one_case() {
         t.refund("r1", json!({"sale_id": sale["id"], "amount": 1000, "reason": "defective"})).await.status(),
         StatusCode::CREATED
     );
-    let list: Value = t
-        .get(&format!("/v1/disputes?sale_id={}", sale["id"].as_str().unwrap()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = t.get_json(&format!("/v1/disputes?sale_id={}", sale["id"].as_str().unwrap())).await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
     t.shutdown().await;
 }
@@ -123,14 +115,7 @@ async fn refunds_racing_a_dispute_never_slip_past_it() {
             other => panic!("unexpected {other}"),
         }
     }
-    let list: Value = t
-        .get(&format!("/v1/refunds?sale_id={}&limit=100", sale["id"].as_str().unwrap()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = t.get_json(&format!("/v1/refunds?sale_id={}&limit=100", sale["id"].as_str().unwrap())).await;
     assert_eq!(list["data"].as_array().unwrap().len(), made);
     t.shutdown().await;
 }
@@ -237,8 +222,7 @@ async fn a_case_left_unanswered_past_its_deadline_is_marked_past_due() {
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
     assert_eq!(status, "past_due");
-    let other: Value =
-        t.get(&format!("/v1/disputes/{}", on_time["id"].as_str().unwrap())).send().await.unwrap().json().await.unwrap();
+    let other: Value = t.get_json(&format!("/v1/disputes/{}", on_time["id"].as_str().unwrap())).await;
     assert_eq!(other["status"], "needs_response", "a case with time left is untouched");
     // the merchant can still concede a late case
     assert_eq!(move_case(&t, id, "accept").await.status(), StatusCode::OK);

@@ -39,8 +39,7 @@ async fn policy_versions_grow_and_refunds_keep_the_version_they_were_decided_und
         .await
         .unwrap();
     assert_eq!(r1["policy_version"], 1);
-    let again: Value =
-        t.get(&format!("/v1/refunds/{}", r0["id"].as_str().unwrap())).send().await.unwrap().json().await.unwrap();
+    let again: Value = t.get_json(&format!("/v1/refunds/{}", r0["id"].as_str().unwrap())).await;
     assert_eq!(again["policy_version"], 0);
 
     let audit: Value = t.get_json("/v1/audit-events?limit=500").await;

@@ -92,14 +92,8 @@ async fn every_event_arrives_signed_at_least_once_even_after_failures() {
         assert!(types.iter().any(|t| t == w), "{w} never arrived: {types:?}");
     }
     // the first two tries failed and were retried: the log shows them
-    let log: Value = t
-        .get(&format!("/v1/webhook-endpoints/{}/deliveries", endpoint["id"].as_str().unwrap()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let log: Value =
+        t.get_json(&format!("/v1/webhook-endpoints/{}/deliveries", endpoint["id"].as_str().unwrap())).await;
     let rows = log["data"].as_array().unwrap();
     assert!(rows.iter().filter(|d| d["status_code"] == 500).count() >= 2, "{log}");
     assert!(

@@ -81,6 +81,7 @@ fn evaluate(
     let plan = plan_refund(&sale, &priors, &request.ask, SettlementState { batch_settled })?;
     let (policy_version, decision) =
         decide_refund(tx, actor, &sale, &priors, plan.amount.minor, request.reason, config)?;
+    let decision = crate::self_service::reviewed(actor, decision);
     let refundable_minor = refundry_core::refund::refundable(&sale, &priors).map(|m| m.minor).unwrap_or(0);
     Ok((sale, Preview { plan, decision, policy_version, refundable_minor }))
 }

@@ -45,6 +45,26 @@ pub struct Config {
     #[serde(skip_serializing, default)]
     pub iso8583: Option<refundry_connectors::iso8583::Iso8583Config>,
     pub notify: NotifySection,
+    pub web: WebSection,
+}
+
+/// The web pages.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSection {
+    /// Mark cookies `Secure` (HTTPS only). Unset: on, except when `listen`
+    /// is a loopback address (plain HTTP on this machine, the demo).
+    pub secure_cookies: Option<bool>,
+    /// Self-service look-ups and requests per client address per minute (0: no limit).
+    pub self_service_per_minute: u32,
+}
+
+impl Config {
+    /// Whether cookies are `Secure`: as configured, else unless the server
+    /// only listens on this machine.
+    pub fn secure_cookies(&self) -> bool {
+        self.web.secure_cookies.unwrap_or(!self.listen.ip().is_loopback())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -116,6 +136,7 @@ impl Default for Config {
             processor: "sandbox".into(),
             iso8583: None,
             notify: NotifySection::default(),
+            web: WebSection { secure_cookies: None, self_service_per_minute: 10 },
         }
     }
 }

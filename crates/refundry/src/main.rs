@@ -458,6 +458,10 @@ async fn serve(app: App, config: &Config) -> anyhow::Result<()> {
         max_body_bytes: config.max_body_bytes,
         rate_limit_per_second: config.rate_limit_per_second,
         rate_limit_burst: config.rate_limit_burst,
+        web: refundry_web::WebConfig {
+            secure_cookies: config.secure_cookies(),
+            self_service_per_minute: config.web.self_service_per_minute,
+        },
         ..ServerConfig::default()
     };
     let running = refundry_server::start(app, listener, server_config).await?;

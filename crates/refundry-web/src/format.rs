@@ -91,7 +91,8 @@ pub fn time(t: Timestamp, tz: &TimeZone) -> String {
 pub fn method(m: &PaymentMethod, lang: crate::i18n::Lang) -> String {
     match m {
         PaymentMethod::Card { brand, first6, last4, .. } => {
-            format!("{} {}******{}", brand.as_str(), first6.as_str(), last4.as_str())
+            let brand = lang.t(&format!("brand.{}", brand.as_str()));
+            format!("{brand} {}******{}", first6.as_str(), last4.as_str())
         }
         PaymentMethod::Wallet { wallet } => lang.t(&format!("wallet.{}", wallet.as_str())).to_owned(),
         PaymentMethod::Cash => lang.t("method.cash").to_owned(),

@@ -140,10 +140,16 @@ mod tests {
     }
 
     #[test]
-    fn every_reason_and_status_has_a_name() {
+    fn every_reason_status_brand_and_wallet_has_a_name() {
         for lang in Lang::ALL {
             for r in refundry_core::refund::RefundReason::ALL {
                 assert!(catalogue(*lang).contains_key(&format!("reason.{}", r.as_str())), "{r:?}");
+            }
+            for b in refundry_core::sale::CardBrand::ALL {
+                assert!(catalogue(*lang).contains_key(&format!("brand.{}", b.as_str())), "{b:?}");
+            }
+            for w in refundry_core::sale::Wallet::ALL {
+                assert!(catalogue(*lang).contains_key(&format!("wallet.{}", w.as_str())), "{w:?}");
             }
             for s in refundry_core::refund::RefundStatus::ALL {
                 assert!(catalogue(*lang).contains_key(&format!("status.{}", s.as_str())), "{s:?}");

@@ -29,6 +29,8 @@ pub struct Ctx {
     pub role: Option<&'static str>,
     pub nav: Vec<Link>,
     pub tz: jiff::tz::TimeZone,
+    /// `user:usr_…` → the person's name, to show people rather than ids.
+    pub people: std::sync::Arc<std::collections::HashMap<String, String>>,
 }
 
 impl Ctx {
@@ -78,6 +80,18 @@ impl Ctx {
 
     pub fn time(&self, t: jiff::Timestamp) -> String {
         crate::format::time(t, &self.tz)
+    }
+
+    /// Who did something, by name when it was a person of this merchant.
+    pub fn who(&self, identity: &str) -> String {
+        match identity.split_once(" via ") {
+            Some((person, via)) => format!("{} ({via})", self.who(person)),
+            None => self.people.get(identity).cloned().unwrap_or_else(|| match identity {
+                "system:self-service" => self.t("who.customer").to_owned(),
+                "system:job-runner" | "system:notifier" | "system:approval-expiry" => self.t("who.refundry").to_owned(),
+                other => other.to_owned(),
+            }),
+        }
     }
 }
 
@@ -144,6 +158,7 @@ fn ctx_of(parts: &Parts, web: &Web) -> Ctx {
         role: None,
         nav: Vec::new(),
         tz: web.app.config.business_tz.clone(),
+        people: Default::default(),
     }
 }
 
@@ -182,6 +197,11 @@ impl FromRequestParts<Web> for Staff {
         let (Some(actor), Some(token)) = (actor, token) else {
             return Err(to_login(parts, &ctx.here));
         };
+        // names for ids on the page; a page without them still works
+        if let Ok(users) = web.app.users(&actor).await {
+            let names = users.into_iter().map(|u| (format!("user:{}", u.id), u.display_name)).collect();
+            ctx.people = std::sync::Arc::new(names);
+        }
         let person = actor.person().cloned();
         ctx.user = person.as_ref().map(|p| p.username.clone());
         ctx.role = person.map(|p| ctx.lang.t(&format!("role.{}", p.role.as_str())));

@@ -65,7 +65,7 @@ impl RefundRow {
             status_code: r.status.as_str(),
             amount: ctx.money(r.amount),
             reason: ctx.t(&format!("reason.{}", r.reason.as_str())),
-            requested_by: r.requested_by.clone(),
+            requested_by: ctx.who(&r.requested_by),
             final_status: r.status.is_final(),
         }
     }
@@ -124,7 +124,7 @@ pub fn steps(ctx: &Ctx, t: &Timeline) -> Vec<Step> {
             let data: serde_json::Value = serde_json::from_str(&e.data).unwrap_or_default();
             let detail = event_detail(ctx, &e.action, &data);
             let what = action_name(ctx, &e.action);
-            (e.at, Step { when: ctx.time(e.at), what, who: e.actor.clone(), detail })
+            (e.at, Step { when: ctx.time(e.at), what, who: ctx.who(&e.actor), detail })
         })
         .collect();
     for c in &t.calls {
@@ -153,6 +153,9 @@ fn event_detail(ctx: &Ctx, action: &str, data: &serde_json::Value) -> String {
     let mut parts = Vec::new();
     if let Some(s) = data["after"]["status"].as_str().or(data["status"].as_str()) {
         parts.push(ctx.t(&format!("status.{s}")).to_owned());
+    }
+    if let Some(channels) = data["channels"].as_array().filter(|c| !c.is_empty()) {
+        parts.push(channels.iter().filter_map(|c| c.as_str()).collect::<Vec<_>>().join(", "));
     }
     if let Some(note) = data["note"].as_str().filter(|n| !n.is_empty()) {
         parts.push(note.to_owned());

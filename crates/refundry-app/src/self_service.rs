@@ -75,6 +75,12 @@ fn no_match() -> AppError {
 }
 
 impl App {
+    /// The merchant `/self-service` serves on an install with one merchant:
+    /// the first one made.
+    pub async fn first_merchant(&self) -> Result<Option<MerchantId>, AppError> {
+        refundry_store::read(&self.store, |tx| Ok(tx.first_merchant()?.map(|m| m.id))).await
+    }
+
     /// The one sale all four facts match, or `sale_not_found`.
     pub async fn find_receipt(&self, actor: &Actor, facts: &ReceiptFacts) -> Result<SaleView, AppError> {
         let tz = self.config.business_tz.clone();
@@ -139,5 +145,45 @@ impl App {
         let merchant = MerchantId::parse(merchant).map_err(|_| unknown())?;
         let refund = RefundId::parse(refund).map_err(|_| unknown())?;
         self.refund(&customer_actor(merchant, CUSTOMER), refund).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use refundry_core::policy::codes;
+
+    fn approve() -> Decision {
+        Decision {
+            outcome: Outcome::Approve,
+            reasons: vec![PolicyReason {
+                code: codes::WITHIN_POLICY,
+                outcome: Outcome::Approve,
+                en: "ok".into(),
+                zh: "ok".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn a_customers_request_always_waits_for_a_supervisor() {
+        let merchant = MerchantId::generate();
+        let reviewed = reviewed(&customer_actor(merchant, "203.0.113.9"), approve());
+        assert_eq!(reviewed.outcome, Outcome::RequiresApproval);
+        assert_eq!(reviewed.codes(), vec![NEEDS_REVIEW]);
+        // staff and systems are decided by the policy alone
+        assert_eq!(reviewed_by_system(merchant).outcome, Outcome::Approve);
+    }
+
+    fn reviewed_by_system(merchant: MerchantId) -> Decision {
+        reviewed(&Actor::system(merchant, "test"), approve())
+    }
+
+    #[test]
+    fn a_rejection_stays_a_rejection() {
+        let mut d = approve();
+        d.outcome = Outcome::Reject;
+        d.reasons[0].outcome = Outcome::Reject;
+        assert_eq!(reviewed(&customer_actor(MerchantId::generate(), "x"), d).outcome, Outcome::Reject);
     }
 }

@@ -17,4 +17,5 @@ mod people;
 mod policy;
 mod refunds;
 mod sales;
+mod web;
 mod webhooks;

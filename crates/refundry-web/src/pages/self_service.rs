@@ -146,11 +146,7 @@ fn base_of(merchant: Option<&str>) -> String {
 async fn merchant(web: &Web, ctx: &Ctx, given: Option<&str>) -> Result<MerchantId, Response> {
     match given {
         Some(m) => MerchantId::parse(m).map_err(|_| ctx.not_found()),
-        None => refundry_store::read(&web.app.store, |tx| Ok::<_, AppError>(tx.first_merchant()?))
-            .await
-            .map_err(|e| ctx.app_error(&e))?
-            .map(|m| m.id)
-            .ok_or_else(|| ctx.not_found()),
+        None => web.app.first_merchant().await.map_err(|e| ctx.app_error(&e))?.ok_or_else(|| ctx.not_found()),
     }
 }
 

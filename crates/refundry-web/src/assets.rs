@@ -17,6 +17,7 @@ struct Asset {
 
 const ASSETS: &[Asset] = &[
     Asset { name: "app.css", content_type: "text/css; charset=utf-8", body: include_bytes!("../assets/app.css") },
+    Asset { name: "app.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../assets/app.js") },
     Asset {
         name: "htmx.min.js",
         content_type: "text/javascript; charset=utf-8",

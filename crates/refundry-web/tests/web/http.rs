@@ -33,6 +33,16 @@ async fn each_role_sees_the_pages_it_may_and_gets_403_elsewhere() {
             assert_eq!(status, expected, "{username} on {path}");
         }
     }
+    // the forms check the role too, not only the pages
+    let finance = web.logged_in("finance.zhou", "en").await;
+    let html = finance.get(web.url("/")).send().await.unwrap().text().await.unwrap();
+    let token = csrf_of(&html);
+    let form = [("csrf", token.as_str()), ("qty.0", "1"), ("reason", "defective"), ("idem", "f1")];
+    let r = finance.post(web.url(&format!("{counter_sale}/refund"))).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let decide = [("csrf", token.as_str()), ("decision", "approve")];
+    let r = finance.post(web.url("/approvals/re_01a2187dbb2673fa9a60b0bd2979583e")).form(&decide).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
     // nobody logged in: every back-office page sends to the log-in page
     let anonymous = support::client();
     for (path, _) in table {
@@ -323,4 +333,9 @@ async fn assets_are_served_with_a_content_hash_and_long_cache() {
     let etag = r.headers()["etag"].clone();
     let again = c.get(web.url(css)).header("if-none-match", etag).send().await.unwrap();
     assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    let csp = r.headers().get("content-security-policy").cloned();
+    let page = c.get(web.url("/login")).send().await.unwrap();
+    assert!(page.headers()["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    assert!(csp.is_some());
 }

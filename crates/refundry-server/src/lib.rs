@@ -164,9 +164,10 @@ pub fn router(app: App, config: &ServerConfig) -> Router {
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .route("/metrics", get(routes::health::metrics))
+        // the pages refuse card data themselves, with a page instead of JSON
+        .layer(middleware::from_fn(guard::refuse_card_data_in_query))
         .with_state(state)
         .merge(pages)
-        .layer(middleware::from_fn(guard::refuse_card_data_in_query))
         .layer(middleware::from_fn_with_state(limiter::Limiter::new(config), limiter::limit))
         .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
         .layer(middleware::from_fn(track_requests))

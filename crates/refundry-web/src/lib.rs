@@ -18,6 +18,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod assets;
+pub mod card_guard;
 pub mod csrf;
 pub mod format;
 pub mod i18n;
@@ -71,6 +72,7 @@ pub fn router(app: App, config: WebConfig) -> Router {
     let web = Web { app, config: Arc::new(config), self_service_limit };
     pages::routes()
         .layer(middleware::from_fn_with_state(web.clone(), csrf::guard))
+        .layer(middleware::from_fn(card_guard::refuse_card_data))
         .route("/assets/{hash}/{name}", axum::routing::get(assets::serve))
         .layer(middleware::from_fn(secure_headers))
         .with_state(web)

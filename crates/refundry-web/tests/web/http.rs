@@ -339,3 +339,27 @@ async fn assets_are_served_with_a_content_hash_and_long_cache() {
     assert_eq!(page.headers()["x-frame-options"], "DENY");
     assert!(csp.is_some());
 }
+
+#[tokio::test]
+async fn card_numbers_typed_into_a_page_are_refused_and_nothing_is_kept() {
+    let web = support::spawn().await;
+    let c = web.logged_in("cashier.wang", "en").await;
+    let r = c.get(web.url("/counter?rrn=4111111111111111")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("(rrn)") && !body.contains("4111111111111111"), "{body}");
+    let sale_path = format!("/counter/sales/{}", web.small_sale.id);
+    let html = c.get(web.url(&sale_path)).send().await.unwrap().text().await.unwrap();
+    let form = [
+        ("csrf", csrf_of(&html)),
+        ("idem", "pan1".into()),
+        ("amount", "1.00".into()),
+        ("reason", "defective".into()),
+        ("note", "card 4111 1111 1111 1111".into()),
+    ];
+    let r = c.post(web.url(&format!("{sale_path}/refund"))).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let actor = refundry_app::Actor::system(web.merchant, "test");
+    let query = refundry_store::model::RefundQuery { limit: 10, ..Default::default() };
+    assert!(web.app.list_refunds(&actor, query).await.unwrap().items.is_empty());
+}

@@ -274,6 +274,11 @@ async fn run(command: Command, config: Config, demo_db: bool) -> anyhow::Result<
                 "demo: try  curl -H 'Authorization: Bearer {}' http://{}/v1/sales",
                 summary.key.secret, config.listen
             );
+            eprintln!(
+                "demo: back office  http://{}/  (wang.fang cashier, li.qiang supervisor, password {})",
+                config.listen,
+                refundry_app::demo::DEMO_PASSWORD
+            );
             serve(app, &config).await
         }
         Command::Keys(KeysCommand::Create { name, scopes }) => {

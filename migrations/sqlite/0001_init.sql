@@ -206,6 +206,8 @@ CREATE TABLE audit_events (
     hash        TEXT NOT NULL,
     PRIMARY KEY (merchant_id, seq)
 );
+-- a record's timeline (sale, refund) without walking the whole chain
+CREATE INDEX audit_events_by_subject ON audit_events (merchant_id, subject, seq);
 
 -- The newest link of each merchant's audit chain, written in the same
 -- transaction as the event: removing the last events shows as a mismatch.

@@ -23,6 +23,8 @@ pub mod operations;
 pub mod policy;
 pub mod refunds;
 pub mod sales;
+pub mod self_service;
+pub mod timeline;
 pub mod users;
 pub mod watch;
 pub mod webhooks;

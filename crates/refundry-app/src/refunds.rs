@@ -95,6 +95,7 @@ fn evaluate(
         cashiers: crate::abuse::cashiers_of(activity, merchant, sale.store_id),
     };
     let (policy_version, decision, alerts) = decide_refund(tx, actor, &asked, config)?;
+    let decision = crate::self_service::reviewed(actor, decision);
     let refundable_minor = refundry_core::refund::refundable(&sale, &priors).map(|m| m.minor).unwrap_or(0);
     Ok((sale, Preview { plan, decision, policy_version, refundable_minor, alerts }))
 }

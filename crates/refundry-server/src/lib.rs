@@ -87,6 +87,8 @@ pub struct ServerConfig {
     /// A request that takes longer is answered 503 (the command it started
     /// still finishes or rolls back as a whole).
     pub request_timeout: Duration,
+    /// The web back office and self-service pages, served beside the API.
+    pub web: refundry_web::WebConfig,
 }
 
 impl Default for ServerConfig {
@@ -97,6 +99,7 @@ impl Default for ServerConfig {
             request_timeout: Duration::from_secs(30),
             rate_limit_per_second: 500,
             rate_limit_burst: 1000,
+            web: refundry_web::WebConfig::default(),
         }
     }
 }
@@ -200,14 +203,18 @@ pub fn openapi_json() -> String {
 }
 
 pub fn router(app: App, config: &ServerConfig) -> Router {
-    let state = AppState { app, metrics: metrics_handle() };
+    let state = AppState { app: app.clone(), metrics: metrics_handle() };
     let (api, doc) = api();
     let doc = std::sync::Arc::new(doc);
+    let pages = refundry_web::router(app, config.web.clone());
     api.route("/v1/openapi.json", get(move || async move { Json(doc.as_ref().clone()) }))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .route("/metrics", get(routes::health::metrics))
+        // the pages refuse card data themselves, with a page instead of JSON
         .layer(middleware::from_fn(guard::refuse_card_data_in_query))
+        .with_state(state)
+        .merge(pages)
         .layer(middleware::from_fn_with_state(limiter::Limiter::new(config), limiter::limit))
         .layer(middleware::from_fn_with_state(
             BodyLimits { default: config.max_body_bytes, evidence: config.max_evidence_body_bytes },
@@ -227,7 +234,6 @@ pub fn router(app: App, config: &ServerConfig) -> Router {
         )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .with_state(state)
 }
 
 async fn track_requests(request: Request, next: Next) -> Response {

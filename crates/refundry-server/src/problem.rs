@@ -220,11 +220,11 @@ pub async fn localize(request: Request, next: Next) -> Response {
         StatusCode::INTERNAL_SERVER_ERROR => ErrorCode::Internal,
         _ => return response,
     };
-    let is_problem = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
-    if is_problem {
+    // problems already, or a web page's own error page in the visitor's language
+    let is_own = response.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes().starts_with(b"application/problem+json") || v.as_bytes().starts_with(b"text/html")
+    });
+    if is_own {
         return response;
     }
     let detail = describe(code).1;

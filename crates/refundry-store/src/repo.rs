@@ -254,6 +254,9 @@ pub trait AuditRepo {
     /// The head recorded beside the chain, without locking it.
     fn audit_head(&mut self, merchant: MerchantId) -> Result<Option<(i64, String)>>;
     fn audit_events(&mut self, merchant: MerchantId, after_seq: i64, limit: u32) -> Result<Vec<AuditEvent>>;
+    /// The events about one subject (a sale, a refund…), oldest first: a
+    /// record's timeline.
+    fn audit_events_about(&mut self, merchant: MerchantId, subject: &str, limit: u32) -> Result<Vec<AuditEvent>>;
 }
 
 /// Everything a use case may touch inside one transaction.

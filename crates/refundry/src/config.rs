@@ -45,6 +45,7 @@ pub struct Config {
     #[serde(skip_serializing, default)]
     pub iso8583: Option<refundry_connectors::iso8583::Iso8583Config>,
     pub notify: NotifySection,
+    pub web: WebSection,
     pub disputes: DisputesSection,
     pub corrections: CorrectionsSection,
 }
@@ -86,6 +87,25 @@ impl Default for DisputesSection {
     fn default() -> Self {
         let d = refundry_app::disputes::DisputeConfig::default();
         DisputesSection { evidence_max_file_bytes: d.evidence_max_file_bytes, reminder_days: d.reminder_days }
+    }
+}
+
+/// The web pages.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSection {
+    /// Mark cookies `Secure` (HTTPS only). Unset: on, except when `listen`
+    /// is a loopback address (plain HTTP on this machine, the demo).
+    pub secure_cookies: Option<bool>,
+    /// Self-service look-ups and requests per client address per minute (0: no limit).
+    pub self_service_per_minute: u32,
+}
+
+impl Config {
+    /// Whether cookies are `Secure`: as configured, else unless the server
+    /// only listens on this machine.
+    pub fn secure_cookies(&self) -> bool {
+        self.web.secure_cookies.unwrap_or(!self.listen.ip().is_loopback())
     }
 }
 
@@ -158,6 +178,7 @@ impl Default for Config {
             processor: "sandbox".into(),
             iso8583: None,
             notify: NotifySection::default(),
+            web: WebSection { secure_cookies: None, self_service_per_minute: 10 },
             disputes: DisputesSection::default(),
             corrections: CorrectionsSection::default(),
         }
@@ -192,7 +213,14 @@ impl Config {
         let config: Config = figment
             .merge(
                 Env::prefixed("REFUNDRY_")
-                    .ignore(&["CONFIG", "PASSWORD", "TEST_DATABASE", "TEST_POSTGRES", "REQUIRE_POSTGRES"])
+                    .ignore(&[
+                        "CONFIG",
+                        "PASSWORD",
+                        "TEST_DATABASE",
+                        "TEST_POSTGRES",
+                        "REQUIRE_POSTGRES",
+                        "REQUIRE_BROWSER",
+                    ])
                     .split("__"),
             )
             .merge(Serialized::defaults(overrides))

@@ -274,6 +274,11 @@ async fn run(command: Command, config: Config, demo_db: bool) -> anyhow::Result<
                 "demo: try  curl -H 'Authorization: Bearer {}' http://{}/v1/sales",
                 summary.key.secret, config.listen
             );
+            eprintln!(
+                "demo: back office  http://{}/  (wang.fang cashier, li.qiang supervisor, password {})",
+                config.listen,
+                refundry_app::demo::DEMO_PASSWORD
+            );
             serve(app, &config).await
         }
         Command::Keys(KeysCommand::Create { name, scopes }) => {
@@ -482,6 +487,10 @@ async fn serve(app: App, config: &Config) -> anyhow::Result<()> {
         max_evidence_body_bytes: refundry_server::evidence_body_bytes(config.disputes.evidence_max_file_bytes),
         rate_limit_per_second: config.rate_limit_per_second,
         rate_limit_burst: config.rate_limit_burst,
+        web: refundry_web::WebConfig {
+            secure_cookies: config.secure_cookies(),
+            self_service_per_minute: config.web.self_service_per_minute,
+        },
         ..ServerConfig::default()
     };
     let running = refundry_server::start(app, listener, server_config).await?;

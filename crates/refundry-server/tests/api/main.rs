@@ -21,4 +21,5 @@ mod policy;
 mod refunds;
 mod sales;
 mod watch;
+mod web;
 mod webhooks;

@@ -1203,6 +1203,17 @@ impl AuditRepo for PgTx<'_> {
         .map(audit_event_from_row)
         .collect()
     }
+
+    fn audit_events_about(&mut self, merchant: MerchantId, subject: &str, limit: u32) -> Result<Vec<AuditEvent>> {
+        self.query(
+            "SELECT merchant_id, seq, at, actor, source, action, subject, data, prev_hash, hash FROM audit_events
+             WHERE merchant_id = $1 AND subject = $2 ORDER BY seq LIMIT $3",
+            &[&merchant.to_string(), &subject, &i64::from(limit)],
+        )?
+        .iter()
+        .map(audit_event_from_row)
+        .collect()
+    }
 }
 
 const ENDPOINT_COLUMNS: &str = "id, merchant_id, url, events, secret, created_at, disabled_at";

@@ -1315,6 +1315,15 @@ impl AuditRepo for SqliteTx<'_> {
             &[Value::Text(merchant.to_string()), Value::Integer(after_seq), Value::Integer(i64::from(limit))],
         )
     }
+
+    fn audit_events_about(&mut self, merchant: MerchantId, subject: &str, limit: u32) -> Result<Vec<AuditEvent>> {
+        let sql = "SELECT merchant_id, seq, at, actor, source, action, subject, data, prev_hash, hash FROM audit_events
+                   WHERE merchant_id = ?1 AND subject = ?2 ORDER BY seq LIMIT ?3";
+        self.audit_from(
+            sql,
+            &[Value::Text(merchant.to_string()), Value::Text(subject.to_owned()), Value::Integer(i64::from(limit))],
+        )
+    }
 }
 
 impl SqliteTx<'_> {

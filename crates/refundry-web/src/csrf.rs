@@ -1,0 +1,111 @@
+//! Cross-site request forgery: every POST must carry a token that only a
+//! page of ours could have given. The token is an HMAC keyed by the
+//! visitor's secret cookie (the session token once logged in), so it needs
+//! no storage, survives restarts and works across instances; a forged form
+//! on another site cannot read the cookie and so cannot compute it. htmx
+//! sends it in the `X-CSRF-Token` header, plain forms in a `csrf` field.
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::Sha256;
+
+use crate::Web;
+use crate::session::{SESSION, VISITOR, cookie, set_cookie};
+
+pub const HEADER: &str = "x-csrf-token";
+pub const FIELD: &str = "csrf";
+/// Forms are small; a larger body is refused before it is read whole.
+const MAX_FORM_BYTES: usize = 64 * 1024;
+
+/// The token pages put in their forms, for this request's visitor.
+#[derive(Debug, Clone)]
+pub struct CsrfToken(pub String);
+
+pub fn token_for(secret: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    mac.update(b"refundry-csrf-v1");
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+pub async fn guard(State(web): State<Web>, request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let known = cookie(headers, SESSION).or_else(|| cookie(headers, VISITOR)).map(str::to_owned);
+    let (secret, fresh) = match known {
+        Some(s) => (s, None),
+        None => {
+            let mut bytes = [0u8; 32];
+            rand::rng().fill_bytes(&mut bytes);
+            let v = hex::encode(bytes);
+            (v.clone(), Some(v))
+        }
+    };
+    let expected = token_for(&secret);
+    let mut request = if is_safe(request.method()) {
+        request
+    } else {
+        match checked(request, &expected).await {
+            Ok(r) => r,
+            Err(lang) => return refused(lang),
+        }
+    };
+    request.extensions_mut().insert(CsrfToken(expected));
+    let mut response = next.run(request).await;
+    if let Some(v) = fresh {
+        let c = set_cookie(VISITOR, &v, None, web.config.secure_cookies);
+        if let Ok(v) = HeaderValue::from_str(&c) {
+            response.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    response
+}
+
+/// The request again when its token is right; otherwise the language to
+/// refuse it in.
+async fn checked(request: Request, expected: &str) -> Result<Request, crate::i18n::Lang> {
+    let lang = crate::page::lang_of(request.headers());
+    if request.headers().get(HEADER).and_then(|v| v.to_str().ok()).is_some_and(|t| same(t, expected)) {
+        return Ok(request);
+    }
+    let (parts, body) = request.into_parts();
+    let form = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/x-www-form-urlencoded"));
+    if !form {
+        return Err(lang);
+    }
+    let bytes = to_bytes(body, MAX_FORM_BYTES).await.map_err(|_| lang)?;
+    let ok = form_urlencoded::parse(&bytes).any(|(k, v)| k == FIELD && same(&v, expected));
+    if ok { Ok(Request::from_parts(parts, Body::from(bytes))) } else { Err(lang) }
+}
+
+fn refused(lang: crate::i18n::Lang) -> Response {
+    let body = crate::page::bare_message(lang, lang.t("error.csrf.title"), lang.t("error.csrf.detail"));
+    (StatusCode::FORBIDDEN, body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_differ_by_secret_and_compare_in_full() {
+        let (a, b) = (token_for("one"), token_for("two"));
+        assert_ne!(a, b);
+        assert!(same(&a, &token_for("one")));
+        assert!(!same(&a, &a[..10]));
+    }
+}

@@ -1,0 +1,42 @@
+//! One module per area; each owns its routes and templates.
+
+pub mod approvals;
+pub mod counter;
+pub mod home;
+pub mod login;
+pub mod refunds;
+pub mod sales;
+pub mod self_service;
+pub mod views;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::Web;
+
+pub fn routes() -> Router<Web> {
+    Router::new()
+        .route("/", get(home::home))
+        .route("/lang", get(home::switch_language))
+        .route("/login", get(login::form).post(login::submit))
+        .route("/logout", post(login::log_out))
+        .route("/counter", get(counter::search))
+        .route("/counter/sales/{id}", get(counter::sale))
+        .route("/counter/sales/{id}/preview", post(counter::preview))
+        .route("/counter/sales/{id}/refund", post(counter::submit))
+        .route("/approvals", get(approvals::queue))
+        .route("/approvals/{id}", post(approvals::decide))
+        .route("/sales", get(sales::list))
+        .route("/sales/{id}", get(sales::detail))
+        .route("/refunds", get(refunds::list))
+        .route("/refunds/{id}", get(refunds::detail))
+        .route("/refunds/{id}/live", get(refunds::live))
+        .route("/refunds/{id}/slip", get(refunds::slip_page))
+        .route("/refunds/{id}/slip/{file}", get(refunds::slip_file))
+        .route("/self-service", get(self_service::form).post(self_service::look_up))
+        .route("/self-service/request", post(self_service::request))
+        .route("/m/{merchant}/self-service", get(self_service::form_of).post(self_service::look_up_of))
+        .route("/m/{merchant}/self-service/request", post(self_service::request_of))
+        .route("/self-service/status/{token}", get(self_service::status))
+        .route("/self-service/status/{token}/live", get(self_service::status_live))
+}

@@ -1,0 +1,6 @@
+//! The web pages against a real server: plain HTTP (roles, CSRF, language,
+//! the counter and self-service flows) and a headless Chromium.
+
+mod browser;
+mod http;
+mod support;

@@ -177,7 +177,9 @@ CREATE TABLE outbox (
     created_at  INTEGER NOT NULL,
     updated_at  INTEGER NOT NULL
 );
-CREATE INDEX outbox_due ON outbox (state, run_after);
+-- the runner looks only at ready and running jobs, oldest first; a scan
+-- through every done job would grow with the table's history
+CREATE INDEX outbox_state ON outbox (state, id);
 
 CREATE TABLE idempotency_keys (
     merchant_id TEXT NOT NULL REFERENCES merchants(id),
@@ -299,3 +301,73 @@ CREATE TABLE disputes (
 CREATE INDEX disputes_by_sale ON disputes (merchant_id, sale_id, id);
 CREATE INDEX disputes_by_merchant ON disputes (merchant_id, id);
 CREATE INDEX disputes_by_deadline ON disputes (status, due_by);
+
+-- Evidence on a case. The file's bytes live in the database beside the case,
+-- so one backup holds both and no second store can drift from the first.
+-- Listing reads dispute_evidence only; the bytes are read when downloaded.
+CREATE TABLE dispute_evidence (
+    id           TEXT PRIMARY KEY,
+    merchant_id  TEXT NOT NULL REFERENCES merchants(id),
+    dispute_id   TEXT NOT NULL REFERENCES disputes(id),
+    kind         TEXT NOT NULL,
+    note         TEXT,
+    file_name    TEXT,
+    content_type TEXT,
+    size_bytes   INTEGER,
+    sha256       TEXT,
+    added_by     TEXT NOT NULL,
+    added_at     INTEGER NOT NULL
+);
+CREATE INDEX dispute_evidence_by_case ON dispute_evidence (merchant_id, dispute_id, id);
+CREATE TABLE dispute_evidence_files (
+    evidence_id TEXT PRIMARY KEY REFERENCES dispute_evidence(id),
+    bytes       BLOB NOT NULL
+);
+
+-- Notices sent once: a deadline reminder per case and threshold, a ratio
+-- alert per month, programme and level. The primary key is the "once":
+-- a second instance or a restart finds the row and sends nothing.
+CREATE TABLE notices_sent (
+    merchant_id TEXT NOT NULL REFERENCES merchants(id),
+    subject     TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    sent_at     INTEGER NOT NULL,
+    PRIMARY KEY (merchant_id, subject, kind)
+);
+
+-- What the wrong-charge detectors need of a sale beyond the sale itself:
+-- the keyed HMAC of the card (never the card or the token it came from)
+-- and the till's order reference.
+CREATE TABLE sale_signals (
+    sale_id          TEXT PRIMARY KEY REFERENCES sales(id),
+    merchant_id      TEXT NOT NULL REFERENCES merchants(id),
+    card_fingerprint TEXT,
+    order_ref        TEXT,
+    captured_at      INTEGER NOT NULL
+);
+CREATE INDEX sale_signals_by_card ON sale_signals (merchant_id, card_fingerprint, captured_at);
+
+-- Correction cases (错收): a likely wrong charge, its evidence, cause and
+-- responsible party, resolved by a refund made from the case or dismissed.
+-- One case per sale and kind, so a detector run twice opens one case.
+CREATE TABLE corrections (
+    id                TEXT PRIMARY KEY,
+    merchant_id       TEXT NOT NULL REFERENCES merchants(id),
+    store_id          TEXT NOT NULL,
+    sale_id           TEXT NOT NULL REFERENCES sales(id),
+    kind              TEXT NOT NULL,
+    evidence          TEXT NOT NULL,
+    cause             TEXT NOT NULL,
+    responsible_party TEXT,
+    status            TEXT NOT NULL,
+    refund_id         TEXT,
+    resolution_note   TEXT,
+    opened_by         TEXT NOT NULL,
+    summary_zh        TEXT NOT NULL,
+    summary_en        TEXT NOT NULL,
+    opened_at         INTEGER NOT NULL,
+    updated_at        INTEGER NOT NULL,
+    UNIQUE (merchant_id, sale_id, kind)
+);
+CREATE INDEX corrections_by_merchant ON corrections (merchant_id, id);
+CREATE INDEX corrections_by_status ON corrections (merchant_id, status, id);

@@ -9,23 +9,15 @@ use jiff::Timestamp;
 use refundry_core::ids::MerchantId;
 use refundry_store::Tx;
 use refundry_store::model::AuditEvent;
-use sha2::{Digest, Sha256};
 
 use crate::{Actor, AppError};
 
-pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub use refundry_store::deferred::{GENESIS_HASH, event_hash};
 
-/// Takes the merchant's chain head first, before any other row lock, in
-/// every command that changes money: all of a merchant's writes serialise on
-/// the head anyway, and one lock order (head, then rows) means writers on
-/// several instances cannot deadlock on each other.
-pub fn lock_chain(tx: &mut dyn Tx, merchant: MerchantId) -> Result<(), AppError> {
-    tx.lock_audit_head(merchant)?;
-    Ok(())
-}
-
-/// Appends one event to the merchant's chain, inside the caller's
-/// transaction, so the change and its record commit together.
+/// Records one event for the merchant's chain, inside the caller's
+/// transaction, so the change and its record commit together. The store
+/// links it into the chain (seq, previous hash, hash) as the transaction
+/// commits, so a command takes the chain head only for that last moment.
 pub fn record(
     tx: &mut dyn Tx,
     actor: &Actor,
@@ -34,14 +26,9 @@ pub fn record(
     data: serde_json::Value,
     at: Timestamp,
 ) -> Result<(), AppError> {
-    let merchant = actor.merchant_id;
-    let (seq, prev_hash) = match tx.lock_audit_head(merchant)? {
-        Some((seq, hash)) => (seq + 1, hash),
-        None => (1, GENESIS_HASH.to_owned()),
-    };
-    let mut event = AuditEvent {
-        merchant_id: merchant,
-        seq,
+    let event = AuditEvent {
+        merchant_id: actor.merchant_id,
+        seq: 0,
         at,
         actor: actor.label(),
         source: actor.source.clone(),
@@ -49,32 +36,13 @@ pub fn record(
         subject: subject.to_owned(),
         // serde_json keeps object keys sorted: the text is canonical
         data: data.to_string(),
-        prev_hash,
+        prev_hash: String::new(),
         hash: String::new(),
     };
-    event.hash = event_hash(&event);
-    tx.append_audit(&event)?;
     // every audited change is also a webhook event, queued in the same commit
-    crate::webhooks::emit(tx, &event)
-}
-
-pub fn event_hash(e: &AuditEvent) -> String {
-    let mut h = Sha256::new();
-    for part in [
-        e.merchant_id.to_string().as_bytes(),
-        e.seq.to_string().as_bytes(),
-        e.at.as_microsecond().to_string().as_bytes(),
-        e.actor.as_bytes(),
-        e.source.as_bytes(),
-        e.action.as_bytes(),
-        e.subject.as_bytes(),
-        e.data.as_bytes(),
-        e.prev_hash.as_bytes(),
-    ] {
-        h.update((part.len() as u64).to_be_bytes());
-        h.update(part);
-    }
-    hex::encode(h.finalize())
+    crate::webhooks::emit(tx, &event)?;
+    tx.append_audit(event)?;
+    Ok(())
 }
 
 /// Where a chain stops being trustworthy.

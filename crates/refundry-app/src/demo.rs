@@ -102,6 +102,7 @@ pub async fn seed(app: &App, days: u32, now: Timestamp) -> Result<DemoSummary, A
             reason: RefundReason::Defective,
             note: Some("demo".into()),
             customer: None,
+            card_token: None,
         };
         app.request_refund(&actor, request, None).await?;
         refunds += 1;
@@ -145,5 +146,7 @@ fn demo_sale(rng: &mut StdRng, captured_at: Timestamp, voucher: u32, batch_no: &
         captured_at,
         store_id: None,
         items,
+        card_token: None,
+        order_ref: None,
     }
 }

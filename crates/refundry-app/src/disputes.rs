@@ -31,14 +31,14 @@ pub struct NewDispute {
     pub note: Option<String>,
 }
 
-fn state_of(d: &DisputeRecord) -> Result<DisputeState, AppError> {
+pub(crate) fn state_of(d: &DisputeRecord) -> Result<DisputeState, AppError> {
     let corrupt = || AppError::new(ErrorCode::Internal, format!("dispute {} has an unknown state", d.id));
     let stage = DisputeStage::parse(&d.stage).ok_or_else(corrupt)?;
     let status = DisputeStatus::parse(&d.status).ok_or_else(corrupt)?;
     DisputeState::new(stage, status).ok_or_else(corrupt)
 }
 
-fn network_of(d: &DisputeRecord) -> Network {
+pub(crate) fn network_of(d: &DisputeRecord) -> Network {
     Network::parse(&d.network).unwrap_or(Network::Other)
 }
 
@@ -48,6 +48,45 @@ pub(crate) fn priors(tx: &mut dyn Tx, actor: &Actor, sale: SaleId) -> Result<Vec
         .iter()
         .map(|d| Ok(PriorDispute { case_ref: d.case_ref.clone(), state: state_of(d)?, amount: d.amount }))
         .collect()
+}
+
+/// A refund as the dispute module of the core reads it.
+pub(crate) fn refund_record(r: &refundry_store::model::Refund) -> RefundRecord {
+    RefundRecord {
+        id: r.id,
+        refund_type: r.refund_type,
+        amount: r.amount,
+        status: r.status,
+        created_at: r.created_at,
+        succeeded_at: r.completed_at,
+        rrn: r.acquirer_reference.clone(),
+    }
+}
+
+/// How cases are watched: evidence limits, deadline reminders and the
+/// chargeback-ratio thresholds alerts are raised against.
+#[derive(Debug, Clone)]
+pub struct DisputeConfig {
+    /// The largest evidence file taken.
+    pub evidence_max_file_bytes: usize,
+    /// Days before a case's response deadline at which a reminder is sent,
+    /// each once per case (7, 3 and 1 by default).
+    pub reminder_days: Vec<u32>,
+    /// Mastercard's Excessive Chargeback Program unless set otherwise.
+    pub mastercard_ecp: refundry_core::ratio::RatioThresholds,
+    /// Visa's VAMP for the month unless set otherwise.
+    pub visa_vamp: Option<refundry_core::ratio::RatioThresholds>,
+}
+
+impl Default for DisputeConfig {
+    fn default() -> Self {
+        DisputeConfig {
+            evidence_max_file_bytes: crate::evidence::DEFAULT_MAX_FILE_BYTES,
+            reminder_days: vec![7, 3, 1],
+            mastercard_ecp: refundry_core::ratio::RatioThresholds::mastercard_ecp(),
+            visa_vamp: None,
+        }
+    }
 }
 
 fn not_found(id: DisputeId) -> AppError {
@@ -64,7 +103,6 @@ impl App {
         }
         let actor = actor.clone();
         refundry_store::write(&self.store, move |tx| {
-            audit::lock_chain(tx, actor.merchant_id)?;
             if let Some(existing) = tx.find_dispute_by_case(actor.merchant_id, &new.case_ref)? {
                 return Ok(existing);
             }
@@ -95,19 +133,8 @@ impl App {
             };
             tx.insert_dispute(&record)?;
             // a sale already refunded answers the dispute with the refund
-            let refunds: Vec<RefundRecord> = tx
-                .refunds_of_sale(actor.merchant_id, sale.id)?
-                .iter()
-                .map(|r| RefundRecord {
-                    id: r.id,
-                    refund_type: r.refund_type,
-                    amount: r.amount,
-                    status: r.status,
-                    created_at: r.created_at,
-                    succeeded_at: r.completed_at,
-                    rrn: r.acquirer_reference.clone(),
-                })
-                .collect();
+            let refunds: Vec<RefundRecord> =
+                tx.refunds_of_sale(actor.merchant_id, sale.id)?.iter().map(refund_record).collect();
             let evidence = refund_as_evidence(&refunds, amount)
                 .map(|e| serde_json::json!({"code": e.code, "en": e.en, "zh": e.zh}));
             let data = serde_json::json!({
@@ -132,7 +159,10 @@ impl App {
     ) -> Result<DisputeRecord, AppError> {
         let actor = actor.clone();
         refundry_store::write(&self.store, move |tx| {
-            audit::lock_chain(tx, actor.merchant_id)?;
+            let found = tx.find_dispute(actor.merchant_id, id)?.ok_or_else(|| not_found(id))?;
+            // the sale's row, as a refund of it takes: a refund and a case
+            // that reopens never both pass on stale reads of each other
+            tx.lock_sale(actor.merchant_id, found.sale_id)?;
             let mut record = tx.find_dispute(actor.merchant_id, id)?.ok_or_else(|| not_found(id))?;
             let before = state_of(&record)?;
             let after = before.on(network_of(&record), event).map_err(|e| {
@@ -452,6 +482,7 @@ impl App {
     ) -> Result<Vec<RatioWatch>, AppError> {
         use refundry_core::ratio::{MonthStats, RatioThresholds, assess};
         let tz = self.config.business_tz.clone();
+        let watch = &self.config.disputes;
         let start = |d: jiff::civil::Date| d.first_of_month().to_zoned(tz.clone()).map(|z| z.timestamp());
         let bad = |_| AppError::validation("month", "month is out of range");
         let this = start(month).map_err(bad)?;
@@ -476,8 +507,11 @@ impl App {
         };
         let visa = MonthStats { sales_count: this_cards.0, sales_minor: this_cards.1, ..mastercard };
         Ok(vec![
-            RatioWatch { assessment: assess(&mastercard, &RatioThresholds::mastercard_ecp()), stats: mastercard },
-            RatioWatch { assessment: assess(&visa, &RatioThresholds::visa_vamp(month)), stats: visa },
+            RatioWatch { assessment: assess(&mastercard, &watch.mastercard_ecp), stats: mastercard },
+            RatioWatch {
+                assessment: assess(&visa, &watch.visa_vamp.unwrap_or_else(|| RatioThresholds::visa_vamp(month))),
+                stats: visa,
+            },
         ])
     }
 }
@@ -491,7 +525,6 @@ impl App {
             let now = crate::now();
             let mut marked = 0;
             for case in tx.overdue_disputes(now, 200)? {
-                audit::lock_chain(tx, case.merchant_id)?;
                 let mut record = match tx.find_dispute(case.merchant_id, case.id)? {
                     Some(r) if r.status == "needs_response" => r,
                     _ => continue,

@@ -133,7 +133,9 @@ impl JobRunner {
 }
 
 /// Housekeeping that is nobody's request: refunds that waited too long for
-/// a supervisor expire, idempotency keys older than their time are dropped.
+/// a supervisor expire, cases past their deadline are marked, reminders of
+/// near deadlines and chargeback-ratio alerts are sent, idempotency keys
+/// older than their time are dropped.
 pub async fn maintain(app: &App) {
     match app.expire_approvals().await {
         Ok(0) => {}
@@ -144,6 +146,19 @@ pub async fn maintain(app: &App) {
         Ok(0) => {}
         Ok(n) => tracing::info!(marked = n, "disputes past their deadline"),
         Err(e) => tracing::warn!(error = %e.detail, "could not mark overdue disputes"),
+    }
+    match app.send_deadline_reminders(crate::now()).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(sent = n, "dispute deadline reminders sent"),
+        Err(e) => tracing::warn!(error = %e.detail, "could not send dispute deadline reminders"),
+    }
+    if let Err(e) = app.count_cashier_activity_if_due().await {
+        tracing::warn!(error = %e.detail, "could not count cashier activity");
+    }
+    match app.check_chargeback_ratios(crate::now()).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(raised = n, "chargeback ratio alerts raised"),
+        Err(e) => tracing::warn!(error = %e.detail, "could not check chargeback ratios"),
     }
     let ttl = app.config.idempotency_ttl;
     let pruned = refundry_store::write(&app.store, move |tx| {
@@ -164,6 +179,7 @@ pub async fn run_job(app: &App, job: Job) {
         EXECUTE_REFUND => execute_refund(app, &job).await,
         crate::webhooks::DELIVER_WEBHOOK => crate::webhooks::deliver(app, &job).await,
         crate::notify::NOTIFY_CUSTOMER => crate::notify::notify(app, &job).await,
+        crate::corrections::DETECT_WRONG_CHARGES => crate::corrections::run_detect_job(app, &job).await,
         other => Err(AppError::new(ErrorCode::Internal, format!("unknown job kind {other}"))),
     };
     if let Err(e) = result {
@@ -313,12 +329,8 @@ async fn call(
     result
 }
 
-/// The refund, locked, after its merchant's chain head (the lock order of
-/// every money command: head, then rows).
+/// The refund, locked against concurrent moves until commit.
 fn load(tx: &mut dyn Tx, id: RefundId) -> Result<Refund, AppError> {
-    if let Some(found) = tx.find_refund_any_merchant(id)? {
-        audit::lock_chain(tx, found.merchant_id)?;
-    }
     tx.lock_refund(id)?
         .ok_or_else(|| AppError::new(ErrorCode::Internal, format!("job names refund {id}, which does not exist")))
 }

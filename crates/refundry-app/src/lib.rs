@@ -5,12 +5,15 @@
 //! its outbox job and its idempotency record. Work for later (calling the
 //! acquirer) goes through the outbox and is run by [`jobs::JobRunner`].
 
+pub mod abuse;
 pub mod audit;
 pub mod batches;
+pub mod corrections;
 pub mod crypto;
 pub mod demo;
 pub mod disputes;
 pub mod error;
+pub mod evidence;
 pub mod idempotency;
 pub mod jobs;
 pub mod keys;
@@ -23,6 +26,7 @@ pub mod sales;
 pub mod self_service;
 pub mod timeline;
 pub mod users;
+pub mod watch;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -142,6 +146,10 @@ pub struct AppConfig {
     pub vault: crypto::Vault,
     /// How customers are told their refund succeeded.
     pub notify: notify::NotifyConfig,
+    /// Evidence limits, deadline reminders, chargeback-ratio thresholds.
+    pub disputes: disputes::DisputeConfig,
+    /// The card fingerprint key and the wrong-charge detectors' settings.
+    pub corrections: corrections::CorrectionConfig,
 }
 
 impl Default for AppConfig {
@@ -162,6 +170,8 @@ impl Default for AppConfig {
                 from: "Refundry <refunds@localhost>".into(),
                 ..notify::NotifyConfig::default()
             },
+            disputes: disputes::DisputeConfig::default(),
+            corrections: corrections::CorrectionConfig::default(),
         }
     }
 }
@@ -181,6 +191,8 @@ pub struct App {
     /// Wallet refunds (Alipay, WeChat Pay…), when they go elsewhere than
     /// card refunds; `None`: the same processor.
     pub wallet_processor: Option<Arc<dyn Processor>>,
+    /// Each store's people over the last weeks, for the abuse rules.
+    pub(crate) cashier_activity: Arc<abuse::ActivityCache>,
 }
 
 impl App {
@@ -197,6 +209,7 @@ impl App {
                 .build()
                 .unwrap_or_default(),
             wallet_processor: None,
+            cashier_activity: Arc::new(abuse::ActivityCache::default()),
         }
     }
 

@@ -29,6 +29,9 @@ pub struct PolicyDoc {
     pub cashier_daily_limit_minor: i64,
     /// `allow`, `require_approval` or `reject`.
     pub other_cashier: String,
+    /// Refund-abuse rules; the core's defaults when left out.
+    #[serde(default)]
+    pub abuse: crate::abuse::AbuseDoc,
 }
 
 impl From<&RefundPolicy> for PolicyDoc {
@@ -46,6 +49,7 @@ impl From<&RefundPolicy> for PolicyDoc {
             cash_refund_limit_minor: p.cash_refund_limit_minor,
             cashier_daily_limit_minor: p.cashier_daily_limit_minor,
             other_cashier: p.other_cashier.as_str().to_owned(),
+            abuse: crate::abuse::AbuseDoc::default(),
         }
     }
 }
@@ -53,6 +57,8 @@ impl From<&RefundPolicy> for PolicyDoc {
 impl PolicyDoc {
     /// Parses and checks the rules; the error names the field.
     pub fn into_policy(self) -> Result<RefundPolicy, AppError> {
+        // checked here so a bad rule is refused when written, not when used
+        self.abuse.clone().into_rules(&jiff::tz::TimeZone::UTC)?;
         let invalid =
             |field: &str, detail: String| AppError::new(ErrorCode::InvalidPolicy, detail).with("field", field);
         let allowed_reasons = self
@@ -89,12 +95,26 @@ pub struct PolicyInForce {
     pub version: i64,
     pub store_id: Option<StoreId>,
     pub policy: RefundPolicy,
+    pub abuse: crate::abuse::AbuseDoc,
     pub created_at: Option<Timestamp>,
+}
+
+impl PolicyInForce {
+    /// The whole document, abuse rules included.
+    pub fn doc(&self) -> PolicyDoc {
+        PolicyDoc { abuse: self.abuse.clone(), ..PolicyDoc::from(&self.policy) }
+    }
 }
 
 pub(crate) fn in_force(tx: &mut dyn Tx, actor: &Actor, store: Option<StoreId>) -> Result<PolicyInForce, AppError> {
     match tx.current_policy(actor.merchant_id, store)? {
-        None => Ok(PolicyInForce { version: 0, store_id: None, policy: RefundPolicy::default(), created_at: None }),
+        None => Ok(PolicyInForce {
+            version: 0,
+            store_id: None,
+            policy: RefundPolicy::default(),
+            abuse: crate::abuse::AbuseDoc::default(),
+            created_at: None,
+        }),
         Some(record) => {
             let doc: PolicyDoc = serde_json::from_str(&record.body).map_err(|e| {
                 AppError::new(ErrorCode::Internal, format!("stored policy {} is unreadable: {e}", record.version))
@@ -102,6 +122,7 @@ pub(crate) fn in_force(tx: &mut dyn Tx, actor: &Actor, store: Option<StoreId>) -
             Ok(PolicyInForce {
                 version: record.version,
                 store_id: record.store_id,
+                abuse: doc.abuse.clone(),
                 policy: doc.into_policy()?,
                 created_at: Some(record.created_at),
             })
@@ -137,16 +158,28 @@ pub(crate) fn hold_daily(
     Ok(())
 }
 
-/// Asks the policy in force at the sale's store about a refund by `actor`.
+/// A refund as the policy and the abuse rules are asked about it.
+pub(crate) struct Asked<'a> {
+    pub sale: &'a Sale,
+    pub priors: &'a [PriorRefund],
+    pub amount_minor: i64,
+    pub reason: RefundReason,
+    /// The token of the card presented for the refund, if any.
+    pub refund_card_token: Option<&'a str>,
+    /// The sale's store's people over the last weeks.
+    pub cashiers: &'a [refundry_core::detect::CashierActivity],
+}
+
+/// Asks the policy in force at the sale's store about a refund by `actor`,
+/// then its abuse rules: those set to hold add their reason to the
+/// decision; those set to alert are returned to be recorded with the refund.
 pub(crate) fn decide_refund(
     tx: &mut dyn Tx,
     actor: &Actor,
-    sale: &Sale,
-    priors: &[PriorRefund],
-    amount_minor: i64,
-    reason: RefundReason,
+    asked: &Asked<'_>,
     config: &crate::AppConfig,
-) -> Result<(i64, Decision), AppError> {
+) -> Result<(i64, Decision, Vec<refundry_core::detect::AbuseSignal>), AppError> {
+    let Asked { sale, priors, amount_minor, reason, refund_card_token, cashiers } = *asked;
     let now = crate::now();
     let policy = in_force(tx, actor, Some(sale.store_id))?;
     let day = business_day(now, config);
@@ -156,7 +189,19 @@ pub(crate) fn decide_refund(
     };
     let request =
         PolicyRequest { sale, sale_cashier: sale.cashier.as_deref(), priors, amount_minor, reason, actor: &facts, now };
-    Ok((policy.version, decide(&policy.policy, &request)))
+    let mut decision = decide(&policy.policy, &request);
+    let rules = policy.abuse.clone().into_rules(&config.business_tz)?;
+    let ask = crate::abuse::Ask {
+        sale,
+        amount: refundry_core::money::Money::new(amount_minor, sale.amount.currency),
+        refund_card_token,
+        approval_limit_minor: policy.policy.approval_limit_minor(sale.amount.minor),
+        cashiers,
+    };
+    let signals = crate::abuse::signals(tx, actor, &rules, &ask, config)?;
+    crate::abuse::hold(&mut decision, &signals);
+    let alerts = signals.into_iter().filter(|s| s.action == refundry_core::detect::AbuseAction::Alert).collect();
+    Ok((policy.version, decision, alerts))
 }
 
 impl App {
@@ -198,7 +243,7 @@ impl App {
             let data = serde_json::json!({
                 "store_id": store.map(|s| s.to_string()),
                 "version": record.version,
-                "before": {"version": before.version, "rules": PolicyDoc::from(&before.policy)},
+                "before": {"version": before.version, "rules": before.doc()},
                 "after": doc,
             });
             audit::record(tx, &actor, "policy.changed", &format!("policy:{}", record.version), data, now)?;
@@ -206,6 +251,7 @@ impl App {
                 version: record.version,
                 store_id: store,
                 policy: policy.clone(),
+                abuse: doc.abuse.clone(),
                 created_at: Some(now),
             })
         })

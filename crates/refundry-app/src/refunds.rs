@@ -30,6 +30,9 @@ pub struct RefundRequest {
     pub note: Option<String>,
     /// Whom to send the confirmation to; sealed at rest.
     pub customer: Option<crate::notify::CustomerContact>,
+    /// The acquirer's token of the card presented for the refund, if any;
+    /// only compared by its keyed fingerprint, never kept.
+    pub card_token: Option<String>,
 }
 
 /// What a request would do, without doing it.
@@ -39,6 +42,9 @@ pub struct Preview {
     pub decision: Decision,
     pub policy_version: i64,
     pub refundable_minor: i64,
+    /// Abuse rules that fired with `alert`: the refund goes on, and each is
+    /// recorded as `refund.abuse_alert`.
+    pub alerts: Vec<refundry_core::detect::AbuseSignal>,
 }
 
 pub(crate) fn prior_of(r: &Refund) -> PriorRefund {
@@ -67,6 +73,7 @@ fn evaluate(
     actor: &Actor,
     request: &RefundRequest,
     config: &crate::AppConfig,
+    activity: &crate::abuse::ActivitySnapshot,
     lock: bool,
 ) -> Result<(Sale, Preview), AppError> {
     let merchant = actor.merchant_id;
@@ -79,17 +86,24 @@ fn evaluate(
         None => false,
     };
     let plan = plan_refund(&sale, &priors, &request.ask, SettlementState { batch_settled })?;
-    let (policy_version, decision) =
-        decide_refund(tx, actor, &sale, &priors, plan.amount.minor, request.reason, config)?;
+    let asked = crate::policy::Asked {
+        sale: &sale,
+        priors: &priors,
+        amount_minor: plan.amount.minor,
+        reason: request.reason,
+        refund_card_token: request.card_token.as_deref(),
+        cashiers: crate::abuse::cashiers_of(activity, merchant, sale.store_id),
+    };
+    let (policy_version, decision, alerts) = decide_refund(tx, actor, &asked, config)?;
     let decision = crate::self_service::reviewed(actor, decision);
     let refundable_minor = refundry_core::refund::refundable(&sale, &priors).map(|m| m.minor).unwrap_or(0);
-    Ok((sale, Preview { plan, decision, policy_version, refundable_minor }))
+    Ok((sale, Preview { plan, decision, policy_version, refundable_minor, alerts }))
 }
 
 /// What already holds part of the sale: its refunds, and its lost or
 /// accepted disputes. An open dispute refuses the refund (no double loss).
 fn holdings(tx: &mut dyn Tx, actor: &Actor, sale: &Sale) -> Result<Vec<PriorRefund>, AppError> {
-    let mut priors: Vec<PriorRefund> = tx.refunds_of_sale(actor.merchant_id, sale.id)?.iter().map(prior_of).collect();
+    let mut priors = tx.refund_holdings(actor.merchant_id, sale.id)?;
     let disputes = crate::disputes::priors(tx, actor, sale.id)?;
     if let Some(reason) = refundry_core::dispute::sale_disputed(&disputes) {
         return Err(AppError::new(ErrorCode::SaleDisputed, reason.en).with("zh", reason.zh));
@@ -132,11 +146,12 @@ impl App {
         check_note("note", request.note.as_ref())?;
         let actor = actor.clone();
         let config = self.config.clone();
+        let activity = self.cashier_activity.snapshot();
         let answer = refundry_store::write(&self.store, move |tx| {
             if let Some(stored) = idempotency::check(tx, actor.merchant_id, ENDPOINT, idem.as_ref())? {
                 return Ok(Replay::Stored(stored));
             }
-            let refund = request_refund_tx(tx, &actor, &request, &config)?;
+            let refund = request_refund_tx(tx, &actor, &request, &config, &activity)?;
             idempotency::remember(tx, actor.merchant_id, ENDPOINT, idem.as_ref(), &refund)?;
             Ok::<_, AppError>(Replay::Fresh(refund))
         })
@@ -151,9 +166,11 @@ impl App {
 
     /// The plan and the policy's decision, changing nothing.
     pub async fn preview_refund(&self, actor: &Actor, request: RefundRequest) -> Result<Preview, AppError> {
-        let (actor, config) = (actor.clone(), self.config.clone());
-        refundry_store::read(&self.store, move |tx| evaluate(tx, &actor, &request, &config, false).map(|(_, p)| p))
-            .await
+        let (actor, config, activity) = (actor.clone(), self.config.clone(), self.cashier_activity.snapshot());
+        refundry_store::read(&self.store, move |tx| {
+            evaluate(tx, &actor, &request, &config, &activity, false).map(|(_, p)| p)
+        })
+        .await
     }
 
     pub async fn refund(&self, actor: &Actor, id: RefundId) -> Result<Refund, AppError> {
@@ -225,7 +242,6 @@ impl App {
             let due = tx.expired_approvals(now, 200)?;
             let mut expired = 0;
             for candidate in due {
-                audit::lock_chain(tx, candidate.merchant_id)?;
                 // a supervisor may have decided since the list was read
                 let Some(mut refund) =
                     tx.lock_refund(candidate.id)?.filter(|r| r.status == RefundStatus::RequiresApproval)
@@ -271,7 +287,6 @@ fn visible_refund(tx: &mut dyn Tx, actor: &Actor, id: RefundId) -> Result<Refund
 
 /// Loads a refund a supervisor may decide on, with every four-eyes check.
 fn awaiting_decision(tx: &mut dyn Tx, actor: &Actor, id: RefundId) -> Result<Refund, AppError> {
-    audit::lock_chain(tx, actor.merchant_id)?;
     visible_refund(tx, actor, id)?;
     // two supervisors deciding at once: the second sees the first's answer
     let refund = tx.lock_refund(id)?.ok_or_else(|| not_found(id))?;
@@ -311,14 +326,14 @@ fn enqueue_execution(tx: &mut dyn Tx, refund: &Refund) -> Result<(), AppError> {
     Ok(())
 }
 
-fn request_refund_tx(
+pub(crate) fn request_refund_tx(
     tx: &mut dyn Tx,
     actor: &Actor,
     request: &RefundRequest,
     config: &crate::AppConfig,
+    activity: &crate::abuse::ActivitySnapshot,
 ) -> Result<Refund, AppError> {
-    audit::lock_chain(tx, actor.merchant_id)?;
-    let (sale, preview) = evaluate(tx, actor, request, config, true)?;
+    let (sale, preview) = evaluate(tx, actor, request, config, activity, true)?;
     if preview.decision.is_rejected() {
         return Err(rejected(&preview.decision));
     }
@@ -369,6 +384,10 @@ fn request_refund_tx(
         "decision": {"outcome": preview.decision.outcome.as_str(), "reasons": preview.decision.codes(), "policy_version": preview.policy_version},
     });
     audit::record(tx, actor, "refund.requested", &refund.id.to_string(), data, now)?;
+    for alert in &preview.alerts {
+        let data = crate::abuse::alert_data(&refund, alert);
+        audit::record(tx, actor, "refund.abuse_alert", &refund.id.to_string(), data, now)?;
+    }
     Ok(refund)
 }
 
@@ -378,7 +397,6 @@ impl App {
     pub async fn retry_refund(&self, actor: &Actor, id: RefundId) -> Result<Refund, AppError> {
         let (actor, config) = (actor.clone(), self.config.clone());
         let refund = refundry_store::write(&self.store, move |tx| {
-            audit::lock_chain(tx, actor.merchant_id)?;
             visible_refund(tx, &actor, id)?;
             let mut refund = tx.lock_refund(id)?.ok_or_else(|| not_found(id))?;
             let next = refund.status.on(RefundEvent::Retry).map_err(|_| {
@@ -422,7 +440,6 @@ impl App {
     ) -> Result<Refund, AppError> {
         let actor = actor.clone();
         refundry_store::write(&self.store, move |tx| {
-            audit::lock_chain(tx, actor.merchant_id)?;
             visible_refund(tx, &actor, id)?;
             let mut refund = tx.lock_refund(id)?.ok_or_else(|| not_found(id))?;
             if refund.status != RefundStatus::Succeeded {

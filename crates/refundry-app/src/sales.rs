@@ -25,6 +25,11 @@ pub struct NewSale {
     pub captured_at: Timestamp,
     pub store_id: Option<StoreId>,
     pub items: Vec<LineItem>,
+    /// The acquirer's opaque card token, when the terminal passes it on:
+    /// only its keyed fingerprint is kept, never the token.
+    pub card_token: Option<String>,
+    /// The till's order for this sale, where the till sends one.
+    pub order_ref: Option<String>,
 }
 
 /// A sale with what has been given back so far.
@@ -67,6 +72,7 @@ fn check_new_sale(s: &NewSale) -> Result<(), AppError> {
         ("rrn", &s.rrn, 12),
         ("auth_code", &s.auth_code, 12),
         ("batch_no", &s.batch_no, 12),
+        ("order_ref", &s.order_ref, 40),
     ];
     for (field, value, max) in refs {
         if let Some(v) = value {
@@ -74,17 +80,29 @@ fn check_new_sale(s: &NewSale) -> Result<(), AppError> {
         }
     }
     check_items(s.amount, &s.items)?;
+    if let Some(token) = &s.card_token {
+        if token.is_empty() || token.len() > 128 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(AppError::validation(
+                "payment_method.fingerprint",
+                "payment_method.fingerprint must be 1 to 128 visible ASCII characters",
+            ));
+        }
+        if refundry_core::card::contains_card_number(token) {
+            return Err(AppError::new(ErrorCode::SensitiveCardData, "send the acquirer's card token, not the card")
+                .with("field", "payment_method.fingerprint"));
+        }
+    }
     Ok(())
 }
 
 pub(crate) fn view_of(sale: Sale, refunds: &[Refund]) -> Result<SaleView, AppError> {
-    view_with_disputes(sale, refunds, 0)
+    let priors: Vec<PriorRefund> = refunds.iter().map(crate::refunds::prior_of).collect();
+    view_with_disputes(sale, &priors, 0)
 }
 
 /// `lost_minor`: lost or accepted disputes, which hold money like refunds.
-pub(crate) fn view_with_disputes(sale: Sale, refunds: &[Refund], lost_minor: i64) -> Result<SaleView, AppError> {
-    let priors: Vec<PriorRefund> = refunds.iter().map(crate::refunds::prior_of).collect();
-    let held = held_minor(&priors).map_err(|e| AppError::from_amount("amount", e))?;
+pub(crate) fn view_with_disputes(sale: Sale, priors: &[PriorRefund], lost_minor: i64) -> Result<SaleView, AppError> {
+    let held = held_minor(priors).map_err(|e| AppError::from_amount("amount", e))?;
     let refundable_minor = (sale.amount.minor - held - lost_minor).max(0);
     Ok(SaleView { refunded_minor: held.min(sale.amount.minor), refundable_minor, sale })
 }
@@ -105,7 +123,7 @@ pub(crate) fn visible_sale(actor: &Actor, sale: Option<Sale>, id: SaleId) -> Res
 pub(crate) fn load_view(tx: &mut dyn Tx, actor: &Actor, id: SaleId) -> Result<SaleView, AppError> {
     let sale = tx.find_sale(actor.merchant_id, id)?;
     let sale = visible_sale(actor, sale, id)?;
-    let refunds = tx.refunds_of_sale(actor.merchant_id, id)?;
+    let refunds = tx.refund_holdings(actor.merchant_id, id)?;
     let lost = lost_to_disputes(tx, actor, id)?;
     view_with_disputes(sale, &refunds, lost)
 }
@@ -119,15 +137,23 @@ impl App {
     ) -> Result<Replay<SaleView>, AppError> {
         check_new_sale(&new)?;
         let actor = actor.clone();
-        refundry_store::write(&self.store, move |tx| {
+        // computed before the transaction: the writer only stores it
+        let fingerprint =
+            self.config.corrections.fingerprint_key.of_sale(&new.payment_method, new.card_token.as_deref());
+        let answer = refundry_store::write(&self.store, move |tx| {
             if let Some(stored) = idempotency::check(tx, actor.merchant_id, "POST /v1/sales", idem.as_ref())? {
                 return Ok(Replay::Stored(stored));
             }
             let view = record_sale_tx(tx, &actor, &new)?;
+            crate::corrections::after_sale(tx, &view.sale, fingerprint.as_deref(), new.order_ref.as_deref())?;
             idempotency::remember(tx, actor.merchant_id, "POST /v1/sales", idem.as_ref(), &view)?;
-            Ok(Replay::Fresh(view))
+            Ok::<_, AppError>(Replay::Fresh(view))
         })
-        .await
+        .await?;
+        if matches!(answer, Replay::Fresh(_)) {
+            self.jobs_waiting.notify_one();
+        }
+        Ok(answer)
     }
 
     pub async fn sale(&self, actor: &Actor, id: SaleId) -> Result<SaleView, AppError> {
@@ -150,7 +176,7 @@ impl App {
             let views = sales
                 .into_iter()
                 .map(|sale| {
-                    let refunds = tx.refunds_of_sale(merchant, sale.id)?;
+                    let refunds = tx.refund_holdings(merchant, sale.id)?;
                     let lost = lost_to_disputes(tx, &actor, sale.id)?;
                     view_with_disputes(sale, &refunds, lost)
                 })

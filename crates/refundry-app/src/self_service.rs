@@ -125,6 +125,7 @@ impl App {
             reason,
             note: Some("self-service".into()),
             customer: Some(customer),
+            card_token: None,
         };
         self.request_refund(actor, request, idem).await
     }

@@ -81,7 +81,9 @@ pub(crate) fn emit(tx: &mut dyn Tx, event: &refundry_store::model::AuditEvent) -
     if wanted.is_empty() {
         return Ok(());
     }
-    let event_id = format!("evt_{}_{}", event.merchant_id.uuid().simple(), event.seq);
+    // the chain position is given only at commit; a time-ordered id names the
+    // event to receivers, who use it to drop duplicates
+    let event_id = format!("evt_{}", uuid::Uuid::now_v7().simple());
     let payload = serde_json::json!({
         "id": event_id,
         "type": event.action,

@@ -246,6 +246,20 @@ impl DisputeState {
         self.status.is_final()
     }
 
+    /// Evidence may still be added: the case waits for the merchant's
+    /// answer or the answer is with the network. A case past its deadline
+    /// or decided takes none: the network would not read it.
+    pub fn takes_evidence(self) -> bool {
+        match self.status {
+            DisputeStatus::NeedsResponse | DisputeStatus::EvidenceSubmitted => true,
+            DisputeStatus::PastDue
+            | DisputeStatus::Accepted
+            | DisputeStatus::Won
+            | DisputeStatus::Lost
+            | DisputeStatus::Closed => false,
+        }
+    }
+
     /// The case waits for the merchant, so its deadline matters.
     pub fn awaits_response(self) -> bool {
         self.status == DisputeStatus::NeedsResponse

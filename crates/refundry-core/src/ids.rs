@@ -72,6 +72,12 @@ prefixed_id!(
     /// A chargeback or retrieval request (退单/拒付, 调单).
     DisputeId, "dp_", "dispute");
 prefixed_id!(
+    /// One item of evidence on a dispute case: a receipt, a signature, …
+    EvidenceId, "ev_", "evidence item");
+prefixed_id!(
+    /// A correction case (错收): a charge that was likely wrong.
+    CorrectionId, "cor_", "correction case");
+prefixed_id!(
     /// A person who logs in: cashier, supervisor, finance, risk or admin.
     UserId, "usr_", "user");
 prefixed_id!(

@@ -62,6 +62,11 @@ pub enum PaymentMethodBody {
         last4: String,
         #[schema(example = "chip")]
         entry_mode: String,
+        /// The acquirer's opaque card token, when the terminal has one: only
+        /// a keyed HMAC of it is kept, to recognise the same card charged
+        /// twice. Without it, first 6 + last 4 are used (weaker).
+        #[serde(default)]
+        fingerprint: Option<String>,
     },
     Wallet {
         #[schema(example = "alipay")]
@@ -118,6 +123,9 @@ pub struct CreateSale {
     /// With an API key: the username of the cashier at the terminal.
     #[schema(example = "wang.fang")]
     pub operator: Option<String>,
+    /// The till's order for this sale, where the till sends orders.
+    #[schema(example = "ORD-20261126-0042")]
+    pub order_ref: Option<String>,
 }
 
 impl CreateSale {
@@ -125,19 +133,23 @@ impl CreateSale {
         let currency = parse_currency("currency", &self.currency)?;
         let amount =
             Money::positive(self.amount, currency).map_err(|e| ApiError(AppError::from_amount("amount", e)))?;
+        let mut card_token = None;
         let payment_method = match self.payment_method {
-            PaymentMethodBody::Card { brand, first6, last4, entry_mode } => PaymentMethod::Card {
-                brand: one_of("payment_method.brand", &brand, CardBrand::parse, CardBrand::ALL, CardBrand::as_str)?,
-                first6: First6::parse(&first6).map_err(|e| invalid("payment_method.first6", e.to_string()))?,
-                last4: Last4::parse(&last4).map_err(|e| invalid("payment_method.last4", e.to_string()))?,
-                entry_mode: one_of(
-                    "payment_method.entry_mode",
-                    &entry_mode,
-                    EntryMode::parse,
-                    EntryMode::ALL,
-                    EntryMode::as_str,
-                )?,
-            },
+            PaymentMethodBody::Card { brand, first6, last4, entry_mode, fingerprint } => {
+                card_token = fingerprint;
+                PaymentMethod::Card {
+                    brand: one_of("payment_method.brand", &brand, CardBrand::parse, CardBrand::ALL, CardBrand::as_str)?,
+                    first6: First6::parse(&first6).map_err(|e| invalid("payment_method.first6", e.to_string()))?,
+                    last4: Last4::parse(&last4).map_err(|e| invalid("payment_method.last4", e.to_string()))?,
+                    entry_mode: one_of(
+                        "payment_method.entry_mode",
+                        &entry_mode,
+                        EntryMode::parse,
+                        EntryMode::ALL,
+                        EntryMode::as_str,
+                    )?,
+                }
+            }
             PaymentMethodBody::Wallet { wallet } => PaymentMethod::Wallet {
                 wallet: one_of("payment_method.wallet", &wallet, Wallet::parse, Wallet::ALL, Wallet::as_str)?,
             },
@@ -165,6 +177,8 @@ impl CreateSale {
             captured_at,
             store_id,
             items,
+            card_token,
+            order_ref: self.order_ref,
         })
     }
 }
@@ -297,6 +311,10 @@ pub struct RefundItemBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRefund {
+    /// The acquirer's token of the card presented for the refund, when the
+    /// terminal reads one: a card other than the one that paid is held for
+    /// a supervisor (or alerted), as the abuse rules say.
+    pub card_fingerprint: Option<String>,
     #[schema(example = "sale_0193a4b1c2d37e8f9a0b1c2d3e4f5a6b")]
     pub sale_id: String,
     /// Minor units. Either this or `items`.
@@ -368,7 +386,14 @@ impl CreateRefund {
         };
         let reason = one_of("reason", &self.reason, RefundReason::parse, RefundReason::ALL, RefundReason::as_str)?;
         let customer = self.customer.map(CustomerBody::into_contact).transpose()?;
-        Ok(refundry_app::refunds::RefundRequest { sale_id, ask, reason, note: self.note, customer })
+        Ok(refundry_app::refunds::RefundRequest {
+            sale_id,
+            ask,
+            reason,
+            note: self.note,
+            customer,
+            card_token: self.card_fingerprint,
+        })
     }
 }
 
@@ -688,7 +713,7 @@ impl From<&refundry_app::policy::PolicyInForce> for PolicyDto {
             object: "refund_policy",
             version: p.version,
             store_id: p.store_id.map(|s| s.to_string()),
-            rules: refundry_app::policy::PolicyDoc::from(&p.policy),
+            rules: p.doc(),
             created_at: p.created_at.map(rfc3339),
         }
     }
@@ -992,4 +1017,183 @@ pub struct DisputeList {
     pub data: Vec<DisputeDto>,
     pub has_more: bool,
     pub next_cursor: Option<String>,
+}
+
+/// One item of evidence. The file travels as base64 inside the JSON, so the
+/// body goes through the same checks as every other (card data refused,
+/// unknown fields refused).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddEvidence {
+    /// receipt, signature, refund_proof, delivery_proof, correspondence or other.
+    #[schema(example = "receipt")]
+    pub kind: String,
+    /// What the item shows, in the merchant's words (at most 1000 characters).
+    pub note: Option<String>,
+    pub file: Option<EvidenceUpload>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceUpload {
+    /// Kept without its path and with unsafe characters removed.
+    #[schema(example = "签购单.pdf")]
+    pub name: String,
+    /// The file's bytes in standard base64. PDF, PNG, JPEG or UTF-8 plain
+    /// text, as told by the bytes themselves.
+    pub content_base64: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EvidenceDto {
+    #[schema(example = "ev_0193a4b1c2d37e8f9a0b1c2d3e4f5a6b")]
+    pub id: String,
+    /// Always `evidence`.
+    pub object: &'static str,
+    pub dispute_id: String,
+    pub kind: String,
+    pub note: Option<String>,
+    pub file: Option<EvidenceFileDto>,
+    pub added_by: String,
+    pub added_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EvidenceFileDto {
+    pub name: String,
+    /// As sniffed from the bytes.
+    pub content_type: String,
+    pub size_bytes: i64,
+    /// Lower-case hex SHA-256 of the bytes; checked again on every download.
+    pub sha256: String,
+}
+
+impl From<&refundry_store::model::EvidenceRecord> for EvidenceDto {
+    fn from(e: &refundry_store::model::EvidenceRecord) -> EvidenceDto {
+        EvidenceDto {
+            id: e.id.to_string(),
+            object: "evidence",
+            dispute_id: e.dispute_id.to_string(),
+            kind: e.kind.clone(),
+            note: e.note.clone(),
+            file: e.file.as_ref().map(|f| EvidenceFileDto {
+                name: f.name.clone(),
+                content_type: f.content_type.clone(),
+                size_bytes: f.size_bytes,
+                sha256: f.sha256.clone(),
+            }),
+            added_by: e.added_by.clone(),
+            added_at: rfc3339(e.added_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EvidenceList {
+    /// Always `list`.
+    pub object: &'static str,
+    /// Oldest first.
+    pub data: Vec<EvidenceDto>,
+}
+
+// ---------- corrections ----------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCorrection {
+    pub sale_id: String,
+    /// duplicate_charge, extra_zero, amount_outlier, missing_order or other.
+    #[schema(example = "duplicate_charge")]
+    pub kind: String,
+    /// operator_error, system_fault, transmission_error or other.
+    #[schema(example = "operator_error")]
+    pub cause: String,
+    /// Who is answerable: a cashier, the acquirer, the till vendor…
+    pub responsible_party: Option<String>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundCorrection {
+    /// What to give back, in minor units. By default the whole duplicate
+    /// charge, or what an extra zero added; other kinds must say.
+    pub amount: Option<i64>,
+    pub note: Option<String>,
+    /// Corrects the cause the case was opened with.
+    pub cause: Option<String>,
+    pub responsible_party: Option<String>,
+    /// With an API key: the username of the person at the counter.
+    pub operator: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DismissCorrection {
+    /// Why the charge was right after all.
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CorrectionDto {
+    #[schema(example = "cor_0193a4b1c2d37e8f9a0b1c2d3e4f5a6b")]
+    pub id: String,
+    /// Always `correction`.
+    pub object: &'static str,
+    pub sale_id: String,
+    pub store_id: String,
+    pub kind: String,
+    /// What the finding rests on: the sales, amounts, minutes apart, the
+    /// store's usual amounts, the amount probably meant.
+    #[schema(value_type = Object)]
+    pub evidence: serde_json::Value,
+    pub cause: String,
+    pub responsible_party: Option<String>,
+    /// open, refunded or dismissed.
+    pub status: String,
+    pub refund_id: Option<String>,
+    pub resolution_note: Option<String>,
+    pub opened_by: String,
+    pub zh: String,
+    pub en: String,
+    pub opened_at: String,
+    pub updated_at: String,
+}
+
+impl From<&refundry_store::model::CorrectionRecord> for CorrectionDto {
+    fn from(c: &refundry_store::model::CorrectionRecord) -> CorrectionDto {
+        CorrectionDto {
+            id: c.id.to_string(),
+            object: "correction",
+            sale_id: c.sale_id.to_string(),
+            store_id: c.store_id.to_string(),
+            kind: c.kind.clone(),
+            evidence: serde_json::from_str(&c.evidence).unwrap_or_default(),
+            cause: c.cause.clone(),
+            responsible_party: c.responsible_party.clone(),
+            status: c.status.clone(),
+            refund_id: c.refund_id.map(|r| r.to_string()),
+            resolution_note: c.resolution_note.clone(),
+            opened_by: c.opened_by.clone(),
+            zh: c.summary_zh.clone(),
+            en: c.summary_en.clone(),
+            opened_at: rfc3339(c.opened_at),
+            updated_at: rfc3339(c.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CorrectionList {
+    pub object: &'static str,
+    pub data: Vec<CorrectionDto>,
+    pub has_more: bool,
+    pub next_cursor: Option<String>,
+}
+
+/// A case closed by a refund, with that refund.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CorrectionRefundDto {
+    pub correction: CorrectionDto,
+    pub refund: RefundDto,
 }

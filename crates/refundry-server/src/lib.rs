@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
@@ -27,7 +27,6 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
@@ -54,6 +53,7 @@ use crate::state::AppState;
         (name = "people", description = "Users, roles, log-in sessions and API keys"),
         (name = "audit", description = "The hash-chained audit log"),
         (name = "disputes", description = "Chargebacks and retrieval requests (退单/拒付, 调单)"),
+        (name = "corrections", description = "Wrong charges (错收): duplicates, extra zeros, charges without an order"),
         (name = "webhooks", description = "Signed event deliveries to the merchant's systems"),
         (name = "operations", description = "Outbox jobs that gave up, for operators"),
     )
@@ -78,6 +78,8 @@ impl Modify for BearerAuth {
 pub struct ServerConfig {
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Largest body of an evidence upload (the file in base64 and its JSON).
+    pub max_evidence_body_bytes: usize,
     /// Requests per second one client address may make (0: no limit), and
     /// how many it may make at once above that.
     pub rate_limit_per_second: u32,
@@ -93,11 +95,49 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             max_body_bytes: 256 * 1024,
+            max_evidence_body_bytes: evidence_body_bytes(refundry_app::evidence::DEFAULT_MAX_FILE_BYTES),
             request_timeout: Duration::from_secs(30),
             rate_limit_per_second: 500,
             rate_limit_burst: 1000,
             web: refundry_web::WebConfig::default(),
         }
+    }
+}
+
+/// The body an evidence file of `max_file_bytes` needs: base64 makes 4
+/// bytes of 3, and the JSON around it is small.
+pub fn evidence_body_bytes(max_file_bytes: usize) -> usize {
+    max_file_bytes.div_ceil(3) * 4 + 64 * 1024
+}
+
+/// The body limit of a request: evidence uploads carry files, everything
+/// else is small. Applied before anything reads the body.
+#[derive(Debug, Clone, Copy)]
+struct BodyLimits {
+    default: usize,
+    evidence: usize,
+}
+
+async fn limit_body(State(limits): State<BodyLimits>, request: Request, next: Next) -> Response {
+    use axum::response::IntoResponse;
+    use tower::{Layer, ServiceExt};
+    let path = request.uri().path();
+    let evidence = request.method() == axum::http::Method::POST
+        && path.starts_with("/v1/disputes/")
+        && path.ends_with("/evidence");
+    let limit = if evidence { limits.evidence } else { limits.default };
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return axum::http::StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    }
+    // a body without a length (chunked) is cut off where it passes the limit
+    match DefaultBodyLimit::max(limit).layer(next).oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
     }
 }
 
@@ -143,6 +183,13 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::disputes::import_disputes))
         .routes(routes!(routes::disputes::chargeback_ratio))
         .routes(routes!(routes::disputes::move_dispute))
+        .routes(routes!(routes::disputes::add_evidence, routes::disputes::list_evidence))
+        .routes(routes!(routes::disputes::get_evidence_file))
+        .routes(routes!(routes::disputes::evidence_summary))
+        .routes(routes!(routes::corrections::create_correction, routes::corrections::list_corrections))
+        .routes(routes!(routes::corrections::get_correction))
+        .routes(routes!(routes::corrections::refund_correction))
+        .routes(routes!(routes::corrections::dismiss_correction))
         .routes(routes!(routes::operations::list_jobs))
         .routes(routes!(routes::operations::retry_job))
         .routes(routes!(routes::operations::create_webhook_endpoint, routes::operations::list_webhook_endpoints))
@@ -169,7 +216,10 @@ pub fn router(app: App, config: &ServerConfig) -> Router {
         .with_state(state)
         .merge(pages)
         .layer(middleware::from_fn_with_state(limiter::Limiter::new(config), limiter::limit))
-        .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            BodyLimits { default: config.max_body_bytes, evidence: config.max_evidence_body_bytes },
+            limit_body,
+        ))
         .layer(middleware::from_fn(track_requests))
         .layer(middleware::from_fn(problem::localize))
         .layer(CatchPanicLayer::new())

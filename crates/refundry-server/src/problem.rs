@@ -53,6 +53,21 @@ pub fn describe(code: ErrorCode) -> (StatusCode, &'static str, &'static str) {
         C::DisputeTransitionNotAllowed => {
             (S::CONFLICT, "The dispute cannot move that way from where it is", "该争议案件当前状态不允许此操作")
         }
+        C::DisputeClosedToEvidence => (S::CONFLICT, "The case takes no more evidence", "该争议案件已不再接收证据"),
+        C::EvidenceNotFound => (S::NOT_FOUND, "Evidence not found", "未找到该证据"),
+        C::EvidenceFileTooLarge => (S::PAYLOAD_TOO_LARGE, "The evidence file is too large", "证据文件过大"),
+        C::EvidenceFileTypeNotAllowed => (
+            S::UNPROCESSABLE_ENTITY,
+            "Evidence files must be PDF, PNG, JPEG or plain text",
+            "证据文件须为 PDF、PNG、JPEG 或纯文本",
+        ),
+        C::EvidenceFileCorrupt => (
+            S::INTERNAL_SERVER_ERROR,
+            "The stored evidence file no longer matches its checksum",
+            "已存证据文件与其校验值不符",
+        ),
+        C::CorrectionNotFound => (S::NOT_FOUND, "Correction case not found", "未找到该错收案件"),
+        C::CorrectionNotOpen => (S::CONFLICT, "The correction case is already closed", "该错收案件已结案"),
         C::RefundRejectedByPolicy => {
             (S::UNPROCESSABLE_ENTITY, "The refund policy does not allow this refund", "退款政策不允许此笔退款")
         }

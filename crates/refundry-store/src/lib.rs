@@ -14,6 +14,7 @@
 //! The async helpers [`write`] and [`read`] turn a closure into a job and
 //! await its answer.
 
+pub mod deferred;
 pub mod error;
 pub mod model;
 pub mod postgres;

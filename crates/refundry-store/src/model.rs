@@ -2,7 +2,9 @@
 //! structs that the app turns into answers.
 
 use jiff::Timestamp;
-use refundry_core::ids::{DisputeId, KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId};
+use refundry_core::ids::{
+    CorrectionId, DisputeId, EvidenceId, KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId,
+};
 use refundry_core::money::Money;
 use refundry_core::refund::{PlannedItem, RefundReason, RefundStatus, RefundType};
 
@@ -294,6 +296,59 @@ pub struct DisputeRecord {
     /// The response deadline.
     pub due_by: Timestamp,
     pub note: Option<String>,
+    pub opened_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// One item of evidence on a case; the file's bytes are read apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvidenceRecord {
+    pub id: EvidenceId,
+    pub merchant_id: MerchantId,
+    pub dispute_id: DisputeId,
+    /// receipt, signature, refund_proof, delivery_proof, correspondence or other.
+    pub kind: String,
+    pub note: Option<String>,
+    pub file: Option<EvidenceFile>,
+    pub added_by: String,
+    pub added_at: Timestamp,
+}
+
+/// What is known of an attached file without reading it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvidenceFile {
+    /// Sanitised: no path, no control characters.
+    pub name: String,
+    /// As sniffed from the bytes, never as the caller said.
+    pub content_type: String,
+    pub size_bytes: i64,
+    /// Lower-case hex SHA-256 of the bytes.
+    pub sha256: String,
+}
+
+/// A correction case (错收) as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorrectionRecord {
+    pub id: CorrectionId,
+    pub merchant_id: MerchantId,
+    pub store_id: StoreId,
+    /// The charge suspected to be wrong.
+    pub sale_id: SaleId,
+    /// duplicate_charge, extra_zero, amount_outlier, missing_order or other.
+    pub kind: String,
+    /// The finding's evidence as JSON text.
+    pub evidence: String,
+    /// operator_error, system_fault, transmission_error or other.
+    pub cause: String,
+    pub responsible_party: Option<String>,
+    /// open, refunded or dismissed.
+    pub status: String,
+    pub refund_id: Option<RefundId>,
+    pub resolution_note: Option<String>,
+    /// Who opened it: a person, a key, or `system:wrong-charge-watch`.
+    pub opened_by: String,
+    pub summary_zh: String,
+    pub summary_en: String,
     pub opened_at: Timestamp,
     pub updated_at: Timestamp,
 }

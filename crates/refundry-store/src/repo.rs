@@ -2,7 +2,10 @@
 //! inside the caller's transaction.
 
 use jiff::Timestamp;
-use refundry_core::ids::{DisputeId, KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId};
+use refundry_core::ids::{
+    CorrectionId, DisputeId, EvidenceId, KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId,
+};
+use refundry_core::refund::{ItemQuantity, PriorRefund, RefundStatus};
 
 use crate::StoreError;
 use crate::model::*;
@@ -75,15 +78,28 @@ pub trait RefundRepo {
     /// transaction ends (status moves must not race).
     fn lock_refund(&mut self, id: RefundId) -> Result<Option<Refund>>;
     fn refunds_of_sale(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Vec<Refund>>;
+    /// What the sale's refunds hold, as the arithmetic needs it (amount,
+    /// status, items): read for every new refund, so it skips the rest.
+    fn refund_holdings(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Vec<PriorRefund>>;
     fn list_refunds(&mut self, merchant: MerchantId, query: &RefundQuery) -> Result<Vec<Refund>>;
     /// What `requested_by` holds in refunds made on business day `day`
     /// (`YYYY-MM-DD`), for the cashier's daily limit.
     fn daily_total(&mut self, merchant: MerchantId, requested_by: &str, day: &str) -> Result<i64>;
     /// Moves that total by `delta_minor` (a refund made, or released by a
-    /// failure, rejection or expiry).
+    /// failure, rejection or expiry). Applied as the transaction commits
+    /// (see [`crate::deferred`]); [`RefundRepo::daily_total`] counts it before.
     fn add_daily_total(&mut self, merchant: MerchantId, requested_by: &str, day: &str, delta_minor: i64) -> Result<()>;
     /// Refunds waiting for approval whose approval time ran out.
     fn expired_approvals(&mut self, now: Timestamp, limit: u32) -> Result<Vec<Refund>>;
+    /// Per store and person, sales rung up and refunds asked for in
+    /// [from, to): (store, user id, sales, refunds). A refund's person is
+    /// its `requested_by` without the `user:` prefix.
+    fn cashier_activity(
+        &mut self,
+        merchant: MerchantId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(StoreId, String, u64, u64)>>;
     fn record_call(&mut self, call: &AcquirerCall) -> Result<()>;
     fn calls_of(&mut self, refund: RefundId) -> Result<Vec<AcquirerCall>>;
 }
@@ -97,6 +113,26 @@ pub trait DisputeRepo {
     fn disputes_of_sale(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Vec<DisputeRecord>>;
     /// Cases still waiting for the merchant's answer whose deadline passed.
     fn overdue_disputes(&mut self, now: Timestamp, limit: u32) -> Result<Vec<DisputeRecord>>;
+    /// Cases still waiting for the merchant's answer whose deadline is in
+    /// (now, until] and that have no notice `kind` yet, soonest first.
+    fn disputes_due_without_notice(
+        &mut self,
+        now: Timestamp,
+        until: Timestamp,
+        kind: &str,
+        limit: u32,
+    ) -> Result<Vec<DisputeRecord>>;
+    /// Stores the item and, when given, its file's bytes.
+    fn insert_evidence(&mut self, evidence: &EvidenceRecord, bytes: Option<&[u8]>) -> Result<()>;
+    /// The case's evidence, oldest first, without the files' bytes.
+    fn evidence_of(&mut self, merchant: MerchantId, dispute: DisputeId) -> Result<Vec<EvidenceRecord>>;
+    /// One item and its file's bytes (`None` when it has no file).
+    fn evidence_with_file(
+        &mut self,
+        merchant: MerchantId,
+        dispute: DisputeId,
+        id: EvidenceId,
+    ) -> Result<Option<(EvidenceRecord, Option<Vec<u8>>)>>;
     /// Chargebacks (not retrieval requests) opened in [from, to): count and sum.
     fn dispute_stats(&mut self, merchant: MerchantId, from: Timestamp, to: Timestamp) -> Result<(u64, i64)>;
     /// Sales captured in [from, to): count and sum (card sales only when
@@ -115,6 +151,62 @@ pub trait DisputeRepo {
         starting_after: Option<DisputeId>,
         limit: u32,
     ) -> Result<Vec<DisputeRecord>>;
+}
+
+pub trait CorrectionRepo {
+    /// What the detectors know of a sale beyond the sale: the card's keyed
+    /// fingerprint and the till's order reference.
+    fn insert_sale_signals(
+        &mut self,
+        merchant: MerchantId,
+        sale: SaleId,
+        card_fingerprint: Option<&str>,
+        order_ref: Option<&str>,
+        captured_at: Timestamp,
+    ) -> Result<()>;
+    /// (card fingerprint, order reference) of a sale, when recorded.
+    fn sale_signals(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Option<(Option<String>, Option<String>)>>;
+    /// Sales of the same card fingerprint captured in [from, to].
+    fn sales_with_fingerprint(
+        &mut self,
+        merchant: MerchantId,
+        fingerprint: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<SaleId>>;
+    /// Amounts of the store's sales recorded before `before`, newest first.
+    fn store_sale_amounts(
+        &mut self,
+        merchant: MerchantId,
+        store: StoreId,
+        before: SaleId,
+        limit: u32,
+    ) -> Result<Vec<i64>>;
+    /// False when the sale already has a case of that kind.
+    fn insert_correction(&mut self, correction: &CorrectionRecord) -> Result<bool>;
+    /// Writes cause, responsible party, status, refund, note and updated_at.
+    fn update_correction(&mut self, correction: &CorrectionRecord) -> Result<()>;
+    fn find_correction(&mut self, merchant: MerchantId, id: CorrectionId) -> Result<Option<CorrectionRecord>>;
+    fn find_correction_of_sale(
+        &mut self,
+        merchant: MerchantId,
+        sale: SaleId,
+        kind: &str,
+    ) -> Result<Option<CorrectionRecord>>;
+    /// Newest first, of one status or all.
+    fn list_corrections(
+        &mut self,
+        merchant: MerchantId,
+        status: Option<&str>,
+        starting_after: Option<CorrectionId>,
+        limit: u32,
+    ) -> Result<Vec<CorrectionRecord>>;
+}
+
+pub trait NoticeRepo {
+    /// Records that the notice (`kind` about `subject`) is sent; false when
+    /// it already was, by this instance or another, and must not be again.
+    fn claim_notice(&mut self, merchant: MerchantId, subject: &str, kind: &str, at: Timestamp) -> Result<bool>;
 }
 
 pub trait WebhookRepo {
@@ -155,12 +247,10 @@ pub trait IdempotencyRepo {
 }
 
 pub trait AuditRepo {
-    /// The head of the merchant's chain, (seq, hash) of the newest event,
-    /// held until the transaction ends so that appends are in one order
-    /// (`FOR UPDATE` where several writers share the database).
-    fn lock_audit_head(&mut self, merchant: MerchantId) -> Result<Option<(i64, String)>>;
-    /// Appends the event and moves the merchant's chain head to it.
-    fn append_audit(&mut self, event: &AuditEvent) -> Result<()>;
+    /// Queues the event for the merchant's chain. Its `seq`, `prev_hash` and
+    /// `hash` are given when the transaction commits (see [`crate::chain`]);
+    /// if the write is rolled back the event goes with it.
+    fn append_audit(&mut self, event: AuditEvent) -> Result<()>;
     /// The head recorded beside the chain, without locking it.
     fn audit_head(&mut self, merchant: MerchantId) -> Result<Option<(i64, String)>>;
     fn audit_events(&mut self, merchant: MerchantId, after_seq: i64, limit: u32) -> Result<Vec<AuditEvent>>;
@@ -183,6 +273,8 @@ pub trait Tx:
     + AuditRepo
     + WebhookRepo
     + DisputeRepo
+    + NoticeRepo
+    + CorrectionRepo
 {
 }
 
@@ -199,5 +291,27 @@ impl<T> Tx for T where
         + AuditRepo
         + WebhookRepo
         + DisputeRepo
+        + NoticeRepo
+        + CorrectionRepo
 {
+}
+
+/// Folds `(refund id, amount, status, item)` rows, ordered by refund id and
+/// with no item where a refund has none, into one holding per refund.
+pub(crate) fn fold_holdings(
+    rows: impl IntoIterator<Item = Result<(String, i64, RefundStatus, Option<ItemQuantity>)>>,
+) -> Result<Vec<PriorRefund>> {
+    let mut out: Vec<PriorRefund> = Vec::new();
+    let mut last: Option<String> = None;
+    for row in rows {
+        let (id, amount_minor, status, item) = row?;
+        if last.as_deref() != Some(id.as_str()) {
+            out.push(PriorRefund { amount_minor, status, items: Vec::new() });
+            last = Some(id);
+        }
+        if let (Some(item), Some(holding)) = (item, out.last_mut()) {
+            holding.items.push(item);
+        }
+    }
+    Ok(out)
 }

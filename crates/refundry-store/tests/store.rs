@@ -171,3 +171,83 @@ async fn a_full_write_queue_sheds_load_instead_of_waiting_forever() {
     assert!(ok >= 1);
     assert_eq!(read(&store, |tx| tx.all_merchants()).await.unwrap().len(), ok);
 }
+
+/// Daily totals and audit events are applied as the batch commits: writes
+/// in one batch still count each other's totals, a refused write's total
+/// and events vanish with it, and the chain stays one unbroken line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deferred_totals_and_audit_events_commit_with_their_write_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = open(&dir);
+    let store = Arc::clone(&t.store);
+    let m = merchant("busy");
+    let mid = m.id;
+    write(&store, move |tx| tx.insert_merchant(&m)).await.unwrap();
+    let writes = (0..60).map(|i| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            write(&store, move |tx| {
+                let before = tx.daily_total(mid, "wang", "2030-01-02")?;
+                tx.add_daily_total(mid, "wang", "2030-01-02", 100)?;
+                tx.append_audit(refundry_store::model::AuditEvent {
+                    merchant_id: mid,
+                    seq: 0,
+                    at: Timestamp::from_second(1_900_000_000 + i).unwrap(),
+                    actor: "user:wang".into(),
+                    source: "test".into(),
+                    action: "refund.requested".into(),
+                    subject: format!("w{i}"),
+                    data: "{}".into(),
+                    prev_hash: String::new(),
+                    hash: String::new(),
+                })?;
+                // every third write is refused after queuing its changes
+                if i % 3 == 2 { Err(E::Refused) } else { Ok(before) }
+            })
+            .await
+        })
+    });
+    let results = futures::future::join_all(writes).await;
+    let mut seen: Vec<i64> = results.into_iter().filter_map(|r| r.unwrap().ok()).collect();
+    assert_eq!(seen.len(), 40);
+    let total = read(&store, move |tx| tx.daily_total(mid, "wang", "2030-01-02")).await.unwrap();
+    assert_eq!(total, 4000, "only the kept writes count");
+    if testing::postgres_url().is_none() {
+        // one writer: each write saw every write kept before it, batch or not
+        seen.sort();
+        assert_eq!(seen, (0..40).map(|n| n * 100).collect::<Vec<_>>());
+    }
+    let events = read(&store, move |tx| tx.audit_events(mid, 0, 100)).await.unwrap();
+    assert_eq!(events.len(), 40);
+    let mut prev = refundry_store::deferred::GENESIS_HASH.to_owned();
+    for (n, e) in events.iter().enumerate() {
+        assert_eq!(e.seq, n as i64 + 1);
+        assert_eq!(e.prev_hash, prev);
+        assert_eq!(refundry_store::deferred::event_hash(e), e.hash);
+        assert_ne!(e.subject.trim_start_matches('w').parse::<i64>().unwrap() % 3, 2, "a refused write's event");
+        prev = e.hash.clone();
+    }
+    let head = read(&store, move |tx| tx.audit_head(mid)).await.unwrap();
+    assert_eq!(head, Some((40, prev)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notice_is_claimed_once_even_by_writers_racing_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = open(&dir);
+    let store = Arc::clone(&t.store);
+    let m = merchant("notices");
+    let id = m.id;
+    write(&store, move |tx| tx.insert_merchant(&m)).await.unwrap();
+    let now = refundry_store::time::now();
+    let claims = (0..20).map(|_| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            write(&store, move |tx| tx.claim_notice(id, "dp_case", "deadline_reminder_3d", now)).await.unwrap()
+        })
+    });
+    let won: Vec<bool> = futures::future::join_all(claims).await.into_iter().map(|r| r.unwrap()).collect();
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+    let other = write(&store, move |tx| tx.claim_notice(id, "dp_case", "deadline_reminder_1d", now)).await.unwrap();
+    assert!(other, "another kind about the same subject is its own notice");
+}

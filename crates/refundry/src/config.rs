@@ -46,6 +46,48 @@ pub struct Config {
     pub iso8583: Option<refundry_connectors::iso8583::Iso8583Config>,
     pub notify: NotifySection,
     pub web: WebSection,
+    pub disputes: DisputesSection,
+    pub corrections: CorrectionsSection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorrectionsSection {
+    /// 64 hex digits: the key of the card fingerprint (HMAC-SHA256). Unset:
+    /// derived from the first encryption key. Changing it makes earlier
+    /// sales' cards unrecognisable to the duplicate detector.
+    #[serde(skip_serializing)]
+    pub card_fingerprint_key: Option<String>,
+    /// The same card and amount within this many minutes is a duplicate.
+    pub duplicate_window_minutes: u32,
+    /// The till sends an `order_ref` with every sale: one without is suspect.
+    pub orders_expected: bool,
+}
+
+impl Default for CorrectionsSection {
+    fn default() -> Self {
+        CorrectionsSection {
+            card_fingerprint_key: None,
+            duplicate_window_minutes: refundry_core::detect::DEFAULT_DUPLICATE_WINDOW_MINUTES,
+            orders_expected: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisputesSection {
+    /// Largest evidence file taken, in bytes.
+    pub evidence_max_file_bytes: usize,
+    /// Days before a case's response deadline at which a reminder is sent.
+    pub reminder_days: Vec<u32>,
+}
+
+impl Default for DisputesSection {
+    fn default() -> Self {
+        let d = refundry_app::disputes::DisputeConfig::default();
+        DisputesSection { evidence_max_file_bytes: d.evidence_max_file_bytes, reminder_days: d.reminder_days }
+    }
 }
 
 /// The web pages.
@@ -137,6 +179,8 @@ impl Default for Config {
             iso8583: None,
             notify: NotifySection::default(),
             web: WebSection { secure_cookies: None, self_service_per_minute: 10 },
+            disputes: DisputesSection::default(),
+            corrections: CorrectionsSection::default(),
         }
     }
 }

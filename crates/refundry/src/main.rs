@@ -429,8 +429,26 @@ fn open_app(config: &Config) -> anyhow::Result<App> {
         ),
         _ => Arc::new(SandboxAcquirer::new(Duration::from_millis(config.sandbox.latency_ms))),
     };
+    let (vault, first_key) = vault(config, &database)?;
+    let fingerprint_key = match &config.corrections.card_fingerprint_key {
+        Some(hex_key) => {
+            let bytes: [u8; 32] = hex::decode(hex_key)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .context("corrections.card_fingerprint_key must be 64 hex digits")?;
+            refundry_app::corrections::FingerprintKey::new(bytes)
+        }
+        None => refundry_app::corrections::FingerprintKey::derived_from_spec(&first_key)
+            .context("the first encryption key cannot be read")?,
+    };
     let app_config = AppConfig {
-        vault: vault(config, &database)?,
+        vault,
+        corrections: refundry_app::corrections::CorrectionConfig {
+            fingerprint_key,
+            duplicate_window_minutes: config.corrections.duplicate_window_minutes,
+            orders_expected: config.corrections.orders_expected,
+            ..refundry_app::corrections::CorrectionConfig::default()
+        },
         notify: refundry_app::notify::NotifyConfig {
             smtp_url: config.notify.smtp_url.clone(),
             from: config.notify.from.clone().unwrap_or_else(|| "Refundry <refunds@localhost>".into()),
@@ -445,6 +463,11 @@ fn open_app(config: &Config) -> anyhow::Result<App> {
             lease: Duration::from_secs(config.jobs.lease_secs),
             ..RunnerConfig::default()
         },
+        disputes: refundry_app::disputes::DisputeConfig {
+            evidence_max_file_bytes: config.disputes.evidence_max_file_bytes,
+            reminder_days: config.disputes.reminder_days.clone(),
+            ..refundry_app::disputes::DisputeConfig::default()
+        },
         ..AppConfig::default()
     };
     Ok(App::new(store, processor, app_config))
@@ -456,6 +479,7 @@ async fn serve(app: App, config: &Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let server_config = ServerConfig {
         max_body_bytes: config.max_body_bytes,
+        max_evidence_body_bytes: refundry_server::evidence_body_bytes(config.disputes.evidence_max_file_bytes),
         rate_limit_per_second: config.rate_limit_per_second,
         rate_limit_burst: config.rate_limit_burst,
         web: refundry_web::WebConfig {
@@ -576,10 +600,13 @@ async fn demo_acquirer(config: &mut Config) -> anyhow::Result<refundry_connector
 
 /// The keys that seal secrets at rest: configured, or for an embedded
 /// database a key file beside it, made on first start (mode 0600).
-fn vault(config: &Config, database: &Database) -> anyhow::Result<refundry_app::crypto::Vault> {
+/// The vault, and the spec of the key it seals with (the card fingerprint
+/// key is derived from it when none is set).
+fn vault(config: &Config, database: &Database) -> anyhow::Result<(refundry_app::crypto::Vault, String)> {
     use refundry_app::crypto::Vault;
     if !config.encryption_keys.is_empty() {
-        return Vault::from_specs(&config.encryption_keys).context("encryption_keys");
+        let vault = Vault::from_specs(&config.encryption_keys).context("encryption_keys")?;
+        return Ok((vault, config.encryption_keys[0].clone()));
     }
     let Database::Sqlite(path) = database else {
         bail!("encryption_keys must be set for PostgreSQL: every instance needs the same keys (see README)");
@@ -596,7 +623,8 @@ fn vault(config: &Config, database: &Database) -> anyhow::Result<refundry_app::c
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", key_file.display())),
     };
     let specs: Vec<String> = spec.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect();
-    Vault::from_specs(&specs).with_context(|| format!("key file {}", key_file.display()))
+    let vault = Vault::from_specs(&specs).with_context(|| format!("key file {}", key_file.display()))?;
+    Ok((vault, specs[0].clone()))
 }
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {

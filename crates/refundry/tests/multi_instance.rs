@@ -172,8 +172,13 @@ fn two_instances_on_one_postgres_keep_every_money_invariant() {
     let keys = query_i64(&scratch, "SELECT 'keys', COUNT(*) FROM idempotency_keys WHERE endpoint = 'POST /v1/refunds'");
     assert_eq!(keys[0].1 as usize, by_key.len());
 
-    let jobs = query_i64(&scratch, "SELECT state, COUNT(*) FROM outbox GROUP BY state");
+    let jobs = query_i64(&scratch, "SELECT state, COUNT(*) FROM outbox WHERE kind = 'refund.execute' GROUP BY state");
     assert_eq!(jobs, vec![("done".to_owned(), made.len() as i64)], "every job ended, and none twice");
+    let detectors = query_i64(
+        &scratch,
+        "SELECT state, COUNT(*) FROM outbox WHERE kind = 'sale.detect_wrong_charges' GROUP BY state",
+    );
+    assert_eq!(detectors, vec![("done".to_owned(), SALES as i64)], "every sale was looked at once");
     let sends = query_i64(
         &scratch,
         "SELECT subject, COUNT(*) FROM audit_events WHERE action = 'refund.sent' GROUP BY subject HAVING COUNT(*) <> 1",

@@ -195,6 +195,26 @@ fn open_cases_block_refunds_and_lost_or_accepted_ones_count_against_the_sale() {
 }
 
 #[test]
+fn evidence_is_taken_only_while_the_answer_can_still_be_read() {
+    use DisputeStatus as S;
+    for (stage, status) in [
+        (DisputeStage::RetrievalRequest, S::NeedsResponse),
+        (DisputeStage::RetrievalRequest, S::Closed),
+        (DisputeStage::Chargeback, S::NeedsResponse),
+        (DisputeStage::Chargeback, S::EvidenceSubmitted),
+        (DisputeStage::Chargeback, S::PastDue),
+        (DisputeStage::Chargeback, S::Accepted),
+        (DisputeStage::Chargeback, S::Won),
+        (DisputeStage::Chargeback, S::Lost),
+        (DisputeStage::PreArbitration, S::NeedsResponse),
+    ] {
+        let Some(state) = DisputeState::new(stage, status) else { continue };
+        let expected = matches!(status, S::NeedsResponse | S::EvidenceSubmitted);
+        assert_eq!(state.takes_evidence(), expected, "{state}");
+    }
+}
+
+#[test]
 fn wire_names_round_trip() {
     for n in Network::ALL {
         assert_eq!(Network::parse(n.as_str()), Some(*n));

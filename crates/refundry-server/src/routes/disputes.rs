@@ -3,14 +3,18 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use refundry_app::disputes::NewDispute;
+use refundry_app::evidence::NewEvidence;
 use refundry_app::{AppError, ErrorCode};
-use refundry_core::dispute::{DisputeEvent, DisputeStage, Network};
-use refundry_core::ids::{DisputeId, SaleId};
+use refundry_core::dispute::{DisputeEvent, DisputeStage, EvidenceKind, Network, SummaryLocale};
+use refundry_core::ids::{DisputeId, EvidenceId, SaleId};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::auth::Auth;
-use crate::dto::{CreateDispute, DisputeDto, DisputeEventBody, DisputeList, bad_query, parse_time};
+use crate::dto::{
+    AddEvidence, CreateDispute, DisputeDto, DisputeEventBody, DisputeList, EvidenceDto, EvidenceList, bad_query,
+    parse_time,
+};
 use crate::guard::parse_body;
 use crate::problem::{ApiError, Problem};
 use crate::state::AppState;
@@ -245,4 +249,146 @@ pub async fn chargeback_ratio(
         })
         .collect();
     Ok(Json(RatioReport { object: "chargeback_ratio", month: month.strftime("%Y-%m").to_string(), programmes }))
+}
+
+fn evidence_id(id: &str) -> Result<EvidenceId, ApiError> {
+    EvidenceId::parse(id).map_err(|_| ApiError::new(ErrorCode::EvidenceNotFound, format!("no evidence {id}")))
+}
+
+/// Add an item of evidence to a case that needs a response or whose answer
+/// is with the network: its kind, a note and optionally a file (base64 in
+/// the JSON; PDF, PNG, JPEG or UTF-8 text as sniffed from the bytes, at most
+/// `evidence_max_file_bytes`, 5 MiB by default).
+#[utoipa::path(
+    post, path = "/v1/disputes/{id}/evidence", tag = "disputes",
+    params(("id" = String, Path, description = "dp_…")),
+    request_body = AddEvidence,
+    responses(
+        (status = 201, body = EvidenceDto),
+        (status = 409, description = "The case takes no more evidence", body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn add_evidence(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<EvidenceDto>), ApiError> {
+    use base64::Engine;
+    let actor = auth.require("disputes:write")?;
+    let req = parse_body::<AddEvidence>(&headers, &body)?;
+    let kind = EvidenceKind::parse(&req.kind).ok_or_else(|| {
+        invalid("kind", "kind must be receipt, signature, refund_proof, delivery_proof, correspondence or other")
+    })?;
+    let file = req
+        .file
+        .map(|f| {
+            base64::engine::general_purpose::STANDARD
+                .decode(f.content_base64.as_bytes())
+                .map(|bytes| (f.name, bytes))
+                .map_err(|_| invalid("file.content_base64", "file.content_base64 must be standard base64"))
+        })
+        .transpose()?;
+    let new = NewEvidence { kind, note: req.note, file };
+    let record = state.app.add_evidence(actor, dispute_id(&id)?, new).await?;
+    Ok((StatusCode::CREATED, Json(EvidenceDto::from(&record))))
+}
+
+/// The case's evidence, oldest first, with each file's name, sniffed type,
+/// size and SHA-256.
+#[utoipa::path(
+    get, path = "/v1/disputes/{id}/evidence", tag = "disputes",
+    params(("id" = String, Path, description = "dp_…")),
+    responses((status = 200, body = EvidenceList), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = []))
+)]
+pub async fn list_evidence(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Json<EvidenceList>, ApiError> {
+    let items = state.app.evidence(auth.reader(), dispute_id(&id)?).await?;
+    Ok(Json(EvidenceList { object: "list", data: items.iter().map(EvidenceDto::from).collect() }))
+}
+
+/// An item's file, as stored, after its SHA-256 was checked again (a file
+/// altered at rest answers 500 evidence_file_corrupt). The checksum is in
+/// the `Digest` header (RFC 3230, `sha-256=` base64).
+#[utoipa::path(
+    get, path = "/v1/disputes/{id}/evidence/{item}/file", tag = "disputes",
+    params(("id" = String, Path, description = "dp_…"), ("item" = String, Path, description = "ev_…")),
+    responses(
+        (status = 200, description = "The file: application/pdf, image/png, image/jpeg or text/plain"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn get_evidence_file(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path((id, item)): Path<(String, String)>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    use base64::Engine;
+    let (file, bytes) = state.app.evidence_file(auth.reader(), dispute_id(&id)?, evidence_id(&item)?).await?;
+    let digest = hex::decode(&file.sha256).unwrap_or_default();
+    let headers = [
+        (header::CONTENT_TYPE, file.content_type.clone()),
+        // the name was sanitised when stored; RFC 5987 form keeps Chinese names intact
+        (header::CONTENT_DISPOSITION, format!("attachment; filename*=UTF-8''{}", percent_encode(&file.name))),
+        (
+            header::HeaderName::from_static("digest"),
+            format!("sha-256={}", base64::engine::general_purpose::STANDARD.encode(digest)),
+        ),
+        (header::HeaderName::from_static("x-content-type-options"), "nosniff".to_owned()),
+    ];
+    Ok((headers, bytes).into_response())
+}
+
+/// Every byte but unreserved ASCII as %XX (RFC 3986), for a header value.
+fn percent_encode(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SummaryQuery {
+    /// zh-CN (default), en, or zh-CN+en for both.
+    pub locale: Option<String>,
+}
+
+/// The case summary to submit with the evidence (plain text): the sale's
+/// references, the timeline, a refund that answers the case, and every
+/// item of evidence with its file's SHA-256.
+#[utoipa::path(
+    get, path = "/v1/disputes/{id}/summary", tag = "disputes",
+    params(("id" = String, Path, description = "dp_…"), SummaryQuery),
+    responses((status = 200, description = "text/plain"), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("api_key" = []))
+)]
+pub async fn evidence_summary(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Query(q): Query<SummaryQuery>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let locale = match q.locale.as_deref() {
+        None => SummaryLocale::ZhCn,
+        Some(l) => {
+            SummaryLocale::parse(l).ok_or_else(|| bad_query("locale", "locale must be zh-CN, en or zh-CN+en"))?
+        }
+    };
+    let text = state.app.evidence_summary(auth.reader(), dispute_id(&id)?, locale).await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }

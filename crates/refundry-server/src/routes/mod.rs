@@ -1,5 +1,6 @@
 pub mod audit;
 pub mod batches;
+pub mod corrections;
 pub mod disputes;
 pub mod health;
 pub mod operations;

@@ -69,6 +69,10 @@ fn body_for(row: &Row, sale_id: &str) -> Option<Value> {
         ("POST", "/v1/disputes") => json!({"sale_id": sale_id, "case_ref": format!("CB{n}"), "network": "visa",
             "reason_code": "13.1", "amount": 100, "due_by": "2030-12-20T00:00:00Z"}),
         ("POST", p) if p.ends_with("/events") => json!({"event": "submit_evidence"}),
+        ("POST", p) if p.ends_with("/evidence") => json!({"kind": "receipt", "note": "walked"}),
+        ("POST", "/v1/corrections") => json!({"sale_id": sale_id, "kind": "other", "cause": "other"}),
+        ("POST", p) if p.ends_with("/refund") => json!({"amount": 1}),
+        ("POST", p) if p.ends_with("/dismiss") => json!({"reason": "walked"}),
         ("POST", "/v1/webhook-endpoints") => json!({"url": "http://127.0.0.1:9/hook", "events": ["*"]}),
         ("POST", p) if p.ends_with("/approve") || p.ends_with("/retry") || p.ends_with("/arrived") => json!({}),
         ("POST", p) if p.ends_with("/redeliver") => json!({}),
@@ -85,7 +89,7 @@ async fn call(t: &TestApp, token: Option<&str>, row: &Row, sale_id: &str, refund
     } else {
         "1"
     };
-    let path = row.path.replace("{id}", id);
+    let path = row.path.replace("{id}", id).replace("{item}", "1");
     let mut req = t.client.request(row.method.clone(), format!("{}{path}", t.base));
     if let Some(token) = token {
         req = req.bearer_auth(token);
@@ -165,7 +169,7 @@ async fn every_endpoint_answers_every_caller_as_the_table_says() {
     for row in &rows {
         let (status, body) = call(&t, Some(&other), row, &sale_id, &refund_id).await;
         let names_our_sale = row.method == Method::POST
-            && (row.path.starts_with("/v1/refunds") || row.path == "/v1/disputes")
+            && (row.path.starts_with("/v1/refunds") || row.path == "/v1/disputes" || row.path == "/v1/corrections")
             && !row.path.contains("{id}");
         if row.path.contains("{id}") || names_our_sale {
             assert_eq!(status, StatusCode::NOT_FOUND, "{} {} as another merchant: {body}", row.method, row.path);

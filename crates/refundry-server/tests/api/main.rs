@@ -3,13 +3,16 @@
 
 mod support;
 
+mod abuse;
 mod acquirer;
 mod approvals;
 mod auth;
 mod authz;
 mod concurrency;
+mod corrections;
 mod disputes;
 mod errors;
+mod evidence;
 mod execution;
 mod hostile;
 mod notify;
@@ -17,5 +20,6 @@ mod people;
 mod policy;
 mod refunds;
 mod sales;
+mod watch;
 mod web;
 mod webhooks;

@@ -25,6 +25,7 @@ use postgres::{Client, Config, NoTls, Statement};
 pub use repos::PgTx;
 
 use crate::StoreError;
+use crate::deferred::Deferred;
 use crate::store::{ReadJob, Store, Verdict, WriteJob};
 
 /// Most writes grouped into one commit.
@@ -66,7 +67,13 @@ struct Conn {
 impl Conn {
     fn tx(&mut self) -> PgTx<'_> {
         let client = self.client.as_mut().expect("a connection has its client until dropped");
-        PgTx::new(client, &mut self.statements)
+        PgTx::new(client, &mut self.statements, None)
+    }
+
+    /// A write job's transaction, after the batch's earlier jobs.
+    fn tx_in<'a>(&'a mut self, batch: &'a Deferred) -> PgTx<'a> {
+        let client = self.client.as_mut().expect("a connection has its client until dropped");
+        PgTx::new(client, &mut self.statements, Some(batch))
     }
 
     fn client(&mut self) -> &mut Client {
@@ -241,16 +248,21 @@ fn run_batch(conn: &mut Conn, batch: Vec<(Box<dyn WriteJob>, u32)>) -> Vec<(Box<
     }
     let mut kept = Vec::with_capacity(batch.len());
     let mut again = Vec::new();
+    let mut deferred = Deferred::default();
     for (mut job, tries) in batch {
-        match run_in_savepoint(conn, job.as_mut()) {
-            Verdict::Retry if tries < MAX_RETRIES => again.push((job, tries + 1)),
-            _ => kept.push((job, tries)),
+        match run_in_savepoint(conn, job.as_mut(), &deferred) {
+            (Verdict::Retry, _) if tries < MAX_RETRIES => again.push((job, tries + 1)),
+            (_, queued) => {
+                deferred.absorb(queued);
+                kept.push((job, tries));
+            }
         }
     }
-    match conn.client().batch_execute("COMMIT") {
+    // the rows every write touches are written last, just before commit
+    let committed = conn.tx().apply_deferred(deferred).and_then(|()| Ok(conn.client().batch_execute("COMMIT")?));
+    match committed {
         Ok(()) => kept.into_iter().for_each(|(job, _)| job.finish(Ok(()))),
-        Err(e) => {
-            let err = StoreError::from(e);
+        Err(err) => {
             let _ = conn.client().batch_execute("ROLLBACK");
             tracing::warn!(error = %err, "commit failed; the batch's jobs run again");
             for (job, tries) in kept {
@@ -268,16 +280,19 @@ fn run_batch(conn: &mut Conn, batch: Vec<(Box<dyn WriteJob>, u32)>) -> Vec<(Box<
     again
 }
 
-fn run_in_savepoint(conn: &mut Conn, job: &mut dyn WriteJob) -> Verdict {
+/// Runs one job in its own savepoint; with its verdict come the writes it
+/// deferred.
+fn run_in_savepoint(conn: &mut Conn, job: &mut dyn WriteJob, batch: &Deferred) -> (Verdict, Deferred) {
     if conn.client().batch_execute("SAVEPOINT job").is_err() {
-        return Verdict::Rollback;
+        return (Verdict::Rollback, Deferred::default());
     }
-    let verdict = {
-        let mut tx = conn.tx();
-        std::panic::catch_unwind(AssertUnwindSafe(|| job.run(&mut tx))).unwrap_or_else(|_| {
+    let (verdict, queued) = {
+        let mut tx = conn.tx_in(batch);
+        let verdict = std::panic::catch_unwind(AssertUnwindSafe(|| job.run(&mut tx))).unwrap_or_else(|_| {
             tracing::error!("a write job panicked; its changes were rolled back");
             Verdict::Rollback
-        })
+        });
+        (verdict, tx.take_deferred())
     };
     let end = if verdict == Verdict::Commit {
         "RELEASE SAVEPOINT job"
@@ -287,7 +302,8 @@ fn run_in_savepoint(conn: &mut Conn, job: &mut dyn WriteJob) -> Verdict {
     if let Err(e) = conn.client().batch_execute(end) {
         tracing::error!(error = %e, "could not close a savepoint");
     }
-    verdict
+    let queued = if verdict == Verdict::Commit { queued } else { Deferred::default() };
+    (verdict, queued)
 }
 
 impl Store for PgStore {

@@ -11,12 +11,15 @@ use jiff::Timestamp;
 use postgres::types::{FromSql, ToSql};
 use postgres::{Client, Row, Statement};
 use refundry_core::card::{First6, Last4};
-use refundry_core::ids::{DisputeId, IdError, KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId};
+use refundry_core::ids::{
+    CorrectionId, DisputeId, EvidenceId, IdError, KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId,
+};
 use refundry_core::money::{Currency, Money};
-use refundry_core::refund::{PlannedItem, RefundReason, RefundStatus, RefundType};
+use refundry_core::refund::{ItemQuantity, PlannedItem, PriorRefund, RefundReason, RefundStatus, RefundType};
 use refundry_core::sale::{CardBrand, EntryMode, LineItem, PaymentMethod, Wallet};
 
 use crate::StoreError;
+use crate::deferred::Deferred;
 use crate::model::*;
 use crate::repo::*;
 use crate::time::{from_micros, to_micros};
@@ -24,11 +27,101 @@ use crate::time::{from_micros, to_micros};
 pub struct PgTx<'c> {
     client: &'c mut Client,
     statements: &'c mut HashMap<String, Statement>,
+    /// This write job's queue of deferred writes (see [`crate::deferred`]).
+    queued: Deferred,
+    /// What earlier jobs of the same batch queued.
+    batch: Option<&'c Deferred>,
 }
 
 impl<'c> PgTx<'c> {
-    pub fn new(client: &'c mut Client, statements: &'c mut HashMap<String, Statement>) -> Self {
-        PgTx { client, statements }
+    pub fn new(
+        client: &'c mut Client,
+        statements: &'c mut HashMap<String, Statement>,
+        batch: Option<&'c Deferred>,
+    ) -> Self {
+        PgTx { client, statements, queued: Deferred::default(), batch }
+    }
+
+    /// The writes this job deferred, for the batch's commit.
+    pub(crate) fn take_deferred(&mut self) -> Deferred {
+        std::mem::take(&mut self.queued)
+    }
+
+    /// Applies a batch's deferred writes: daily totals (one statement), then
+    /// the audit events (below).
+    pub(crate) fn apply_deferred(&mut self, deferred: Deferred) -> Result<()> {
+        if !deferred.daily.is_empty() {
+            let (mut merchants, mut by, mut days, mut deltas) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for ((merchant, who, day), delta) in &deferred.daily {
+                merchants.push(merchant.to_string());
+                by.push(who.as_str());
+                days.push(day.as_str());
+                deltas.push(*delta);
+            }
+            // BTreeMap order: every writer takes these rows in the same order
+            self.execute(
+                "INSERT INTO daily_refund_totals (merchant_id, requested_by, day, held_minor)
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[])
+                 ON CONFLICT (merchant_id, requested_by, day)
+                 DO UPDATE SET held_minor = daily_refund_totals.held_minor + excluded.held_minor",
+                &[&merchants, &by, &days, &deltas],
+            )?;
+        }
+        self.write_chained(deferred.audit)
+    }
+
+    /// Links a batch's audit events into their chains and writes them with
+    /// the new heads, in three round trips. The heads are locked here, at
+    /// the end of the transaction and in merchant order, so a merchant's
+    /// writers serialise only for this step and never wait on each other in
+    /// a cycle. Before a merchant's first event there is no head row to
+    /// lock: two first appends race to insert seq 1 and the loser's batch is
+    /// retried on the primary-key conflict.
+    fn write_chained(&mut self, mut events: Vec<AuditEvent>) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let merchants: Vec<String> = crate::deferred::merchants_of(&events).iter().map(|m| m.to_string()).collect();
+        let heads = self
+            .query(
+                "SELECT merchant_id, seq, hash FROM audit_heads WHERE merchant_id = ANY($1)
+                 ORDER BY merchant_id FOR UPDATE",
+                &[&merchants],
+            )?
+            .iter()
+            .map(|r| Ok((col_id(r, 0, MerchantId::parse)?, (col(r, 1)?, col(r, 2)?))))
+            .collect::<Result<HashMap<_, _>>>()?;
+        let new_heads = crate::deferred::link(&mut events, &heads)?;
+        let text = |f: fn(&AuditEvent) -> &str| events.iter().map(f).collect::<Vec<&str>>();
+        let merchant_ids: Vec<String> = events.iter().map(|e| e.merchant_id.to_string()).collect();
+        let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+        let ats: Vec<i64> = events.iter().map(|e| to_micros(e.at)).collect();
+        self.execute(
+            "INSERT INTO audit_events (merchant_id, seq, at, actor, source, action, subject, data, prev_hash, hash)
+             SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[],
+                                  $7::text[], $8::text[], $9::text[], $10::text[])",
+            &[
+                &merchant_ids,
+                &seqs,
+                &ats,
+                &text(|e| &e.actor),
+                &text(|e| &e.source),
+                &text(|e| &e.action),
+                &text(|e| &e.subject),
+                &text(|e| &e.data),
+                &text(|e| &e.prev_hash),
+                &text(|e| &e.hash),
+            ],
+        )?;
+        let ids: Vec<String> = new_heads.iter().map(|(m, _, _)| m.to_string()).collect();
+        let seqs: Vec<i64> = new_heads.iter().map(|(_, s, _)| *s).collect();
+        let hashes: Vec<&str> = new_heads.iter().map(|(_, _, h)| h.as_str()).collect();
+        self.execute(
+            "INSERT INTO audit_heads (merchant_id, seq, hash) SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[])
+             ON CONFLICT (merchant_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+            &[&ids, &seqs, &hashes],
+        )?;
+        Ok(())
     }
 
     /// A prepared statement, prepared once per connection: every query is
@@ -809,6 +902,23 @@ impl RefundRepo for PgTx<'_> {
         self.refunds_from(&sql, &[&merchant.to_string(), &sale.to_string()])
     }
 
+    fn refund_holdings(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Vec<PriorRefund>> {
+        let rows = self.query(
+            "SELECT r.id, r.amount_minor, r.status, i.sku, i.quantity FROM refunds r
+             LEFT JOIN refund_items i ON i.refund_id = r.id
+             WHERE r.merchant_id = $1 AND r.sale_id = $2 ORDER BY r.id, i.sku",
+            &[&merchant.to_string(), &sale.to_string()],
+        )?;
+        crate::repo::fold_holdings(rows.iter().map(|r| {
+            let item = match col::<Option<String>>(r, 3)? {
+                Some(sku) => Some(ItemQuantity { sku, quantity: col_narrow(r, 4)? }),
+                None => None,
+            };
+            let status: String = col(r, 2)?;
+            Ok((col(r, 0)?, col(r, 1)?, parse_wire(&status, RefundStatus::parse, "refund status")?, item))
+        }))
+    }
+
     fn list_refunds(&mut self, merchant: MerchantId, q: &RefundQuery) -> Result<Vec<Refund>> {
         let mut f =
             Filtered::new(format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE merchant_id = $1"), merchant.to_string());
@@ -836,17 +946,22 @@ impl RefundRepo for PgTx<'_> {
             "SELECT held_minor FROM daily_refund_totals WHERE merchant_id = $1 AND requested_by = $2 AND day = $3",
             &[&merchant.to_string(), &requested_by, &day],
         )?;
-        row.map(|r| col(&r, 0)).transpose().map(|v| v.unwrap_or(0))
+        let stored: i64 = row.map(|r| col(&r, 0)).transpose()?.unwrap_or(0);
+        Ok(stored + self.queued.daily_pending(self.batch, merchant, requested_by, day))
     }
 
     fn add_daily_total(&mut self, merchant: MerchantId, requested_by: &str, day: &str, delta_minor: i64) -> Result<()> {
-        self.execute(
-            "INSERT INTO daily_refund_totals (merchant_id, requested_by, day, held_minor) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (merchant_id, requested_by, day)
-             DO UPDATE SET held_minor = daily_refund_totals.held_minor + excluded.held_minor",
-            &[&merchant.to_string(), &requested_by, &day, &delta_minor],
-        )?;
+        *self.queued.daily.entry((merchant, requested_by.to_owned(), day.to_owned())).or_default() += delta_minor;
         Ok(())
+    }
+
+    fn cashier_activity(
+        &mut self,
+        merchant: MerchantId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(StoreId, String, u64, u64)>> {
+        self.cashier_activity_rows(merchant, from, to)
     }
 
     fn record_call(&mut self, c: &AcquirerCall) -> Result<()> {
@@ -920,7 +1035,8 @@ impl OutboxRepo for PgTx<'_> {
             "UPDATE outbox SET state = 'running', attempts = attempts + 1, lease_until = $2, updated_at = $1
              WHERE id IN (
                 SELECT id FROM outbox
-                WHERE (state = 'ready' AND run_after <= $1) OR (state = 'running' AND lease_until <= $1)
+                WHERE state IN ('ready', 'running')
+                  AND ((state = 'ready' AND run_after <= $1) OR (state = 'running' AND lease_until <= $1))
                 ORDER BY id LIMIT $3
                 FOR UPDATE SKIP LOCKED)
              RETURNING id, kind, payload, attempts",
@@ -1066,38 +1182,8 @@ fn audit_event_from_row(r: &Row) -> Result<AuditEvent> {
 }
 
 impl AuditRepo for PgTx<'_> {
-    fn lock_audit_head(&mut self, merchant: MerchantId) -> Result<Option<(i64, String)>> {
-        // Appends of one merchant take turns on its head row. Before the
-        // first event there is no row to lock: two first appends then race
-        // to insert seq 1, and the loser fails on the primary key.
-        self.query_opt("SELECT seq, hash FROM audit_heads WHERE merchant_id = $1 FOR UPDATE", &[&merchant.to_string()])?
-            .map(|r| audit_head_from_row(&r))
-            .transpose()
-    }
-
-    fn append_audit(&mut self, e: &AuditEvent) -> Result<()> {
-        let merchant = e.merchant_id.to_string();
-        self.execute(
-            "INSERT INTO audit_events (merchant_id, seq, at, actor, source, action, subject, data, prev_hash, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            &[
-                &merchant,
-                &e.seq,
-                &to_micros(e.at),
-                &e.actor,
-                &e.source,
-                &e.action,
-                &e.subject,
-                &e.data,
-                &e.prev_hash,
-                &e.hash,
-            ],
-        )?;
-        self.execute(
-            "INSERT INTO audit_heads (merchant_id, seq, hash) VALUES ($1, $2, $3)
-             ON CONFLICT (merchant_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-            &[&merchant, &e.seq, &e.hash],
-        )?;
+    fn append_audit(&mut self, event: AuditEvent) -> Result<()> {
+        self.queued.audit.push(event);
         Ok(())
     }
 
@@ -1299,6 +1385,81 @@ impl DisputeRepo for PgTx<'_> {
         self.query(&sql, &[&to_micros(now), &i64::from(limit)])?.iter().map(dispute_from_row).collect()
     }
 
+    fn disputes_due_without_notice(
+        &mut self,
+        now: Timestamp,
+        until: Timestamp,
+        kind: &str,
+        limit: u32,
+    ) -> Result<Vec<DisputeRecord>> {
+        let sql = format!(
+            "SELECT {DISPUTE_COLUMNS} FROM disputes d WHERE status = 'needs_response' AND due_by > $1 AND due_by <= $2
+             AND NOT EXISTS (SELECT 1 FROM notices_sent n
+                             WHERE n.merchant_id = d.merchant_id AND n.subject = d.id AND n.kind = $3)
+             ORDER BY due_by LIMIT $4"
+        );
+        self.query(&sql, &[&to_micros(now), &to_micros(until), &kind, &i64::from(limit)])?
+            .iter()
+            .map(dispute_from_row)
+            .collect()
+    }
+
+    fn insert_evidence(&mut self, e: &EvidenceRecord, bytes: Option<&[u8]>) -> Result<()> {
+        let file = e.file.as_ref();
+        self.execute(
+            &format!(
+                "INSERT INTO dispute_evidence ({EVIDENCE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            ),
+            &[
+                &e.id.to_string(),
+                &e.merchant_id.to_string(),
+                &e.dispute_id.to_string(),
+                &e.kind,
+                &e.note,
+                &file.map(|f| f.name.clone()),
+                &file.map(|f| f.content_type.clone()),
+                &file.map(|f| f.size_bytes),
+                &file.map(|f| f.sha256.clone()),
+                &e.added_by,
+                &to_micros(e.added_at),
+            ],
+        )?;
+        if let Some(bytes) = bytes {
+            self.execute(
+                "INSERT INTO dispute_evidence_files (evidence_id, bytes) VALUES ($1, $2)",
+                &[&e.id.to_string(), &bytes],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn evidence_of(&mut self, merchant: MerchantId, dispute: DisputeId) -> Result<Vec<EvidenceRecord>> {
+        let sql = format!(
+            "SELECT {EVIDENCE_COLUMNS} FROM dispute_evidence WHERE merchant_id = $1 AND dispute_id = $2 ORDER BY id"
+        );
+        self.query(&sql, &[&merchant.to_string(), &dispute.to_string()])?.iter().map(evidence_from_row).collect()
+    }
+
+    fn evidence_with_file(
+        &mut self,
+        merchant: MerchantId,
+        dispute: DisputeId,
+        id: EvidenceId,
+    ) -> Result<Option<(EvidenceRecord, Option<Vec<u8>>)>> {
+        let sql = format!(
+            "SELECT {EVIDENCE_COLUMNS} FROM dispute_evidence WHERE merchant_id = $1 AND dispute_id = $2 AND id = $3"
+        );
+        let Some(row) = self.query_opt(&sql, &[&merchant.to_string(), &dispute.to_string(), &id.to_string()])? else {
+            return Ok(None);
+        };
+        let record = evidence_from_row(&row)?;
+        let bytes = self
+            .query_opt("SELECT bytes FROM dispute_evidence_files WHERE evidence_id = $1", &[&id.to_string()])?
+            .map(|r| col::<Vec<u8>>(&r, 0))
+            .transpose()?;
+        Ok(Some((record, bytes)))
+    }
+
     fn dispute_stats(&mut self, merchant: MerchantId, from: Timestamp, to: Timestamp) -> Result<(u64, i64)> {
         let r = self.query_one(
             "SELECT COUNT(*)::BIGINT, COALESCE(SUM(amount_minor), 0)::BIGINT FROM disputes
@@ -1336,6 +1497,235 @@ impl DisputeRepo for PgTx<'_> {
         self.query(&sql, &[&merchant.to_string(), &starting_after.map(|d| d.to_string()), &i64::from(limit)])?
             .iter()
             .map(dispute_from_row)
+            .collect()
+    }
+}
+
+const EVIDENCE_COLUMNS: &str =
+    "id, merchant_id, dispute_id, kind, note, file_name, content_type, size_bytes, sha256, added_by, added_at";
+
+fn evidence_from_row(r: &Row) -> Result<EvidenceRecord> {
+    let id: String = col(r, 0)?;
+    let file = match (col(r, 5)?, col(r, 6)?, col(r, 7)?, col(r, 8)?) {
+        (Some(name), Some(content_type), Some(size_bytes), Some(sha256)) => {
+            Some(EvidenceFile { name, content_type, size_bytes, sha256 })
+        }
+        (None, None, None, None) => None,
+        _ => return Err(StoreError::corrupt(format!("evidence {id} has half a file"))),
+    };
+    Ok(EvidenceRecord {
+        id: EvidenceId::parse(&id).map_err(StoreError::corrupt)?,
+        merchant_id: col_id(r, 1, MerchantId::parse)?,
+        dispute_id: col_id(r, 2, DisputeId::parse)?,
+        kind: col(r, 3)?,
+        note: col(r, 4)?,
+        file,
+        added_by: col(r, 9)?,
+        added_at: col_time(r, 10)?,
+    })
+}
+
+impl NoticeRepo for PgTx<'_> {
+    fn claim_notice(&mut self, merchant: MerchantId, subject: &str, kind: &str, at: Timestamp) -> Result<bool> {
+        // a second instance inserting the same row waits for the first to
+        // commit, then inserts nothing
+        let n = self.execute(
+            "INSERT INTO notices_sent (merchant_id, subject, kind, sent_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT DO NOTHING",
+            &[&merchant.to_string(), &subject, &kind, &to_micros(at)],
+        )?;
+        Ok(n == 1)
+    }
+}
+
+const CORRECTION_COLUMNS: &str = "id, merchant_id, store_id, sale_id, kind, evidence, cause, responsible_party, status, \
+    refund_id, resolution_note, opened_by, summary_zh, summary_en, opened_at, updated_at";
+
+fn correction_from_row(r: &Row) -> Result<CorrectionRecord> {
+    Ok(CorrectionRecord {
+        id: col_id(r, 0, CorrectionId::parse)?,
+        merchant_id: col_id(r, 1, MerchantId::parse)?,
+        store_id: col_id(r, 2, StoreId::parse)?,
+        sale_id: col_id(r, 3, SaleId::parse)?,
+        kind: col(r, 4)?,
+        evidence: col(r, 5)?,
+        cause: col(r, 6)?,
+        responsible_party: col(r, 7)?,
+        status: col(r, 8)?,
+        refund_id: col_opt_id(r, 9, RefundId::parse)?,
+        resolution_note: col(r, 10)?,
+        opened_by: col(r, 11)?,
+        summary_zh: col(r, 12)?,
+        summary_en: col(r, 13)?,
+        opened_at: col_time(r, 14)?,
+        updated_at: col_time(r, 15)?,
+    })
+}
+
+impl PgTx<'_> {
+    pub(crate) fn cashier_activity_rows(
+        &mut self,
+        merchant: MerchantId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(StoreId, String, u64, u64)>> {
+        self.query(
+            "SELECT store_id, who, SUM(sales)::BIGINT, SUM(refunds)::BIGINT FROM (
+                 SELECT store_id, cashier AS who, 1 AS sales, 0 AS refunds FROM sales
+                  WHERE merchant_id = $1 AND captured_at >= $2 AND captured_at < $3 AND cashier IS NOT NULL
+                 UNION ALL
+                 SELECT s.store_id, CASE WHEN r.requested_by LIKE 'user:%' THEN substr(r.requested_by, 6) ELSE r.requested_by END,
+                        0, 1
+                   FROM refunds r JOIN sales s ON s.id = r.sale_id
+                  WHERE r.merchant_id = $1 AND r.created_at >= $2 AND r.created_at < $3
+             ) activity GROUP BY store_id, who ORDER BY store_id, who",
+            &[&merchant.to_string(), &to_micros(from), &to_micros(to)],
+        )?
+        .iter()
+        .map(|r| Ok((col_id(r, 0, StoreId::parse)?, col(r, 1)?, col_narrow(r, 2)?, col_narrow(r, 3)?)))
+        .collect()
+    }
+}
+
+impl CorrectionRepo for PgTx<'_> {
+    fn insert_sale_signals(
+        &mut self,
+        merchant: MerchantId,
+        sale: SaleId,
+        card_fingerprint: Option<&str>,
+        order_ref: Option<&str>,
+        captured_at: Timestamp,
+    ) -> Result<()> {
+        self.execute(
+            "INSERT INTO sale_signals (sale_id, merchant_id, card_fingerprint, order_ref, captured_at)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[&sale.to_string(), &merchant.to_string(), &card_fingerprint, &order_ref, &to_micros(captured_at)],
+        )?;
+        Ok(())
+    }
+
+    fn sale_signals(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Option<(Option<String>, Option<String>)>> {
+        self.query_opt(
+            "SELECT card_fingerprint, order_ref FROM sale_signals WHERE merchant_id = $1 AND sale_id = $2",
+            &[&merchant.to_string(), &sale.to_string()],
+        )?
+        .map(|r| Ok((col(&r, 0)?, col(&r, 1)?)))
+        .transpose()
+    }
+
+    fn sales_with_fingerprint(
+        &mut self,
+        merchant: MerchantId,
+        fingerprint: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<SaleId>> {
+        self.query(
+            "SELECT sale_id FROM sale_signals WHERE merchant_id = $1 AND card_fingerprint = $2
+             AND captured_at >= $3 AND captured_at <= $4 ORDER BY captured_at LIMIT 100",
+            &[&merchant.to_string(), &fingerprint, &to_micros(from), &to_micros(to)],
+        )?
+        .iter()
+        .map(|r| col_id(r, 0, SaleId::parse))
+        .collect()
+    }
+
+    fn store_sale_amounts(
+        &mut self,
+        merchant: MerchantId,
+        store: StoreId,
+        before: SaleId,
+        limit: u32,
+    ) -> Result<Vec<i64>> {
+        self.query(
+            "SELECT amount_minor FROM sales WHERE merchant_id = $1 AND store_id = $2 AND id < $3
+             ORDER BY id DESC LIMIT $4",
+            &[&merchant.to_string(), &store.to_string(), &before.to_string(), &i64::from(limit)],
+        )?
+        .iter()
+        .map(|r| col(r, 0))
+        .collect()
+    }
+
+    fn insert_correction(&mut self, c: &CorrectionRecord) -> Result<bool> {
+        let n = self.execute(
+            &format!(
+                "INSERT INTO corrections ({CORRECTION_COLUMNS}) VALUES
+                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT DO NOTHING"
+            ),
+            &[
+                &c.id.to_string(),
+                &c.merchant_id.to_string(),
+                &c.store_id.to_string(),
+                &c.sale_id.to_string(),
+                &c.kind,
+                &c.evidence,
+                &c.cause,
+                &c.responsible_party,
+                &c.status,
+                &c.refund_id.map(|r| r.to_string()),
+                &c.resolution_note,
+                &c.opened_by,
+                &c.summary_zh,
+                &c.summary_en,
+                &to_micros(c.opened_at),
+                &to_micros(c.updated_at),
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn update_correction(&mut self, c: &CorrectionRecord) -> Result<()> {
+        self.execute(
+            "UPDATE corrections SET cause = $2, responsible_party = $3, status = $4, refund_id = $5,
+             resolution_note = $6, updated_at = $7 WHERE id = $1",
+            &[
+                &c.id.to_string(),
+                &c.cause,
+                &c.responsible_party,
+                &c.status,
+                &c.refund_id.map(|r| r.to_string()),
+                &c.resolution_note,
+                &to_micros(c.updated_at),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn find_correction(&mut self, merchant: MerchantId, id: CorrectionId) -> Result<Option<CorrectionRecord>> {
+        let sql = format!("SELECT {CORRECTION_COLUMNS} FROM corrections WHERE merchant_id = $1 AND id = $2");
+        self.query_opt(&sql, &[&merchant.to_string(), &id.to_string()])?.as_ref().map(correction_from_row).transpose()
+    }
+
+    fn find_correction_of_sale(
+        &mut self,
+        merchant: MerchantId,
+        sale: SaleId,
+        kind: &str,
+    ) -> Result<Option<CorrectionRecord>> {
+        let sql = format!(
+            "SELECT {CORRECTION_COLUMNS} FROM corrections WHERE merchant_id = $1 AND sale_id = $2 AND kind = $3"
+        );
+        self.query_opt(&sql, &[&merchant.to_string(), &sale.to_string(), &kind])?
+            .as_ref()
+            .map(correction_from_row)
+            .transpose()
+    }
+
+    fn list_corrections(
+        &mut self,
+        merchant: MerchantId,
+        status: Option<&str>,
+        starting_after: Option<CorrectionId>,
+        limit: u32,
+    ) -> Result<Vec<CorrectionRecord>> {
+        let sql = format!(
+            "SELECT {CORRECTION_COLUMNS} FROM corrections WHERE merchant_id = $1 AND ($2::TEXT IS NULL OR status = $2)
+             AND ($3::TEXT IS NULL OR id < $3) ORDER BY id DESC LIMIT $4"
+        );
+        self.query(&sql, &[&merchant.to_string(), &status, &starting_after.map(|c| c.to_string()), &i64::from(limit)])?
+            .iter()
+            .map(correction_from_row)
             .collect()
     }
 }

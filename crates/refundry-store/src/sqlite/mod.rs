@@ -21,6 +21,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::StoreError;
+use crate::deferred::Deferred;
 use crate::store::{ReadJob, Store, Verdict, WriteJob};
 pub use repos::SqliteTx;
 
@@ -132,38 +133,52 @@ fn writer_loop(conn: Connection, queue: Receiver<Box<dyn WriteJob>>) {
 }
 
 fn run_batch(conn: &Connection, mut batch: Vec<Box<dyn WriteJob>>) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
         let err = StoreError::from(e);
         batch.into_iter().for_each(|job| job.finish(Err(err.clone())));
         return;
     }
+    let mut deferred = Deferred::default();
     for job in batch.iter_mut() {
-        run_in_savepoint(conn, job.as_mut());
+        let kept = run_in_savepoint(conn, job.as_mut(), &deferred);
+        deferred.absorb(kept);
     }
-    let committed = conn.execute_batch("COMMIT").map_err(StoreError::from);
+    // the rows every write touches are written last, just before commit
+    let committed =
+        SqliteTx::new(conn).apply_deferred(deferred).and_then(|()| exec(conn, "COMMIT").map_err(StoreError::from));
     if let Err(e) = &committed {
         tracing::error!(error = %e, "commit failed; the whole batch was rolled back");
-        let _ = conn.execute_batch("ROLLBACK");
+        let _ = exec(conn, "ROLLBACK");
     }
     for job in batch {
         job.finish(committed.clone());
     }
 }
 
-fn run_in_savepoint(conn: &Connection, job: &mut dyn WriteJob) {
-    if conn.execute_batch("SAVEPOINT job").is_err() {
-        return;
+/// Runs one job in its own savepoint; returns the writes it deferred if it
+/// is kept.
+fn run_in_savepoint(conn: &Connection, job: &mut dyn WriteJob, batch: &Deferred) -> Deferred {
+    if exec(conn, "SAVEPOINT job").is_err() {
+        return Deferred::default();
     }
-    let mut tx = SqliteTx::new(conn);
+    let mut tx = SqliteTx::in_batch(conn, batch);
     let verdict = std::panic::catch_unwind(AssertUnwindSafe(|| job.run(&mut tx)));
     let keep = matches!(verdict, Ok(Verdict::Commit));
     if verdict.is_err() {
         tracing::error!("a write job panicked; its changes were rolled back");
     }
-    let end = if keep { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
-    if let Err(e) = conn.execute_batch(end) {
+    let closed =
+        if keep { exec(conn, "RELEASE job") } else { exec(conn, "ROLLBACK TO job").and(exec(conn, "RELEASE job")) };
+    if let Err(e) = closed {
         tracing::error!(error = %e, "could not close a savepoint");
     }
+    if keep { tx.take_deferred() } else { Deferred::default() }
+}
+
+/// Runs a statement kept prepared: the writer opens and closes a savepoint
+/// for every write, and parsing those each time showed in profiles.
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 impl Store for SqliteStore {
@@ -186,10 +201,10 @@ impl Store for SqliteStore {
                 }
             };
             // a deferred transaction gives the job one consistent snapshot
-            if conn.execute_batch("BEGIN").is_ok() {
+            if exec(&conn, "BEGIN").is_ok() {
                 let mut tx = SqliteTx::new(&conn);
                 let _ = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut tx)));
-                let _ = conn.execute_batch("COMMIT");
+                let _ = exec(&conn, "COMMIT");
             }
             if let Ok(mut pool) = readers.lock()
                 && pool.len() < keep

@@ -2,25 +2,92 @@
 
 use jiff::Timestamp;
 use refundry_core::card::{First6, Last4};
-use refundry_core::ids::{DisputeId, KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId};
+use refundry_core::ids::{
+    CorrectionId, DisputeId, EvidenceId, KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId,
+};
 use refundry_core::money::{Currency, Money};
-use refundry_core::refund::{PlannedItem, RefundReason, RefundStatus, RefundType};
+use refundry_core::refund::{ItemQuantity, PlannedItem, PriorRefund, RefundReason, RefundStatus, RefundType};
 use refundry_core::sale::{CardBrand, EntryMode, LineItem, PaymentMethod, Wallet};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::StoreError;
+use crate::deferred::Deferred;
 use crate::model::*;
 use crate::repo::*;
 use crate::time::{from_micros, to_micros};
 
 pub struct SqliteTx<'c> {
     conn: &'c Connection,
+    /// This write job's queue of deferred writes (see [`crate::deferred`]).
+    queued: Deferred,
+    /// What earlier jobs of the same batch queued.
+    batch: Option<&'c Deferred>,
 }
 
 impl<'c> SqliteTx<'c> {
     pub fn new(conn: &'c Connection) -> Self {
-        SqliteTx { conn }
+        SqliteTx { conn, queued: Deferred::default(), batch: None }
+    }
+
+    /// A write job's transaction, after the batch's earlier jobs.
+    pub(crate) fn in_batch(conn: &'c Connection, batch: &'c Deferred) -> Self {
+        SqliteTx { conn, queued: Deferred::default(), batch: Some(batch) }
+    }
+
+    /// The writes this job deferred, for the batch's commit.
+    pub(crate) fn take_deferred(&mut self) -> Deferred {
+        std::mem::take(&mut self.queued)
+    }
+
+    /// Applies a batch's deferred writes: daily totals, then the audit
+    /// events linked into their chains with the new heads. The single
+    /// writer orders every append.
+    pub(crate) fn apply_deferred(&mut self, deferred: Deferred) -> Result<()> {
+        let mut add = self.conn.prepare_cached(
+            "INSERT INTO daily_refund_totals (merchant_id, requested_by, day, held_minor) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (merchant_id, requested_by, day) DO UPDATE SET held_minor = held_minor + excluded.held_minor",
+        )?;
+        for ((merchant, by, day), delta) in &deferred.daily {
+            add.execute(params![merchant.to_string(), by, day, delta])?;
+        }
+        let mut events = deferred.audit;
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut heads = std::collections::HashMap::new();
+        for merchant in crate::deferred::merchants_of(&events) {
+            if let Some(head) = self.audit_head(merchant)? {
+                heads.insert(merchant, head);
+            }
+        }
+        let new_heads = crate::deferred::link(&mut events, &heads)?;
+        let mut insert = self.conn.prepare_cached(
+            "INSERT INTO audit_events (merchant_id, seq, at, actor, source, action, subject, data, prev_hash, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?;
+        for e in &events {
+            insert.execute(params![
+                e.merchant_id.to_string(),
+                e.seq,
+                to_micros(e.at),
+                e.actor,
+                e.source,
+                e.action,
+                e.subject,
+                e.data,
+                e.prev_hash,
+                e.hash
+            ])?;
+        }
+        let mut head = self.conn.prepare_cached(
+            "INSERT INTO audit_heads (merchant_id, seq, hash) VALUES (?1, ?2, ?3)
+             ON CONFLICT (merchant_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+        )?;
+        for (merchant, seq, hash) in new_heads {
+            head.execute(params![merchant.to_string(), seq, hash])?;
+        }
+        Ok(())
     }
 
     /// Direct SQL, for tests that tamper with stored rows on purpose.
@@ -923,6 +990,25 @@ impl RefundRepo for SqliteTx<'_> {
             .collect()
     }
 
+    fn refund_holdings(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Vec<PriorRefund>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT r.id, r.amount_minor, r.status, i.sku, i.quantity FROM refunds r
+             LEFT JOIN refund_items i ON i.refund_id = r.id
+             WHERE r.merchant_id = ?1 AND r.sale_id = ?2 ORDER BY r.id, i.sku",
+        )?;
+        let rows = stmt.query_map(params![merchant.to_string(), sale.to_string()], |r| {
+            let item = match r.get::<_, Option<String>>(3)? {
+                Some(sku) => Some(ItemQuantity { sku, quantity: r.get(4)? }),
+                None => None,
+            };
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, item))
+        })?;
+        crate::repo::fold_holdings(rows.map(|row| {
+            let (id, amount, status, item) = row?;
+            Ok((id, amount, parse_wire(&status, RefundStatus::parse, "refund status")?, item))
+        }))
+    }
+
     fn list_refunds(&mut self, merchant: MerchantId, q: &RefundQuery) -> Result<Vec<Refund>> {
         let mut sql = format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE merchant_id = ?1");
         let mut params = vec![Value::Text(merchant.to_string())];
@@ -957,19 +1043,24 @@ impl RefundRepo for SqliteTx<'_> {
             .prepare_cached(
                 "SELECT held_minor FROM daily_refund_totals WHERE merchant_id = ?1 AND requested_by = ?2 AND day = ?3",
             )?
-            .query_row(params![merchant.to_string(), requested_by, day], |r| r.get(0))
+            .query_row(params![merchant.to_string(), requested_by, day], |r| r.get::<_, i64>(0))
             .optional()?
-            .unwrap_or(0))
+            .unwrap_or(0)
+            + self.queued.daily_pending(self.batch, merchant, requested_by, day))
     }
 
     fn add_daily_total(&mut self, merchant: MerchantId, requested_by: &str, day: &str, delta_minor: i64) -> Result<()> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO daily_refund_totals (merchant_id, requested_by, day, held_minor) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (merchant_id, requested_by, day) DO UPDATE SET held_minor = held_minor + excluded.held_minor",
-            )?
-            .execute(params![merchant.to_string(), requested_by, day, delta_minor])?;
+        *self.queued.daily.entry((merchant, requested_by.to_owned(), day.to_owned())).or_default() += delta_minor;
         Ok(())
+    }
+
+    fn cashier_activity(
+        &mut self,
+        merchant: MerchantId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(StoreId, String, u64, u64)>> {
+        self.cashier_activity_rows(merchant, from, to)
     }
 
     fn record_call(&mut self, c: &AcquirerCall) -> Result<()> {
@@ -1055,7 +1146,8 @@ impl OutboxRepo for SqliteTx<'_> {
             "UPDATE outbox SET state = 'running', attempts = attempts + 1, lease_until = ?2, updated_at = ?1
              WHERE id IN (
                 SELECT id FROM outbox
-                WHERE (state = 'ready' AND run_after <= ?1) OR (state = 'running' AND lease_until <= ?1)
+                WHERE state IN ('ready', 'running')
+                  AND ((state = 'ready' AND run_after <= ?1) OR (state = 'running' AND lease_until <= ?1))
                 ORDER BY id LIMIT ?3)
              RETURNING id, kind, payload, attempts",
         )?;
@@ -1202,35 +1294,8 @@ impl IdempotencyRepo for SqliteTx<'_> {
 }
 
 impl AuditRepo for SqliteTx<'_> {
-    fn lock_audit_head(&mut self, merchant: MerchantId) -> Result<Option<(i64, String)>> {
-        // the single writer already orders every append
-        self.audit_head(merchant)
-    }
-
-    fn append_audit(&mut self, e: &AuditEvent) -> Result<()> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO audit_events (merchant_id, seq, at, actor, source, action, subject, data, prev_hash, hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?
-            .execute(params![
-                e.merchant_id.to_string(),
-                e.seq,
-                to_micros(e.at),
-                e.actor,
-                e.source,
-                e.action,
-                e.subject,
-                e.data,
-                e.prev_hash,
-                e.hash
-            ])?;
-        self.conn
-            .prepare_cached(
-                "INSERT INTO audit_heads (merchant_id, seq, hash) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (merchant_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-            )?
-            .execute(params![e.merchant_id.to_string(), e.seq, e.hash])?;
+    fn append_audit(&mut self, event: AuditEvent) -> Result<()> {
+        self.queued.audit.push(event);
         Ok(())
     }
 
@@ -1514,6 +1579,88 @@ impl DisputeRepo for SqliteTx<'_> {
         self.disputes_from(&sql, &[Value::Integer(to_micros(now)), Value::Integer(i64::from(limit))])
     }
 
+    fn disputes_due_without_notice(
+        &mut self,
+        now: Timestamp,
+        until: Timestamp,
+        kind: &str,
+        limit: u32,
+    ) -> Result<Vec<DisputeRecord>> {
+        let sql = format!(
+            "SELECT {DISPUTE_COLUMNS} FROM disputes d WHERE status = 'needs_response' AND due_by > ?1 AND due_by <= ?2
+             AND NOT EXISTS (SELECT 1 FROM notices_sent n
+                             WHERE n.merchant_id = d.merchant_id AND n.subject = d.id AND n.kind = ?3)
+             ORDER BY due_by LIMIT ?4"
+        );
+        self.disputes_from(
+            &sql,
+            &[
+                Value::Integer(to_micros(now)),
+                Value::Integer(to_micros(until)),
+                Value::Text(kind.to_owned()),
+                Value::Integer(i64::from(limit)),
+            ],
+        )
+    }
+
+    fn insert_evidence(&mut self, e: &EvidenceRecord, bytes: Option<&[u8]>) -> Result<()> {
+        let file = e.file.as_ref();
+        self.conn
+            .prepare_cached(&format!("INSERT INTO dispute_evidence ({EVIDENCE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"))?
+            .execute(params![
+                e.id.to_string(),
+                e.merchant_id.to_string(),
+                e.dispute_id.to_string(),
+                e.kind,
+                e.note,
+                file.map(|f| &f.name),
+                file.map(|f| &f.content_type),
+                file.map(|f| f.size_bytes),
+                file.map(|f| &f.sha256),
+                e.added_by,
+                to_micros(e.added_at),
+            ])?;
+        if let Some(bytes) = bytes {
+            self.conn
+                .prepare_cached("INSERT INTO dispute_evidence_files (evidence_id, bytes) VALUES (?1, ?2)")?
+                .execute(params![e.id.to_string(), bytes])?;
+        }
+        Ok(())
+    }
+
+    fn evidence_of(&mut self, merchant: MerchantId, dispute: DisputeId) -> Result<Vec<EvidenceRecord>> {
+        let sql = format!(
+            "SELECT {EVIDENCE_COLUMNS} FROM dispute_evidence WHERE merchant_id = ?1 AND dispute_id = ?2 ORDER BY id"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params![merchant.to_string(), dispute.to_string()], evidence_row)?;
+        rows.map(|r| evidence_from(r?)).collect()
+    }
+
+    fn evidence_with_file(
+        &mut self,
+        merchant: MerchantId,
+        dispute: DisputeId,
+        id: EvidenceId,
+    ) -> Result<Option<(EvidenceRecord, Option<Vec<u8>>)>> {
+        let sql = format!(
+            "SELECT {EVIDENCE_COLUMNS} FROM dispute_evidence WHERE merchant_id = ?1 AND dispute_id = ?2 AND id = ?3"
+        );
+        let row = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row(params![merchant.to_string(), dispute.to_string(), id.to_string()], evidence_row)
+            .optional()?;
+        let Some(row) = row else { return Ok(None) };
+        let record = evidence_from(row)?;
+        let bytes = self
+            .conn
+            .prepare_cached("SELECT bytes FROM dispute_evidence_files WHERE evidence_id = ?1")?
+            .query_row([id.to_string()], |r| r.get::<_, Vec<u8>>(0))
+            .optional()?;
+        Ok(Some((record, bytes)))
+    }
+
     fn dispute_stats(&mut self, merchant: MerchantId, from: Timestamp, to: Timestamp) -> Result<(u64, i64)> {
         Ok(self
             .conn
@@ -1558,6 +1705,297 @@ impl DisputeRepo for SqliteTx<'_> {
             &[
                 Value::Text(merchant.to_string()),
                 starting_after.map(|d| Value::Text(d.to_string())).unwrap_or(Value::Null),
+                Value::Integer(i64::from(limit)),
+            ],
+        )
+    }
+}
+
+const EVIDENCE_COLUMNS: &str =
+    "id, merchant_id, dispute_id, kind, note, file_name, content_type, size_bytes, sha256, added_by, added_at";
+
+type EvidenceRow = (
+    (String, String, String, String, Option<String>),
+    (Option<String>, Option<String>, Option<i64>, Option<String>),
+    (String, i64),
+);
+
+fn evidence_row(r: &Row) -> rusqlite::Result<EvidenceRow> {
+    Ok((
+        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
+        (r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?),
+        (r.get(9)?, r.get(10)?),
+    ))
+}
+
+fn evidence_from(row: EvidenceRow) -> Result<EvidenceRecord> {
+    let ((id, merchant, dispute, kind, note), (name, content_type, size, sha256), (added_by, added_at)) = row;
+    let file = match (name, content_type, size, sha256) {
+        (Some(name), Some(content_type), Some(size_bytes), Some(sha256)) => {
+            Some(EvidenceFile { name, content_type, size_bytes, sha256 })
+        }
+        (None, None, None, None) => None,
+        _ => return Err(StoreError::corrupt(format!("evidence {id} has half a file"))),
+    };
+    Ok(EvidenceRecord {
+        id: parse_id(id, EvidenceId::parse)?,
+        merchant_id: parse_id(merchant, MerchantId::parse)?,
+        dispute_id: parse_id(dispute, DisputeId::parse)?,
+        kind,
+        note,
+        file,
+        added_by,
+        added_at: from_micros(added_at)?,
+    })
+}
+
+impl NoticeRepo for SqliteTx<'_> {
+    fn claim_notice(&mut self, merchant: MerchantId, subject: &str, kind: &str, at: Timestamp) -> Result<bool> {
+        let n = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO notices_sent (merchant_id, subject, kind, sent_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![merchant.to_string(), subject, kind, to_micros(at)])?;
+        Ok(n == 1)
+    }
+}
+
+const CORRECTION_COLUMNS: &str = "id, merchant_id, store_id, sale_id, kind, evidence, cause, responsible_party, status, \
+    refund_id, resolution_note, opened_by, summary_zh, summary_en, opened_at, updated_at";
+
+type CorrectionRow = (
+    (String, String, String, String, String, String),
+    (String, Option<String>, String, Option<String>, Option<String>),
+    (String, String, String, i64, i64),
+);
+
+fn correction_row(r: &Row) -> rusqlite::Result<CorrectionRow> {
+    Ok((
+        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?),
+        (r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?),
+        (r.get(11)?, r.get(12)?, r.get(13)?, r.get(14)?, r.get(15)?),
+    ))
+}
+
+fn correction_from(row: CorrectionRow) -> Result<CorrectionRecord> {
+    let (
+        (id, merchant, store, sale, kind, evidence),
+        (cause, responsible_party, status, refund, resolution_note),
+        (opened_by, summary_zh, summary_en, opened, updated),
+    ) = row;
+    Ok(CorrectionRecord {
+        id: parse_id(id, CorrectionId::parse)?,
+        merchant_id: parse_id(merchant, MerchantId::parse)?,
+        store_id: parse_id(store, StoreId::parse)?,
+        sale_id: parse_id(sale, SaleId::parse)?,
+        kind,
+        evidence,
+        cause,
+        responsible_party,
+        status,
+        refund_id: refund.map(|r| parse_id(r, RefundId::parse)).transpose()?,
+        resolution_note,
+        opened_by,
+        summary_zh,
+        summary_en,
+        opened_at: from_micros(opened)?,
+        updated_at: from_micros(updated)?,
+    })
+}
+
+impl SqliteTx<'_> {
+    fn corrections_from(&self, sql: &str, params: &[Value]) -> Result<Vec<CorrectionRecord>> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(params.iter()), correction_row)?;
+        rows.map(|r| correction_from(r?)).collect()
+    }
+}
+
+impl SqliteTx<'_> {
+    pub(crate) fn cashier_activity_rows(
+        &mut self,
+        merchant: MerchantId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(StoreId, String, u64, u64)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT store_id, who, SUM(sales), SUM(refunds) FROM (
+                 SELECT store_id, cashier AS who, 1 AS sales, 0 AS refunds FROM sales
+                  WHERE merchant_id = ?1 AND captured_at >= ?2 AND captured_at < ?3 AND cashier IS NOT NULL
+                 UNION ALL
+                 SELECT s.store_id, CASE WHEN r.requested_by LIKE 'user:%' THEN substr(r.requested_by, 6) ELSE r.requested_by END,
+                        0, 1
+                   FROM refunds r JOIN sales s ON s.id = r.sale_id
+                  WHERE r.merchant_id = ?1 AND r.created_at >= ?2 AND r.created_at < ?3
+             ) activity GROUP BY store_id, who ORDER BY store_id, who",
+        )?;
+        let rows = stmt.query_map(params![merchant.to_string(), to_micros(from), to_micros(to)], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
+        })?;
+        rows.map(|row| {
+            let (store, who, sales, refunds) = row?;
+            Ok((parse_id(store, StoreId::parse)?, who, sales as u64, refunds as u64))
+        })
+        .collect()
+    }
+}
+
+impl CorrectionRepo for SqliteTx<'_> {
+    fn insert_sale_signals(
+        &mut self,
+        merchant: MerchantId,
+        sale: SaleId,
+        card_fingerprint: Option<&str>,
+        order_ref: Option<&str>,
+        captured_at: Timestamp,
+    ) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO sale_signals (sale_id, merchant_id, card_fingerprint, order_ref, captured_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                sale.to_string(),
+                merchant.to_string(),
+                card_fingerprint,
+                order_ref,
+                to_micros(captured_at)
+            ])?;
+        Ok(())
+    }
+
+    fn sale_signals(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Option<(Option<String>, Option<String>)>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT card_fingerprint, order_ref FROM sale_signals WHERE merchant_id = ?1 AND sale_id = ?2",
+            )?
+            .query_row(params![merchant.to_string(), sale.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
+    }
+
+    fn sales_with_fingerprint(
+        &mut self,
+        merchant: MerchantId,
+        fingerprint: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<SaleId>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT sale_id FROM sale_signals WHERE merchant_id = ?1 AND card_fingerprint = ?2
+             AND captured_at >= ?3 AND captured_at <= ?4 ORDER BY captured_at LIMIT 100",
+        )?;
+        let rows = stmt.query_map(params![merchant.to_string(), fingerprint, to_micros(from), to_micros(to)], |r| {
+            r.get::<_, String>(0)
+        })?;
+        rows.map(|r| parse_id(r?, SaleId::parse)).collect()
+    }
+
+    fn store_sale_amounts(
+        &mut self,
+        merchant: MerchantId,
+        store: StoreId,
+        before: SaleId,
+        limit: u32,
+    ) -> Result<Vec<i64>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT amount_minor FROM sales WHERE merchant_id = ?1 AND store_id = ?2 AND id < ?3 ORDER BY id DESC LIMIT ?4",
+        )?;
+        let rows = stmt
+            .query_map(params![merchant.to_string(), store.to_string(), before.to_string(), i64::from(limit)], |r| {
+                r.get::<_, i64>(0)
+            })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn insert_correction(&mut self, c: &CorrectionRecord) -> Result<bool> {
+        let n = self
+            .conn
+            .prepare_cached(&format!(
+                "INSERT INTO corrections ({CORRECTION_COLUMNS}) VALUES
+                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) ON CONFLICT DO NOTHING"
+            ))?
+            .execute(params![
+                c.id.to_string(),
+                c.merchant_id.to_string(),
+                c.store_id.to_string(),
+                c.sale_id.to_string(),
+                c.kind,
+                c.evidence,
+                c.cause,
+                c.responsible_party,
+                c.status,
+                c.refund_id.map(|r| r.to_string()),
+                c.resolution_note,
+                c.opened_by,
+                c.summary_zh,
+                c.summary_en,
+                to_micros(c.opened_at),
+                to_micros(c.updated_at),
+            ])?;
+        Ok(n == 1)
+    }
+
+    fn update_correction(&mut self, c: &CorrectionRecord) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE corrections SET cause = ?2, responsible_party = ?3, status = ?4, refund_id = ?5,
+                 resolution_note = ?6, updated_at = ?7 WHERE id = ?1",
+            )?
+            .execute(params![
+                c.id.to_string(),
+                c.cause,
+                c.responsible_party,
+                c.status,
+                c.refund_id.map(|r| r.to_string()),
+                c.resolution_note,
+                to_micros(c.updated_at),
+            ])?;
+        Ok(())
+    }
+
+    fn find_correction(&mut self, merchant: MerchantId, id: CorrectionId) -> Result<Option<CorrectionRecord>> {
+        let sql = format!("SELECT {CORRECTION_COLUMNS} FROM corrections WHERE merchant_id = ?1 AND id = ?2");
+        Ok(self.corrections_from(&sql, &[Value::Text(merchant.to_string()), Value::Text(id.to_string())])?.pop())
+    }
+
+    fn find_correction_of_sale(
+        &mut self,
+        merchant: MerchantId,
+        sale: SaleId,
+        kind: &str,
+    ) -> Result<Option<CorrectionRecord>> {
+        let sql = format!(
+            "SELECT {CORRECTION_COLUMNS} FROM corrections WHERE merchant_id = ?1 AND sale_id = ?2 AND kind = ?3"
+        );
+        Ok(self
+            .corrections_from(
+                &sql,
+                &[Value::Text(merchant.to_string()), Value::Text(sale.to_string()), Value::Text(kind.to_owned())],
+            )?
+            .pop())
+    }
+
+    fn list_corrections(
+        &mut self,
+        merchant: MerchantId,
+        status: Option<&str>,
+        starting_after: Option<CorrectionId>,
+        limit: u32,
+    ) -> Result<Vec<CorrectionRecord>> {
+        let sql = format!(
+            "SELECT {CORRECTION_COLUMNS} FROM corrections WHERE merchant_id = ?1 AND (?2 IS NULL OR status = ?2)
+             AND (?3 IS NULL OR id < ?3) ORDER BY id DESC LIMIT ?4"
+        );
+        let text = |v: Option<String>| v.map(Value::Text).unwrap_or(Value::Null);
+        self.corrections_from(
+            &sql,
+            &[
+                Value::Text(merchant.to_string()),
+                text(status.map(str::to_owned)),
+                text(starting_after.map(|c| c.to_string())),
                 Value::Integer(i64::from(limit)),
             ],
         )

@@ -316,7 +316,7 @@ impl RefundForm {
         let note = Some(self.get("note").to_owned()).filter(|n| !n.is_empty());
         match (ask, reason, errors.is_empty()) {
             (Some(ask), Some(reason), true) => {
-                Ok(RefundRequest { sale_id: view.sale.id, ask, reason, note, customer: None })
+                Ok(RefundRequest { sale_id: view.sale.id, ask, reason, note, customer: None, card_token: None })
             }
             _ => Err(errors),
         }

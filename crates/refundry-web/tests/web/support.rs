@@ -153,6 +153,8 @@ async fn record(
         batch_no: Some("000001".into()),
         captured_at,
         store_id: None,
+        card_token: None,
+        order_ref: None,
         items: items
             .iter()
             .map(|(sku, name, unit)| LineItem {

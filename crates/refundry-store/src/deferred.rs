@@ -1,0 +1,149 @@
+//! Writes to rows that every refund of a merchant touches — the audit
+//! chain head and a cashier's daily total — are queued by the write jobs
+//! and applied when their batch is about to commit.
+//!
+//! Such a row, written early, stays locked until commit, and every other
+//! writer of the merchant waits on it for the whole rest of the batch.
+//! Applied last, in one fixed key order, it is locked only for the final
+//! statements; a merchant's writes run side by side until then and never
+//! wait on each other in a cycle.
+
+use std::collections::{BTreeMap, HashMap};
+
+use refundry_core::ids::MerchantId;
+use sha2::{Digest, Sha256};
+
+use crate::error::StoreError;
+use crate::model::AuditEvent;
+
+/// What write jobs queued, for their batch's commit.
+#[derive(Debug, Default)]
+pub struct Deferred {
+    /// Audit events in the order recorded; their `seq`, `prev_hash` and
+    /// `hash` are given at commit.
+    pub audit: Vec<AuditEvent>,
+    /// Moves of daily refund totals by (merchant, requested_by, day).
+    pub daily: BTreeMap<(MerchantId, String, String), i64>,
+}
+
+impl Deferred {
+    /// A kept job's queue joins its batch's.
+    pub fn absorb(&mut self, job: Deferred) {
+        self.audit.extend(job.audit);
+        for (key, delta) in job.daily {
+            *self.daily.entry(key).or_default() += delta;
+        }
+    }
+
+    /// What is queued for a daily total, here and in `earlier` (the batch so
+    /// far): a read of the total must count refunds not yet applied.
+    pub fn daily_pending(&self, earlier: Option<&Deferred>, merchant: MerchantId, by: &str, day: &str) -> i64 {
+        let key = (merchant, by.to_owned(), day.to_owned());
+        [Some(self), earlier].into_iter().flatten().filter_map(|d| d.daily.get(&key)).sum()
+    }
+}
+
+/// `prev_hash` of the first event of every chain.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The hash of an event: every field and the link to the event before,
+/// each length-prefixed so that no two events hash alike by shifting text
+/// between fields.
+pub fn event_hash(e: &AuditEvent) -> String {
+    let mut h = Sha256::new();
+    for part in [
+        e.merchant_id.to_string().as_bytes(),
+        e.seq.to_string().as_bytes(),
+        e.at.as_microsecond().to_string().as_bytes(),
+        e.actor.as_bytes(),
+        e.source.as_bytes(),
+        e.action.as_bytes(),
+        e.subject.as_bytes(),
+        e.data.as_bytes(),
+        e.prev_hash.as_bytes(),
+    ] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    hex::encode(h.finalize())
+}
+
+/// The merchants with queued events, each once, in one fixed order: heads
+/// are locked in this order so that two writers never wait on each other.
+pub(crate) fn merchants_of(events: &[AuditEvent]) -> Vec<MerchantId> {
+    let mut merchants: Vec<MerchantId> = events.iter().map(|e| e.merchant_id).collect();
+    merchants.sort();
+    merchants.dedup();
+    merchants
+}
+
+/// Gives each queued event its place after its merchant's head, in the
+/// order queued, and returns the new heads.
+pub(crate) fn link(
+    events: &mut [AuditEvent],
+    heads: &HashMap<MerchantId, (i64, String)>,
+) -> Result<Vec<(MerchantId, i64, String)>, StoreError> {
+    let mut tips: HashMap<MerchantId, (i64, String)> = HashMap::new();
+    for e in events.iter_mut() {
+        let (seq, prev) = tips
+            .get(&e.merchant_id)
+            .or_else(|| heads.get(&e.merchant_id))
+            .cloned()
+            .unwrap_or_else(|| (0, GENESIS_HASH.to_owned()));
+        e.seq = seq.checked_add(1).ok_or_else(|| StoreError::corrupt("audit sequence overflow"))?;
+        e.prev_hash = prev;
+        e.hash = event_hash(e);
+        tips.insert(e.merchant_id, (e.seq, e.hash.clone()));
+    }
+    let mut out: Vec<_> = tips.into_iter().map(|(m, (seq, hash))| (m, seq, hash)).collect();
+    out.sort_by_key(|(m, _, _)| *m);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(merchant: MerchantId, action: &str) -> AuditEvent {
+        AuditEvent {
+            merchant_id: merchant,
+            seq: 0,
+            at: jiff::Timestamp::from_second(1_900_000_000).unwrap(),
+            actor: "user:wang".into(),
+            source: "127.0.0.1".into(),
+            action: action.into(),
+            subject: "re_1".into(),
+            data: "{}".into(),
+            prev_hash: String::new(),
+            hash: String::new(),
+        }
+    }
+
+    #[test]
+    fn events_continue_each_merchants_chain_in_the_order_queued() {
+        let (a, b) = (MerchantId::generate(), MerchantId::generate());
+        let mut events = vec![event(a, "one"), event(b, "first"), event(a, "two")];
+        let heads = HashMap::from([(a, (41, "ab".repeat(32)))]);
+        let new_heads = link(&mut events, &heads).unwrap();
+        assert_eq!((events[0].seq, events[0].prev_hash.as_str()), (42, "ab".repeat(32).as_str()));
+        assert_eq!((events[1].seq, events[1].prev_hash.as_str()), (1, GENESIS_HASH));
+        assert_eq!((events[2].seq, &events[2].prev_hash), (43, &events[0].hash));
+        assert!(events.iter().all(|e| event_hash(e) == e.hash));
+        let mut expected = vec![(a, 43, events[2].hash.clone()), (b, 1, events[1].hash.clone())];
+        expected.sort_by_key(|(m, _, _)| *m);
+        assert_eq!(new_heads, expected);
+    }
+
+    #[test]
+    fn the_hash_covers_every_field() {
+        let base = event(MerchantId::generate(), "refund.requested");
+        let h = event_hash(&base);
+        let mut changed = base.clone();
+        changed.data = "{\"amount\":1}".into();
+        assert_ne!(event_hash(&changed), h);
+        let mut shifted = base.clone();
+        shifted.actor = "user:wan".into();
+        shifted.source = "g127.0.0.1".into();
+        assert_ne!(event_hash(&shifted), h, "text moved between fields changes the hash");
+    }
+}

@@ -34,7 +34,7 @@ pub fn record(
         source: actor.source.clone(),
         action: action.to_owned(),
         subject: subject.to_owned(),
-        // serde_json keeps object keys sorted: the text is canonical
+        // the chain hashes this text as stored, so verifying needs no re-encoding
         data: data.to_string(),
         prev_hash: String::new(),
         hash: String::new(),

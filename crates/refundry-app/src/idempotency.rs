@@ -50,7 +50,7 @@ impl<T> Idempotency<T> {
 /// with sorted keys, so whitespace and key order do not matter).
 pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
     let canonical = serde_json::from_slice::<serde_json::Value>(body)
-        .map(|v| v.to_string().into_bytes())
+        .map(|v| sorted(v).to_string().into_bytes())
         .unwrap_or_else(|_| body.to_vec());
     let mut h = Sha256::new();
     h.update(method.as_bytes());
@@ -59,6 +59,20 @@ pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
     h.update([0]);
     h.update(&canonical);
     hex::encode(h.finalize())
+}
+
+/// The document with every object's keys in order, whether or not
+/// serde_json was built to keep insertion order (a dependency may ask it to).
+fn sorted(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<(String, serde_json::Value)> = map.into_iter().map(|(k, v)| (k, sorted(v))).collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(entries.into_iter().collect())
+        }
+        serde_json::Value::Array(items) => serde_json::Value::Array(items.into_iter().map(sorted).collect()),
+        other => other,
+    }
 }
 
 /// Either the command ran now, or an earlier run's answer is replayed.

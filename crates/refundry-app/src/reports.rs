@@ -15,6 +15,8 @@ use refundry_core::money::Currency;
 use refundry_core::refund::RefundStatus;
 use refundry_store::model::{RefundDuration, RefundGroup};
 
+use refundry_core::ratio::{Programme, RatioThresholds};
+
 use crate::disputes::RatioWatch;
 use crate::{Actor, App, AppError};
 
@@ -99,7 +101,8 @@ pub struct Dashboard {
     pub to_arrived: Option<Spread>,
     /// Whether the timing stopped at [`TIMED_LIMIT`] refunds.
     pub timing_capped: bool,
-    pub chargebacks: Vec<RatioWatch>,
+    /// This month against each programme, with the thresholds it was judged by.
+    pub chargebacks: Vec<(RatioWatch, RatioThresholds)>,
 }
 
 /// Which refunds count as refunds: asked for and not turned down, failed,
@@ -156,7 +159,21 @@ impl App {
             ))
         })
         .await?;
-        let chargebacks = self.chargeback_ratios(actor, month_start).await?;
+        let watch = &self.config.disputes;
+        // the same thresholds chargeback_ratios judges by
+        let thresholds_of = |p: Programme| match p {
+            Programme::VisaVamp => watch.visa_vamp.unwrap_or_else(|| RatioThresholds::visa_vamp(month_start)),
+            Programme::MastercardEcp | Programme::Custom => watch.mastercard_ecp,
+        };
+        let chargebacks = self
+            .chargeback_ratios(actor, month_start)
+            .await?
+            .into_iter()
+            .map(|w| {
+                let t = thresholds_of(w.assessment.programme);
+                (w, t)
+            })
+            .collect();
         let mut d = fold(&groups, today, week_start, month_start, first_day);
         for (period, (count, amount_minor)) in [&mut d.today_period, &mut d.week, &mut d.month].into_iter().zip(sales) {
             period.sales = Tally { count, amount_minor };

@@ -963,7 +963,7 @@ impl RefundRepo for PgTx<'_> {
         utc_offset_s: i64,
     ) -> Result<Vec<RefundGroup>> {
         self.query(
-            "SELECT (r.created_at + $4 * 1000000) / 86400000000 AS day, r.reason, s.store_id, r.requested_by, r.status,
+            "SELECT (r.created_at + $4::BIGINT * 1000000) / 86400000000 AS day, r.reason, s.store_id, r.requested_by, r.status,
                     COUNT(*)::BIGINT, SUM(r.amount_minor)::BIGINT
                FROM refunds r JOIN sales s ON s.id = r.sale_id
               WHERE r.merchant_id = $1 AND r.created_at >= $2 AND r.created_at < $3

@@ -16,7 +16,7 @@
         tooltip: { trigger: "axis" },
         xAxis: { type: "value", name: money },
         yAxis: { type: "category", inverse: true, data: items.map(function (i) { return i.name; }) },
-        series: [{ type: "bar", name: money, data: items.map(function (i) { return i.value; }) }]
+        series: [{ type: "bar", barMaxWidth: 28, name: money, data: items.map(function (i) { return i.value; }) }]
       };
     };
     var options = {
@@ -45,6 +45,9 @@
       var option = options[el.getAttribute("data-chart")];
       if (!option) return;
       var chart = echarts.init(el);
+      // drawn at once: a counter PC has little to spare, and print or a
+      // screenshot never catches a half-grown bar
+      option.animation = false;
       chart.setOption(option);
       charts.push(chart);
     });

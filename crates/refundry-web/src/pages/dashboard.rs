@@ -196,7 +196,7 @@ fn chart_data(ctx: &Ctx, d: &Dashboard, [reasons, stores, cashiers]: [&Vec<Line>
         "labels": {
             "amount": ctx.t("dashboard.amount"),
             "count": ctx.t("dashboard.count"),
-            "currency": d.currency.code(),
+            "currency": d.currency.code().to_uppercase(),
         },
         "days": {
             "dates": d.by_day.iter().map(|(day, _)| day.strftime("%m-%d").to_string()).collect::<Vec<_>>(),

@@ -119,7 +119,13 @@ async fn the_dashboard_adds_up_a_known_day_of_refunds() {
     let finance = web.logged_in("finance.zhou", "en").await;
     let html = finance.get(web.url("/dashboard")).send().await.unwrap().text().await.unwrap();
     // today: 2 refunds of ¥32.00 against one sale of ¥100.00
-    let periods = html.split("data-testid=\"dashboard-periods\"").nth(1).unwrap_or_else(|| panic!("{html}")).split("</ul>").next().unwrap();
+    let periods = html
+        .split("data-testid=\"dashboard-periods\"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{html}"))
+        .split("</ul>")
+        .next()
+        .unwrap();
     let today = periods.split("<li").nth(1).unwrap();
     assert!(today.contains("¥32.00") && today.contains("2 refunds"), "{today}");
     assert!(today.contains("<strong>32.00 %</strong>") && today.contains("by count 200.00 %"), "{today}");

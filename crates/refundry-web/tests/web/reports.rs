@@ -196,3 +196,13 @@ async fn the_audit_log_filters_and_verifies_its_chain() {
     let html = zh.get(web.url("/audit?verify=1")).send().await.unwrap().text().await.unwrap();
     assert!(html.contains("哈希链完整：已校验 ") && html.contains(" 条事件。"), "{html}");
 }
+
+#[tokio::test]
+async fn the_chain_check_names_an_altered_event() {
+    let web = support::spawn().await;
+    let c = web.logged_in("finance.zhou", "en").await;
+    assert_eq!(web.tamper("UPDATE audit_events SET data = '{\"forged\":true}' WHERE seq = 2"), 1);
+    let html = c.get(web.url("/audit?verify=1")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("class=\"panel chain broken\""), "{html}");
+    assert!(html.contains("The chain breaks at event #2: its content no longer matches its hash."), "{html}");
+}

@@ -152,6 +152,8 @@ CREATE TABLE refunds (
 -- sort and the planner never prefers walking all of a merchant's rows
 CREATE INDEX refunds_by_sale ON refunds (merchant_id, sale_id, id);
 CREATE INDEX refunds_by_merchant ON refunds (merchant_id, id);
+-- the dashboard adds up a period of refunds
+CREATE INDEX refunds_by_created ON refunds (merchant_id, created_at);
 CREATE INDEX refunds_by_status ON refunds (merchant_id, status, id);
 CREATE INDEX refunds_by_requester ON refunds (merchant_id, requested_by, id);
 CREATE INDEX refunds_by_approval ON refunds (status, approval_expires_at);
@@ -208,6 +210,9 @@ CREATE TABLE audit_events (
 );
 -- a record's timeline (sale, refund) without walking the whole chain
 CREATE INDEX audit_events_by_subject ON audit_events (merchant_id, subject, seq);
+-- the audit viewer filters by action and by time
+CREATE INDEX audit_events_by_action ON audit_events (merchant_id, action, seq);
+CREATE INDEX audit_events_by_time ON audit_events (merchant_id, at);
 
 -- The newest link of each merchant's audit chain, written in the same
 -- transaction as the event: removing the last events shows as a mismatch.

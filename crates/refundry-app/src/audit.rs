@@ -107,4 +107,19 @@ impl crate::App {
         })
         .await
     }
+
+    /// The merchant's events matching `query`, newest first, one page.
+    pub async fn search_audit(
+        &self,
+        actor: &Actor,
+        mut query: refundry_store::model::AuditQuery,
+    ) -> Result<crate::sales::Page<AuditEvent>, AppError> {
+        let limit = query.limit.clamp(1, 500);
+        query.limit = limit + 1;
+        let merchant = actor.merchant_id;
+        refundry_store::read(&self.store, move |tx| {
+            Ok(crate::sales::Page::of(tx.search_audit(merchant, &query)?, limit))
+        })
+        .await
+    }
 }

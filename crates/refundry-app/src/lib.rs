@@ -22,6 +22,7 @@ pub mod notify;
 pub mod operations;
 pub mod policy;
 pub mod refunds;
+pub mod reports;
 pub mod sales;
 pub mod self_service;
 pub mod timeline;

@@ -166,6 +166,42 @@ pub struct RefundQuery {
     pub limit: u32,
 }
 
+/// One group of refunds asked for in a period, as the dashboard adds them
+/// up: the same business day, reason, store, requester and status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundGroup {
+    /// Days since 1970-01-01 in the business time zone.
+    pub day: i64,
+    pub reason: String,
+    pub store_id: StoreId,
+    pub requested_by: String,
+    pub status: String,
+    pub count: u64,
+    pub amount_minor: i64,
+}
+
+/// How long a succeeded refund took, in seconds from its request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefundDuration {
+    pub to_completed_s: i64,
+    /// To the money reaching the customer, where that was recorded.
+    pub to_arrived_s: Option<i64>,
+}
+
+/// Which audit events to list, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    pub action: Option<String>,
+    /// The actor, or a person acting through a key (`user:… via key:…`).
+    pub actor: Option<String>,
+    pub subject: Option<String>,
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+    /// Events before this position in the chain: the next page.
+    pub before_seq: Option<i64>,
+    pub limit: u32,
+}
+
 /// Work to do after a commit: written in the same transaction as the change
 /// that calls for it, so it can be neither lost nor invented.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -100,6 +100,24 @@ pub trait RefundRepo {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<(StoreId, String, u64, u64)>>;
+    /// Refunds asked for in [from, to), counted and summed per group (see
+    /// [`RefundGroup`]); the day is taken `utc_offset_s` seconds from UTC.
+    fn refund_groups(
+        &mut self,
+        merchant: MerchantId,
+        from: Timestamp,
+        to: Timestamp,
+        utc_offset_s: i64,
+    ) -> Result<Vec<RefundGroup>>;
+    /// Succeeded refunds asked for in [from, to): how long each took, fastest
+    /// first, at most `limit`.
+    fn refund_durations(
+        &mut self,
+        merchant: MerchantId,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<RefundDuration>>;
     fn record_call(&mut self, call: &AcquirerCall) -> Result<()>;
     fn calls_of(&mut self, refund: RefundId) -> Result<Vec<AcquirerCall>>;
 }
@@ -257,6 +275,8 @@ pub trait AuditRepo {
     /// The events about one subject (a sale, a refund…), oldest first: a
     /// record's timeline.
     fn audit_events_about(&mut self, merchant: MerchantId, subject: &str, limit: u32) -> Result<Vec<AuditEvent>>;
+    /// The events that match every filter given, newest first.
+    fn search_audit(&mut self, merchant: MerchantId, query: &AuditQuery) -> Result<Vec<AuditEvent>>;
 }
 
 /// Everything a use case may touch inside one transaction.

@@ -28,6 +28,11 @@ const ASSETS: &[Asset] = &[
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("../assets/echarts.min.js"),
     },
+    Asset {
+        name: "dashboard.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../assets/dashboard.js"),
+    },
 ];
 
 fn hashes() -> &'static Vec<String> {

@@ -58,7 +58,7 @@ pub const ENTRIES: &[Entry] = &[
         href: "/dashboard",
         scopes: &["reports:read"],
         key: Some('d'),
-        built: false,
+        built: true,
     },
     Entry {
         area: Area::Disputes,
@@ -68,7 +68,8 @@ pub const ENTRIES: &[Entry] = &[
         key: None,
         built: false,
     },
-    Entry { area: Area::Audit, label: "nav.audit", href: "/audit", scopes: &["admin"], key: None, built: false },
+    // the scope of the audit API (`GET /v1/audit-events`)
+    Entry { area: Area::Audit, label: "nav.audit", href: "/audit", scopes: &["reports:read"], key: None, built: true },
     Entry {
         area: Area::Settings,
         label: "nav.settings",

@@ -955,6 +955,55 @@ impl RefundRepo for PgTx<'_> {
         Ok(())
     }
 
+    fn refund_groups(
+        &mut self,
+        merchant: MerchantId,
+        from: Timestamp,
+        to: Timestamp,
+        utc_offset_s: i64,
+    ) -> Result<Vec<RefundGroup>> {
+        self.query(
+            "SELECT (r.created_at + $4::BIGINT * 1000000) / 86400000000 AS day, r.reason, s.store_id, r.requested_by, r.status,
+                    COUNT(*)::BIGINT, SUM(r.amount_minor)::BIGINT
+               FROM refunds r JOIN sales s ON s.id = r.sale_id
+              WHERE r.merchant_id = $1 AND r.created_at >= $2 AND r.created_at < $3
+              GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5",
+            &[&merchant.to_string(), &to_micros(from), &to_micros(to), &utc_offset_s],
+        )?
+        .iter()
+        .map(|r| {
+            Ok(RefundGroup {
+                day: col(r, 0)?,
+                reason: col(r, 1)?,
+                store_id: col_id(r, 2, StoreId::parse)?,
+                requested_by: col(r, 3)?,
+                status: col(r, 4)?,
+                count: col_narrow(r, 5)?,
+                amount_minor: col(r, 6)?,
+            })
+        })
+        .collect()
+    }
+
+    fn refund_durations(
+        &mut self,
+        merchant: MerchantId,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<RefundDuration>> {
+        self.query(
+            "SELECT (completed_at - created_at) / 1000000, (arrived_at - created_at) / 1000000 FROM refunds
+              WHERE merchant_id = $1 AND created_at >= $2 AND created_at < $3 AND status = 'succeeded'
+                AND completed_at IS NOT NULL
+              ORDER BY 1 LIMIT $4",
+            &[&merchant.to_string(), &to_micros(from), &to_micros(to), &i64::from(limit)],
+        )?
+        .iter()
+        .map(|r| Ok(RefundDuration { to_completed_s: col(r, 0)?, to_arrived_s: col(r, 1)? }))
+        .collect()
+    }
+
     fn cashier_activity(
         &mut self,
         merchant: MerchantId,
@@ -1213,6 +1262,37 @@ impl AuditRepo for PgTx<'_> {
         .iter()
         .map(audit_event_from_row)
         .collect()
+    }
+
+    fn search_audit(&mut self, merchant: MerchantId, q: &AuditQuery) -> Result<Vec<AuditEvent>> {
+        let mut f = Filtered::new(
+            "SELECT merchant_id, seq, at, actor, source, action, subject, data, prev_hash, hash FROM audit_events
+             WHERE merchant_id = $1"
+                .to_owned(),
+            merchant.to_string(),
+        );
+        if let Some(action) = &q.action {
+            f.and("action = $?", action.clone());
+        }
+        if let Some(actor) = &q.actor {
+            // a person acting through a key is recorded as `user:… via key:…`
+            f.and("(actor = $? OR left(actor, length($?) + 5) = $? || ' via ')", actor.clone());
+        }
+        if let Some(subject) = &q.subject {
+            f.and("subject = $?", subject.clone());
+        }
+        if let Some(from) = q.from {
+            f.and("at >= $?", to_micros(from));
+        }
+        if let Some(to) = q.to {
+            f.and("at < $?", to_micros(to));
+        }
+        if let Some(before) = q.before_seq {
+            f.and("seq < $?", before);
+        }
+        f.params.push(Box::new(i64::from(q.limit)));
+        f.sql.push_str(&format!(" ORDER BY seq DESC LIMIT ${}", f.params.len()));
+        self.query(&f.sql, &f.params())?.iter().map(audit_event_from_row).collect()
     }
 }
 

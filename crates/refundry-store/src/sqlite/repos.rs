@@ -1063,6 +1063,59 @@ impl RefundRepo for SqliteTx<'_> {
         self.cashier_activity_rows(merchant, from, to)
     }
 
+    fn refund_groups(
+        &mut self,
+        merchant: MerchantId,
+        from: Timestamp,
+        to: Timestamp,
+        utc_offset_s: i64,
+    ) -> Result<Vec<RefundGroup>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT (r.created_at + ?4 * 1000000) / 86400000000 AS day, r.reason, s.store_id, r.requested_by, r.status,
+                    COUNT(*), SUM(r.amount_minor)
+               FROM refunds r JOIN sales s ON s.id = r.sale_id
+              WHERE r.merchant_id = ?1 AND r.created_at >= ?2 AND r.created_at < ?3
+              GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5",
+        )?;
+        let rows =
+            stmt.query_map(params![merchant.to_string(), to_micros(from), to_micros(to), utc_offset_s], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, i64>(6)?,
+                ))
+            })?;
+        rows.map(|row| {
+            let (day, reason, store, requested_by, status, count, amount_minor) = row?;
+            let store_id = parse_id(store, StoreId::parse)?;
+            Ok(RefundGroup { day, reason, store_id, requested_by, status, count: count as u64, amount_minor })
+        })
+        .collect()
+    }
+
+    fn refund_durations(
+        &mut self,
+        merchant: MerchantId,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<RefundDuration>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT (completed_at - created_at) / 1000000, (arrived_at - created_at) / 1000000 FROM refunds
+              WHERE merchant_id = ?1 AND created_at >= ?2 AND created_at < ?3 AND status = 'succeeded'
+                AND completed_at IS NOT NULL
+              ORDER BY 1 LIMIT ?4",
+        )?;
+        let rows = stmt.query_map(params![merchant.to_string(), to_micros(from), to_micros(to), limit], |r| {
+            Ok(RefundDuration { to_completed_s: r.get(0)?, to_arrived_s: r.get(1)? })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
     fn record_call(&mut self, c: &AcquirerCall) -> Result<()> {
         self.conn
             .prepare_cached(
@@ -1323,6 +1376,41 @@ impl AuditRepo for SqliteTx<'_> {
             sql,
             &[Value::Text(merchant.to_string()), Value::Text(subject.to_owned()), Value::Integer(i64::from(limit))],
         )
+    }
+
+    fn search_audit(&mut self, merchant: MerchantId, q: &AuditQuery) -> Result<Vec<AuditEvent>> {
+        let mut sql =
+            "SELECT merchant_id, seq, at, actor, source, action, subject, data, prev_hash, hash FROM audit_events
+                       WHERE merchant_id = ?1"
+                .to_owned();
+        let mut params = vec![Value::Text(merchant.to_string())];
+        let mut and = |condition: &str, value: Value| {
+            params.push(value);
+            sql.push_str(" AND ");
+            sql.push_str(&condition.replace("?#", &format!("?{}", params.len())));
+        };
+        if let Some(action) = &q.action {
+            and("action = ?#", Value::Text(action.clone()));
+        }
+        if let Some(actor) = &q.actor {
+            // a person acting through a key is recorded as `user:… via key:…`
+            and("(actor = ?# OR substr(actor, 1, length(?#) + 5) = ?# || ' via ')", Value::Text(actor.clone()));
+        }
+        if let Some(subject) = &q.subject {
+            and("subject = ?#", Value::Text(subject.clone()));
+        }
+        if let Some(from) = q.from {
+            and("at >= ?#", Value::Integer(to_micros(from)));
+        }
+        if let Some(to) = q.to {
+            and("at < ?#", Value::Integer(to_micros(to)));
+        }
+        if let Some(before) = q.before_seq {
+            and("seq < ?#", Value::Integer(before));
+        }
+        params.push(Value::Integer(i64::from(q.limit)));
+        sql.push_str(&format!(" ORDER BY seq DESC LIMIT ?{}", params.len()));
+        self.audit_from(&sql, &params)
     }
 }
 

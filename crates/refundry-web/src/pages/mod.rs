@@ -1,7 +1,9 @@
 //! One module per area; each owns its routes and templates.
 
 pub mod approvals;
+pub mod audit;
 pub mod counter;
+pub mod dashboard;
 pub mod home;
 pub mod login;
 pub mod refunds;
@@ -39,4 +41,6 @@ pub fn routes() -> Router<Web> {
         .route("/m/{merchant}/self-service/request", post(self_service::request_of))
         .route("/self-service/status/{token}", get(self_service::status))
         .route("/self-service/status/{token}/live", get(self_service::status_live))
+        .route("/dashboard", get(dashboard::show))
+        .route("/audit", get(audit::list))
 }

@@ -143,7 +143,7 @@ pub fn steps(ctx: &Ctx, t: &Timeline) -> Vec<Step> {
     steps.into_iter().map(|(_, s)| s).collect()
 }
 
-fn action_name(ctx: &Ctx, action: &str) -> String {
+pub fn action_name(ctx: &Ctx, action: &str) -> String {
     let key = format!("action.{}", action.replace('.', "_"));
     let text = ctx.t(&key);
     if text == key { action.to_owned() } else { text.to_owned() }

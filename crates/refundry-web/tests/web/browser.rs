@@ -220,6 +220,16 @@ async fn flow(b: &Browser) {
     b.shots_both("sale").await;
     b.go("/refunds").await;
     b.shots_both("refunds").await;
+
+    // the dashboard draws its charts from the figures in its tables
+    b.go("/dashboard").await;
+    b.wait_for(".chart[data-chart=days] canvas", Duration::from_secs(10)).await;
+    assert!(b.text().await.contains("¥600.00"), "this month's refunds include the coat");
+    b.shots_both("dashboard").await;
+    b.go("/audit").await;
+    b.el("[data-testid=audit-chain] button").await.click().await.unwrap();
+    b.wait_for(".chain.ok", Duration::from_secs(10)).await;
+    b.shots_both("audit").await;
     b.log_out().await;
 
     // the customer asks on the self-service page, in English now

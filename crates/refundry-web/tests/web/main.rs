@@ -3,4 +3,5 @@
 
 mod browser;
 mod http;
+mod reports;
 mod support;

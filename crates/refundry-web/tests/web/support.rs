@@ -217,6 +217,25 @@ pub fn field_of(html: &str, name: &str) -> String {
 }
 
 impl TestWeb {
+    /// Runs one statement (the same in both dialects) on the database
+    /// behind the store's back, as someone tampering with it would; returns
+    /// the rows changed.
+    pub fn tamper(&self, sql: &str) -> u64 {
+        match &self._db.scratch {
+            Some(scratch) => {
+                let mut client = scratch.client();
+                let sql = sql.to_owned();
+                // the postgres client blocks; keep it off the runtime's threads
+                std::thread::spawn(move || client.execute(&sql, &[]).unwrap()).join().unwrap()
+            }
+            None => {
+                let conn = rusqlite::Connection::open(self._dir.path().join("test.db")).unwrap();
+                conn.busy_timeout(Duration::from_secs(5)).unwrap();
+                conn.execute(sql, []).unwrap() as u64
+            }
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

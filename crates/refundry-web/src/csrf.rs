@@ -3,7 +3,8 @@
 //! visitor's secret cookie (the session token once logged in), so it needs
 //! no storage, survives restarts and works across instances; a forged form
 //! on another site cannot read the cookie and so cannot compute it. htmx
-//! sends it in the `X-CSRF-Token` header, plain forms in a `csrf` field.
+//! sends it in the `X-CSRF-Token` header, plain forms in a `csrf` field
+//! (URL-encoded, or multipart for the forms that upload a file).
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
@@ -21,6 +22,13 @@ pub const HEADER: &str = "x-csrf-token";
 pub const FIELD: &str = "csrf";
 /// Forms are small; a larger body is refused before it is read whole.
 const MAX_FORM_BYTES: usize = 64 * 1024;
+/// A multipart form carries a file; it is read whole (up to this) to find
+/// its token. Twice the largest evidence file plus room for the fields, so
+/// a file somewhat over the limit still reaches the page, which says so
+/// next to the field rather than here.
+fn max_multipart_bytes(web: &Web) -> usize {
+    web.app.config.disputes.evidence_max_file_bytes.saturating_mul(2).saturating_add(MAX_FORM_BYTES)
+}
 
 /// The token pages put in their forms, for this request's visitor.
 #[derive(Debug, Clone)]
@@ -56,7 +64,7 @@ pub async fn guard(State(web): State<Web>, request: Request, next: Next) -> Resp
     let mut request = if is_safe(request.method()) {
         request
     } else {
-        match checked(request, &expected).await {
+        match checked(request, &expected, max_multipart_bytes(&web)).await {
             Ok(r) => r,
             Err(lang) => return refused(lang),
         }
@@ -74,22 +82,36 @@ pub async fn guard(State(web): State<Web>, request: Request, next: Next) -> Resp
 
 /// The request again when its token is right; otherwise the language to
 /// refuse it in.
-async fn checked(request: Request, expected: &str) -> Result<Request, crate::i18n::Lang> {
+async fn checked(request: Request, expected: &str, max_multipart: usize) -> Result<Request, crate::i18n::Lang> {
     let lang = crate::page::lang_of(request.headers());
     if request.headers().get(HEADER).and_then(|v| v.to_str().ok()).is_some_and(|t| same(t, expected)) {
         return Ok(request);
     }
     let (parts, body) = request.into_parts();
-    let form = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/x-www-form-urlencoded"));
-    if !form {
+    let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if let Ok(boundary) = multer::parse_boundary(content_type) {
+        let bytes = to_bytes(body, max_multipart).await.map_err(|_| lang)?;
+        let ok = multipart_token(bytes.clone(), boundary).await.is_some_and(|t| same(&t, expected));
+        return if ok { Ok(Request::from_parts(parts, Body::from(bytes))) } else { Err(lang) };
+    }
+    if !content_type.starts_with("application/x-www-form-urlencoded") {
         return Err(lang);
     }
     let bytes = to_bytes(body, MAX_FORM_BYTES).await.map_err(|_| lang)?;
     let ok = form_urlencoded::parse(&bytes).any(|(k, v)| k == FIELD && same(&v, expected));
     if ok { Ok(Request::from_parts(parts, Body::from(bytes))) } else { Err(lang) }
+}
+
+/// The `csrf` field of a multipart body, if it has one.
+async fn multipart_token(bytes: axum::body::Bytes, boundary: String) -> Option<String> {
+    let stream = Body::from(bytes).into_data_stream();
+    let mut form = multer::Multipart::new(stream, boundary);
+    while let Ok(Some(field)) = form.next_field().await {
+        if field.name() == Some(FIELD) {
+            return field.text().await.ok();
+        }
+    }
+    None
 }
 
 fn refused(lang: crate::i18n::Lang) -> Response {

@@ -66,7 +66,7 @@ pub const ENTRIES: &[Entry] = &[
         href: "/disputes",
         scopes: &["disputes:write"],
         key: None,
-        built: false,
+        built: true,
     },
     Entry { area: Area::Audit, label: "nav.audit", href: "/audit", scopes: &["admin"], key: None, built: false },
     Entry {

@@ -2,6 +2,7 @@
 
 pub mod approvals;
 pub mod counter;
+pub mod disputes;
 pub mod home;
 pub mod login;
 pub mod refunds;
@@ -10,6 +11,7 @@ pub mod self_service;
 pub mod views;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
 use crate::Web;
@@ -39,4 +41,16 @@ pub fn routes() -> Router<Web> {
         .route("/m/{merchant}/self-service/request", post(self_service::request_of))
         .route("/self-service/status/{token}", get(self_service::status))
         .route("/self-service/status/{token}/live", get(self_service::status_live))
+        .merge(case_routes())
+}
+
+/// Disputes, corrections and settings.
+fn case_routes() -> Router<Web> {
+    Router::new()
+        .route("/disputes", get(disputes::list))
+        .route("/disputes/{id}", get(disputes::case))
+        .route("/disputes/{id}/move", post(disputes::move_case))
+        // the CSRF guard has already bounded the body by the evidence limit
+        .route("/disputes/{id}/evidence", post(disputes::add_evidence).layer(DefaultBodyLimit::disable()))
+        .route("/disputes/{id}/evidence/{item}", get(disputes::evidence_file))
 }

@@ -2,5 +2,6 @@
 //! the counter and self-service flows) and a headless Chromium.
 
 mod browser;
+mod cases;
 mod http;
 mod support;

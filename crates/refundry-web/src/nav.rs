@@ -13,6 +13,7 @@ pub enum Area {
     Refunds,
     Dashboard,
     Disputes,
+    Corrections,
     Audit,
     Settings,
 }
@@ -65,6 +66,14 @@ pub const ENTRIES: &[Entry] = &[
         label: "nav.disputes",
         href: "/disputes",
         scopes: &["disputes:write"],
+        key: None,
+        built: true,
+    },
+    Entry {
+        area: Area::Corrections,
+        label: "corrections.nav",
+        href: "/corrections",
+        scopes: &["refunds:write", "refunds:approve"],
         key: None,
         built: true,
     },

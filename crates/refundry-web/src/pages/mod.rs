@@ -1,6 +1,7 @@
 //! One module per area; each owns its routes and templates.
 
 pub mod approvals;
+pub mod corrections;
 pub mod counter;
 pub mod disputes;
 pub mod home;
@@ -53,4 +54,8 @@ fn case_routes() -> Router<Web> {
         // the CSRF guard has already bounded the body by the evidence limit
         .route("/disputes/{id}/evidence", post(disputes::add_evidence).layer(DefaultBodyLimit::disable()))
         .route("/disputes/{id}/evidence/{item}", get(disputes::evidence_file))
+        .route("/corrections", get(corrections::list))
+        .route("/corrections/{id}", get(corrections::case))
+        .route("/corrections/{id}/refund", post(corrections::refund))
+        .route("/corrections/{id}/dismiss", post(corrections::dismiss))
 }

@@ -143,3 +143,73 @@ async fn evidence_is_uploaded_listed_and_downloaded_and_a_wrong_type_is_refused_
     assert!(r.headers()["content-disposition"].to_str().unwrap().starts_with("attachment"));
     assert_eq!(r.bytes().await.unwrap().as_ref(), pdf.as_slice());
 }
+
+async fn open_correction(web: &TestWeb) -> refundry_core::ids::CorrectionId {
+    let actor = Actor::system(web.merchant, "test");
+    let new = refundry_app::corrections::NewCorrection {
+        sale_id: SaleId::parse(&web.small_sale.id).unwrap(),
+        kind: "duplicate_charge".into(),
+        cause: "operator_error".into(),
+        responsible_party: Some("cashier.wang".into()),
+        note: Some("charged twice".into()),
+    };
+    web.app.open_correction(&actor, new).await.unwrap().id
+}
+
+#[tokio::test]
+async fn corrections_refund_once_through_the_app_and_dismissal_is_a_supervisors_with_a_reason() {
+    let web = support::spawn().await;
+    let id = open_correction(&web).await;
+    let case = format!("/corrections/{id}");
+    check_roles(&web, &[("/corrections", [true, true, false, false, true]), (&case, [true, true, false, false, true])])
+        .await;
+    let actor = Actor::system(web.merchant, "test");
+
+    // a cashier may refund but not dismiss; the dismiss form is not even shown
+    let cashier = web.logged_in("cashier.wang", "en").await;
+    let (_, html) = page(&cashier, &web, &case).await;
+    assert!(html.contains("correction-refund-form") && !html.contains("/dismiss\""));
+    let form = [("csrf", csrf_of(&html)), ("reason", "not wrong".into())];
+    let r = cashier.post(web.url(&format!("{case}/dismiss"))).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    // a dismissal without a reason is refused at the reason field
+    let supervisor = web.logged_in("supervisor.li", "en").await;
+    let (_, html) = page(&supervisor, &web, &case).await;
+    let form = [("csrf", csrf_of(&html)), ("reason", "  ".into())];
+    let r = supervisor.post(web.url(&format!("{case}/dismiss"))).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("id=\"reason-error\""));
+    assert_eq!(web.app.correction(&actor, id).await.unwrap().status, "open");
+
+    // a typed amount that is not one is refused at the amount field
+    let (_, html) = page(&cashier, &web, &case).await;
+    let idem = crate::support::field_of(&html, "idem");
+    let bad = [("csrf", csrf_of(&html)), ("idem", idem.clone()), ("amount", "1.234".into()), ("cause", "other".into())];
+    let r = cashier.post(web.url(&format!("{case}/refund"))).form(&bad).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("id=\"amount-error\""));
+
+    // the whole duplicate back; the same drawn form sent twice is one refund
+    let form = [
+        ("csrf", csrf_of(&html)),
+        ("idem", idem),
+        ("amount", String::new()),
+        ("note", "duplicate".into()),
+        ("cause", "operator_error".into()),
+        ("responsible_party", "cashier.wang".into()),
+    ];
+    for _ in 0..2 {
+        let r = cashier.post(web.url(&format!("{case}/refund"))).form(&form).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    }
+    let record = web.app.correction(&actor, id).await.unwrap();
+    assert_eq!(record.status, "refunded");
+    let query = refundry_store::model::RefundQuery { limit: 10, ..Default::default() };
+    let refunds = web.app.list_refunds(&actor, query).await.unwrap().items;
+    assert_eq!(refunds.len(), 1);
+    assert_eq!(refunds[0].amount.minor, 2_200);
+    assert_eq!(Some(refunds[0].id), record.refund_id);
+    let (_, html) = page(&cashier, &web, &case).await;
+    assert!(html.contains("data-status=\"refunded\"") && !html.contains("correction-refund-form"));
+}

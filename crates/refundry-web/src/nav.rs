@@ -84,7 +84,7 @@ pub const ENTRIES: &[Entry] = &[
         href: "/settings",
         scopes: &["admin"],
         key: None,
-        built: false,
+        built: true,
     },
 ];
 

@@ -9,6 +9,7 @@ pub mod login;
 pub mod refunds;
 pub mod sales;
 pub mod self_service;
+pub mod settings;
 pub mod views;
 
 use axum::Router;
@@ -58,4 +59,11 @@ fn case_routes() -> Router<Web> {
         .route("/corrections/{id}", get(corrections::case))
         .route("/corrections/{id}/refund", post(corrections::refund))
         .route("/corrections/{id}/dismiss", post(corrections::dismiss))
+        .route("/settings", get(settings::index))
+        .route("/settings/policy", get(settings::policy::form).post(settings::policy::submit))
+        .route("/settings/users", get(settings::users::list).post(settings::users::create))
+        .route("/settings/keys", get(settings::keys::list).post(settings::keys::create))
+        .route("/settings/webhooks", get(settings::webhooks::list).post(settings::webhooks::create))
+        .route("/settings/webhooks/{id}", get(settings::webhooks::deliveries))
+        .route("/settings/webhooks/{id}/deliveries/{delivery}/redeliver", post(settings::webhooks::redeliver))
 }

@@ -213,3 +213,213 @@ async fn corrections_refund_once_through_the_app_and_dismissal_is_a_supervisors_
     let (_, html) = page(&cashier, &web, &case).await;
     assert!(html.contains("data-status=\"refunded\"") && !html.contains("correction-refund-form"));
 }
+
+#[tokio::test]
+async fn settings_are_for_administrators_and_their_forms_need_the_token() {
+    let web = support::spawn().await;
+    let admin_only = [false, false, false, false, true];
+    let pages = ["/settings", "/settings/policy", "/settings/users", "/settings/keys", "/settings/webhooks"];
+    let table: Vec<(&str, [bool; 5])> = pages.iter().map(|p| (*p, admin_only)).collect();
+    check_roles(&web, &table).await;
+    let actor = Actor::system(web.merchant, "test");
+    // a supervisor's token does not make them an administrator
+    let supervisor = web.logged_in("supervisor.li", "en").await;
+    let (_, home) = page(&supervisor, &web, "/").await;
+    let token = csrf_of(&home);
+    let form = [("csrf", token.as_str()), ("name", "till"), ("scope", "refunds:write")];
+    let r = supervisor.post(web.url("/settings/keys")).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // an administrator without the token is refused too
+    let admin = web.logged_in("admin.zhao", "en").await;
+    let form = [("name", "till"), ("scope", "refunds:write")];
+    let r = admin.post(web.url("/settings/keys")).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(web.app.keys(&actor).await.unwrap().is_empty());
+}
+
+/// The policy form as the page draws it, with `changes` made.
+fn policy_form(html: &str, changes: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut fields = vec![("csrf".to_owned(), csrf_of(html))];
+    for name in [
+        "refund_window_days_card",
+        "refund_window_days_wallet",
+        "refund_window_days_cash",
+        "no_questions_days",
+        "approval_above_minor",
+        "large_sale_minor",
+        "large_sale_approval_above_minor",
+        "cash_refund_limit_minor",
+        "cashier_daily_limit_minor",
+        "approval_above_share_bps",
+        "sample_sale",
+        "sample_amount",
+        "sample_days",
+    ] {
+        let value = changes.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string());
+        fields.push((name.to_owned(), value.unwrap_or_else(|| crate::support::field_of(html, name))));
+    }
+    for (k, v) in [("other_cashier", "allow"), ("sample_method", "card"), ("sample_reason", "defective")] {
+        fields.push((k.to_owned(), v.to_owned()));
+    }
+    for reason in ["customer_request", "defective", "wrong_charge", "duplicate"] {
+        fields.push(("allowed_reasons".to_owned(), reason.to_owned()));
+    }
+    fields.extend(changes.iter().filter(|(k, _)| *k == "action").map(|(k, v)| (k.to_string(), v.to_string())));
+    fields
+}
+
+#[tokio::test]
+async fn a_bad_policy_value_is_shown_at_its_field_and_changes_nothing_and_the_preview_saves_nothing() {
+    let web = support::spawn().await;
+    let actor = Actor::system(web.merchant, "test");
+    let admin = web.logged_in("admin.zhao", "en").await;
+    let (_, html) = page(&admin, &web, "/settings/policy").await;
+    assert!(html.contains("Version 0"));
+
+    let bad = policy_form(&html, &[("refund_window_days_card", "0"), ("action", "save")]);
+    let r = admin.post(web.url("/settings/policy")).form(&bad).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = r.text().await.unwrap();
+    let error = body.split("id=\"refund_window_days_card-error\" role=\"alert\">").nth(1).expect("error at the field");
+    assert!(
+        error.starts_with("The refund policy is not valid: refund_window_days_card must be 1 to 3650 days"),
+        "{error}"
+    );
+    let not_a_number = policy_form(&html, &[("approval_above_share_bps", "ten"), ("action", "save")]);
+    let r = admin.post(web.url("/settings/policy")).form(&not_a_number).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("id=\"approval_above_share_bps-error\""));
+    assert_eq!(web.app.policy(&actor, None).await.unwrap().version, 0);
+
+    // the preview decides on the typed rules and saves nothing
+    let preview = policy_form(
+        &html,
+        &[
+            ("approval_above_minor", "100.00"),
+            ("sample_sale", "300.00"),
+            ("sample_amount", "200.00"),
+            ("action", "preview"),
+        ],
+    );
+    let r = admin.post(web.url("/settings/policy")).form(&preview).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body = r.text().await.unwrap();
+    let decision = body.split("data-testid=\"policy-preview\"").nth(1).expect("a preview");
+    assert!(decision.contains("Needs a supervisor"), "{decision}");
+    assert_eq!(web.app.policy(&actor, None).await.unwrap().version, 0);
+
+    let good = policy_form(&html, &[("approval_above_minor", "100.00"), ("action", "save")]);
+    let r = admin.post(web.url("/settings/policy")).form(&good).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let now = web.app.policy(&actor, None).await.unwrap();
+    assert_eq!((now.version, now.policy.approval_above_minor), (1, 10_000));
+    let (_, html) = page(&admin, &web, "/settings/policy").await;
+    assert!(html.contains("Version 1") && html.contains("value=\"100.00\""));
+}
+
+#[tokio::test]
+async fn a_new_keys_secret_is_shown_once_and_the_key_works() {
+    let web = support::spawn().await;
+    let actor = Actor::system(web.merchant, "test");
+    let admin = web.logged_in("admin.zhao", "en").await;
+    let (_, html) = page(&admin, &web, "/settings/keys").await;
+    let token = csrf_of(&html);
+    let form = [("csrf", token.as_str()), ("name", "  "), ("scope", "refunds:write")];
+    let r = admin.post(web.url("/settings/keys")).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("id=\"name-error\""));
+    let form = [
+        ("csrf", token.as_str()),
+        ("name", "Till 3"),
+        ("scope", "sales:write"),
+        ("scope", "refunds:write"),
+        ("terminal_id", "T0003"),
+    ];
+    let r = admin.post(web.url("/settings/keys")).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let body = r.text().await.unwrap();
+    let secret = body.split("data-testid=\"new-secret\">").nth(1).unwrap().split('<').next().unwrap().to_owned();
+    assert!(secret.starts_with("rk_"), "{secret}");
+    let key = web.app.authenticate(&secret, "test").await.unwrap();
+    assert!(key.may("refunds:write") && !key.may("admin"));
+    let (_, list) = page(&admin, &web, "/settings/keys").await;
+    assert!(list.contains("Till 3") && list.contains("sales:write refunds:write") && list.contains("T0003"));
+    assert!(!list.contains(&secret) && !list.contains("new-secret"), "the secret is shown once only");
+    assert_eq!(web.app.keys(&actor).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn people_are_added_with_a_role_and_a_taken_username_is_refused_at_its_field() {
+    let web = support::spawn().await;
+    let admin = web.logged_in("admin.zhao", "zh-CN").await;
+    let (_, html) = page(&admin, &web, "/settings/users").await;
+    assert!(html.contains("cashier.wang") && html.contains("收银员"));
+    let mut form = vec![
+        ("csrf", csrf_of(&html)),
+        ("username", "cashier.sun".to_owned()),
+        ("display_name", "孙收银".to_owned()),
+        ("role", "cashier".to_owned()),
+        ("password", "another-password-2".to_owned()),
+    ];
+    let r = admin.post(web.url("/settings/users")).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    web.app.log_in("cashier.sun", "another-password-2", "test").await.unwrap();
+    let (_, list) = page(&admin, &web, "/settings/users?created=cashier.sun").await;
+    assert!(list.contains("孙收银"));
+    form[1].1 = "cashier.wang".to_owned();
+    let r = admin.post(web.url("/settings/users")).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("id=\"username-error\""), "{body}");
+    assert!(!body.contains("another-password-2"), "a password is never written back");
+}
+
+#[tokio::test]
+async fn a_webhook_endpoint_shows_its_secret_once_and_its_deliveries_can_be_sent_again() {
+    let web = support::spawn().await;
+    let actor = Actor::system(web.merchant, "test");
+    let admin = web.logged_in("admin.zhao", "en").await;
+    let (_, html) = page(&admin, &web, "/settings/webhooks").await;
+    let bad = [("csrf", csrf_of(&html)), ("url", "ftp://example.com".into()), ("events", "*".into())];
+    let r = admin.post(web.url("/settings/webhooks")).form(&bad).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("id=\"url-error\""));
+    // nothing listens there: the deliveries fail and are logged
+    let form = [("csrf", csrf_of(&html)), ("url", "http://127.0.0.1:9/hook".into()), ("events", "*".into())];
+    let r = admin.post(web.url("/settings/webhooks")).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("whsec_"));
+    let endpoint = web.app.webhook_endpoints(&actor).await.unwrap().remove(0);
+    let (_, list) = page(&admin, &web, "/settings/webhooks").await;
+    assert!(list.contains("http://127.0.0.1:9/hook") && !list.contains("whsec_"));
+    // any audited change is an event
+    let policy = web.app.policy(&actor, None).await.unwrap().doc();
+    web.app.set_policy(&actor, None, policy).await.unwrap();
+    let mut log = Vec::new();
+    for _ in 0..100 {
+        log = web.app.webhook_deliveries(&actor, &endpoint.id).await.unwrap();
+        if !log.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(!log.is_empty(), "the event was delivered (and failed)");
+    let path = format!("/settings/webhooks/{}", endpoint.id);
+    let (status, html) = page(&admin, &web, &path).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(&log[0].event_id) && html.contains("data-testid=\"delivery-status\""));
+    let redeliver = format!("{path}/deliveries/{}/redeliver", log[0].id);
+    let r = admin.post(web.url(&redeliver)).form(&[("csrf", csrf_of(&html))]).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let before = log.len();
+    for _ in 0..100 {
+        log = web.app.webhook_deliveries(&actor, &endpoint.id).await.unwrap();
+        if log.len() > before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(log.len() > before, "the redelivery was attempted and logged");
+}

@@ -66,7 +66,8 @@ pub async fn guard(State(web): State<Web>, request: Request, next: Next) -> Resp
     } else {
         match checked(request, &expected, max_multipart_bytes(&web)).await {
             Ok(r) => r,
-            Err(lang) => return refused(lang),
+            Err(Refusal::Token(lang)) => return refused(lang),
+            Err(Refusal::TooLarge(lang)) => return too_large(lang),
         }
     };
     request.extensions_mut().insert(CsrfToken(expected));
@@ -80,26 +81,33 @@ pub async fn guard(State(web): State<Web>, request: Request, next: Next) -> Resp
     response
 }
 
-/// The request again when its token is right; otherwise the language to
-/// refuse it in.
-async fn checked(request: Request, expected: &str, max_multipart: usize) -> Result<Request, crate::i18n::Lang> {
+/// Why a POST is not let through, with the language to say it in.
+enum Refusal {
+    Token(crate::i18n::Lang),
+    /// An upload far over the file limit: not read to the end to find its token.
+    TooLarge(crate::i18n::Lang),
+}
+
+/// The request again when its token is right; otherwise why not.
+async fn checked(request: Request, expected: &str, max_multipart: usize) -> Result<Request, Refusal> {
     let lang = crate::page::lang_of(request.headers());
+    let refuse = Refusal::Token;
     if request.headers().get(HEADER).and_then(|v| v.to_str().ok()).is_some_and(|t| same(t, expected)) {
         return Ok(request);
     }
     let (parts, body) = request.into_parts();
     let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if let Ok(boundary) = multer::parse_boundary(content_type) {
-        let bytes = to_bytes(body, max_multipart).await.map_err(|_| lang)?;
+        let bytes = to_bytes(body, max_multipart).await.map_err(|_| Refusal::TooLarge(lang))?;
         let ok = multipart_token(bytes.clone(), boundary).await.is_some_and(|t| same(&t, expected));
-        return if ok { Ok(Request::from_parts(parts, Body::from(bytes))) } else { Err(lang) };
+        return if ok { Ok(Request::from_parts(parts, Body::from(bytes))) } else { Err(refuse(lang)) };
     }
     if !content_type.starts_with("application/x-www-form-urlencoded") {
-        return Err(lang);
+        return Err(refuse(lang));
     }
-    let bytes = to_bytes(body, MAX_FORM_BYTES).await.map_err(|_| lang)?;
+    let bytes = to_bytes(body, MAX_FORM_BYTES).await.map_err(|_| refuse(lang))?;
     let ok = form_urlencoded::parse(&bytes).any(|(k, v)| k == FIELD && same(&v, expected));
-    if ok { Ok(Request::from_parts(parts, Body::from(bytes))) } else { Err(lang) }
+    if ok { Ok(Request::from_parts(parts, Body::from(bytes))) } else { Err(refuse(lang)) }
 }
 
 /// The `csrf` field of a multipart body, if it has one.
@@ -112,6 +120,12 @@ async fn multipart_token(bytes: axum::body::Bytes, boundary: String) -> Option<S
         }
     }
     None
+}
+
+fn too_large(lang: crate::i18n::Lang) -> Response {
+    let body =
+        crate::page::bare_message(lang, lang.t("error.evidence_file_too_large"), lang.t("disputes.upload_too_large"));
+    (StatusCode::PAYLOAD_TOO_LARGE, body).into_response()
 }
 
 fn refused(lang: crate::i18n::Lang) -> Response {

@@ -130,6 +130,21 @@ async fn evidence_is_uploaded_listed_and_downloaded_and_a_wrong_type_is_refused_
     assert!(error.contains("PDF, PNG, JPEG or plain text"), "{error}");
     assert!(web.app.evidence(&actor, id).await.unwrap().is_empty());
 
+    // over the file limit: said at the field; far over it: not even read
+    let limit = refundry_app::evidence::DEFAULT_MAX_FILE_BYTES;
+    let mut big = pdf.clone();
+    big.resize(limit + 1, b' ');
+    let r = risk.post(web.url(&format!("{case}/evidence"))).multipart(upload(Some(&token), "receipt", "big.pdf", big));
+    let r = r.send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = r.text().await.unwrap();
+    let error = html.split("data-testid=\"file-error\">").nth(1).expect("the error is at the file field");
+    assert!(error.starts_with("The evidence file is too large"), "{error}");
+    let huge = vec![b'x'; 2 * limit + 128 * 1024];
+    let r = risk.post(web.url(&format!("{case}/evidence"))).multipart(upload(Some(&token), "other", "huge.txt", huge));
+    assert_eq!(r.send().await.unwrap().status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(web.app.evidence(&actor, id).await.unwrap().is_empty());
+
     let good = upload(Some(&token), "receipt", "../签购单.pdf", pdf.clone());
     let r = risk.post(web.url(&format!("{case}/evidence"))).multipart(good).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);

@@ -52,7 +52,9 @@ pub struct CaseRow {
 
 impl CaseRow {
     fn of(ctx: &Ctx, d: &DisputeRecord) -> CaseRow {
-        let awaits = state(d).is_some_and(|s| s.awaits_response());
+        // the deadline matters while an answer is owed, and once it is missed
+        let awaits =
+            matches!(DisputeStatus::parse(&d.status), Some(DisputeStatus::NeedsResponse | DisputeStatus::PastDue));
         let deadline = deadline_status(d.due_by, jiff::Timestamp::now(), DEFAULT_REMIND_WITHIN_DAYS);
         let days_left = if !awaits {
             String::new()

@@ -438,3 +438,40 @@ async fn a_webhook_endpoint_shows_its_secret_once_and_its_deliveries_can_be_sent
     }
     assert!(log.len() > before, "the redelivery was attempted and logged");
 }
+
+#[tokio::test]
+async fn a_case_past_its_deadline_is_highlighted_overdue_with_the_moves_left_to_it() {
+    let web = support::spawn().await;
+    let actor = Actor::system(web.merchant, "test");
+    let new = NewDispute {
+        sale_id: SaleId::parse(&web.small_sale.id).unwrap(),
+        case_ref: "CB-2020-0007".into(),
+        network: Network::Visa,
+        reason_code: "13.1".into(),
+        stage: DisputeStage::RetrievalRequest,
+        amount_minor: 2_200,
+        // long past, so it stays past
+        due_by: "2020-01-01T00:00:00Z".parse().unwrap(),
+        note: None,
+    };
+    let id = web.app.open_dispute(&actor, new).await.unwrap().id;
+    // the job runner's upkeep marks it past due
+    for _ in 0..100 {
+        if web.app.dispute(&actor, id).await.unwrap().status == "past_due" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(web.app.dispute(&actor, id).await.unwrap().status, "past_due");
+    let risk = web.logged_in("risk.chen", "zh-CN").await;
+    let (_, list) = page(&risk, &web, "/disputes?stage=retrieval_request").await;
+    assert!(list.contains("<tr class=\"overdue\">") && list.contains("天"), "{list}");
+    let (_, html) = page(&risk, &web, &format!("/disputes/{id}")).await;
+    assert!(html.contains("class=\"days overdue\""));
+    for allowed in ["move-respond_to_retrieval", "move-escalate"] {
+        assert!(html.contains(allowed), "{allowed} missing");
+    }
+    for refused in ["move-mark_past_due", "move-submit_evidence"] {
+        assert!(!html.contains(refused), "{refused} offered");
+    }
+}

@@ -22,12 +22,24 @@ pub const HEADER: &str = "x-csrf-token";
 pub const FIELD: &str = "csrf";
 /// Forms are small; a larger body is refused before it is read whole.
 const MAX_FORM_BYTES: usize = 64 * 1024;
-/// A multipart form carries a file; it is read whole (up to this) to find
-/// its token. Twice the largest evidence file plus room for the fields, so
-/// a file somewhat over the limit still reaches the page, which says so
-/// next to the field rather than here.
-fn max_multipart_bytes(web: &Web) -> usize {
-    web.app.config.disputes.evidence_max_file_bytes.saturating_mul(2).saturating_add(MAX_FORM_BYTES)
+/// `/disputes/{id}/evidence`.
+fn is_evidence_upload(path: &str) -> bool {
+    path.strip_prefix("/disputes/")
+        .and_then(|rest| rest.strip_suffix("/evidence"))
+        .is_some_and(|id| !id.is_empty() && !id.contains('/'))
+}
+
+/// A multipart form is read whole (up to this) to find its token. Only the
+/// evidence upload takes a file: twice the largest evidence file plus room
+/// for the fields, so a file somewhat over the limit still reaches the
+/// page, which says so next to the field rather than here. Any other path
+/// gets no more than a plain form.
+fn max_multipart_bytes(web: &Web, path: &str) -> usize {
+    if is_evidence_upload(path) {
+        web.app.config.disputes.evidence_max_file_bytes.saturating_mul(2).saturating_add(MAX_FORM_BYTES)
+    } else {
+        MAX_FORM_BYTES
+    }
 }
 
 /// The token pages put in their forms, for this request's visitor.
@@ -64,7 +76,8 @@ pub async fn guard(State(web): State<Web>, request: Request, next: Next) -> Resp
     let mut request = if is_safe(request.method()) {
         request
     } else {
-        match checked(request, &expected, max_multipart_bytes(&web)).await {
+        let max_multipart = max_multipart_bytes(&web, request.uri().path());
+        match checked(request, &expected, max_multipart).await {
             Ok(r) => r,
             Err(Refusal::Token(lang)) => return refused(lang),
             Err(Refusal::TooLarge(lang)) => return too_large(lang),
@@ -136,6 +149,15 @@ fn refused(lang: crate::i18n::Lang) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_evidence_upload_is_read_past_a_plain_forms_size() {
+        assert!(is_evidence_upload("/disputes/dp_1/evidence"));
+        assert!(!is_evidence_upload("/disputes//evidence"));
+        assert!(!is_evidence_upload("/disputes/dp_1/x/evidence"));
+        assert!(!is_evidence_upload("/login"));
+        assert!(!is_evidence_upload("/settings/keys"));
+    }
 
     #[test]
     fn tokens_differ_by_secret_and_compare_in_full() {

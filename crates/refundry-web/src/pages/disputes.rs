@@ -159,7 +159,12 @@ impl EvidenceRow {
 }
 
 fn size(bytes: i64) -> String {
-    if bytes < 1024 { format!("{bytes} B") } else { format!("{} KiB", (bytes + 1023) / 1024) }
+    const MIB: i64 = 1024 * 1024;
+    match bytes {
+        b if b < 1024 => format!("{b} B"),
+        b if b >= MIB && b % MIB == 0 => format!("{} MiB", b / MIB),
+        b => format!("{} KiB", (b + 1023) / 1024),
+    }
 }
 
 #[derive(Template)]

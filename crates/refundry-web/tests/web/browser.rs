@@ -272,6 +272,15 @@ async fn cases_and_settings(b: &Browser) {
     b.shots_both("disputes").await;
     b.go(&format!("/disputes/{}", dispute.id)).await;
     b.wait_for("[data-testid=evidence-summary]", Duration::from_secs(5)).await;
+    // a file from disk through the browser's own multipart form
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("chat.txt");
+    std::fs::write(&file, "顾客确认已收到退款 / customer confirmed the refund\n").unwrap();
+    b.el("#evidence-note").await.send_keys("聊天记录").await.unwrap();
+    b.el("#file").await.send_keys(file.to_str().unwrap()).await.unwrap();
+    b.el("[data-testid=evidence-form] button[type=submit]").await.click().await.unwrap();
+    b.wait_for("[data-testid=evidence-file]", Duration::from_secs(10)).await;
+    assert!(b.text().await.contains("chat.txt"));
     b.shots_both("dispute").await;
     b.log_out().await;
 

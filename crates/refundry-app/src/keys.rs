@@ -91,6 +91,12 @@ impl App {
         Ok(NewKey { id, secret: token })
     }
 
+    /// The merchant's keys, oldest first (their secrets are not kept).
+    pub async fn keys(&self, actor: &Actor) -> Result<Vec<ApiKeyRecord>, AppError> {
+        let merchant = actor.merchant_id;
+        refundry_store::read(&self.store, move |tx| Ok(tx.keys_of(merchant)?)).await
+    }
+
     /// Resolves a bearer token to the acting key. Verified keys are cached
     /// briefly so that a request does not cost a database read.
     pub async fn authenticate(&self, token: &str, source: &str) -> Result<Actor, AppError> {

@@ -29,6 +29,8 @@ pub trait MerchantRepo {
 pub trait KeyRepo {
     fn insert_key(&mut self, key: &ApiKeyRecord) -> Result<()>;
     fn find_key(&mut self, id: KeyId) -> Result<Option<ApiKeyRecord>>;
+    /// The merchant's keys, oldest first.
+    fn keys_of(&mut self, merchant: MerchantId) -> Result<Vec<ApiKeyRecord>>;
 }
 
 pub trait UserRepo {

@@ -251,3 +251,36 @@ async fn a_notice_is_claimed_once_even_by_writers_racing_for_it() {
     let other = write(&store, move |tx| tx.claim_notice(id, "dp_case", "deadline_reminder_1d", now)).await.unwrap();
     assert!(other, "another kind about the same subject is its own notice");
 }
+
+#[tokio::test]
+async fn a_merchants_keys_are_listed_oldest_first_and_no_one_elses() {
+    use refundry_core::ids::KeyId;
+    use refundry_store::model::ApiKeyRecord;
+    let dir = tempfile::tempdir().unwrap();
+    let t = open(&dir);
+    let (ours, theirs) = (merchant("ours"), merchant("theirs"));
+    let key = |m: &Merchant, name: &str, terminal: Option<&str>| ApiKeyRecord {
+        id: KeyId::generate(),
+        merchant_id: m.id,
+        name: name.into(),
+        secret_sha256: [7; 32],
+        scopes: vec!["sales:write".into(), "refunds:write".into()],
+        store_id: None,
+        terminal_id: terminal.map(str::to_owned),
+        created_at: "2030-01-02T03:04:05Z".parse().unwrap(),
+        revoked_at: None,
+    };
+    let keys = [key(&ours, "till 1", Some("T0001")), key(&theirs, "other", None), key(&ours, "till 2", None)];
+    let (a, c) = (keys[0].clone(), keys[2].clone());
+    write(&t.store, move |tx| {
+        tx.insert_merchant(&ours)?;
+        tx.insert_merchant(&theirs)?;
+        keys.iter().try_for_each(|k| tx.insert_key(k))?;
+        Ok::<_, StoreError>(())
+    })
+    .await
+    .unwrap();
+    let merchant_id = a.merchant_id;
+    let listed = read(&t.store, move |tx| tx.keys_of(merchant_id)).await.unwrap();
+    assert_eq!(listed, vec![a, c]);
+}

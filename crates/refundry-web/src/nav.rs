@@ -13,6 +13,7 @@ pub enum Area {
     Refunds,
     Dashboard,
     Disputes,
+    Corrections,
     Audit,
     Settings,
 }
@@ -66,7 +67,15 @@ pub const ENTRIES: &[Entry] = &[
         href: "/disputes",
         scopes: &["disputes:write"],
         key: None,
-        built: false,
+        built: true,
+    },
+    Entry {
+        area: Area::Corrections,
+        label: "corrections.nav",
+        href: "/corrections",
+        scopes: &["refunds:write", "refunds:approve"],
+        key: None,
+        built: true,
     },
     // the scope of the audit API (`GET /v1/audit-events`)
     Entry { area: Area::Audit, label: "nav.audit", href: "/audit", scopes: &["reports:read"], key: None, built: true },
@@ -76,7 +85,7 @@ pub const ENTRIES: &[Entry] = &[
         href: "/settings",
         scopes: &["admin"],
         key: None,
-        built: false,
+        built: true,
     },
 ];
 

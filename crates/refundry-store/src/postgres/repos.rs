@@ -342,6 +342,18 @@ impl PgTx<'_> {
 }
 
 impl KeyRepo for PgTx<'_> {
+    fn keys_of(&mut self, merchant: MerchantId) -> Result<Vec<ApiKeyRecord>> {
+        let rows =
+            self.query("SELECT id FROM api_keys WHERE merchant_id = $1 ORDER BY id", &[&merchant.to_string()])?;
+        // a merchant has a handful of keys: one read each keeps one row mapping
+        let mut keys = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id = col_id(row, 0, KeyId::parse)?;
+            keys.extend(self.find_key(id)?);
+        }
+        Ok(keys)
+    }
+
     fn insert_key(&mut self, k: &ApiKeyRecord) -> Result<()> {
         self.execute(
             "INSERT INTO api_keys (id, merchant_id, name, secret_sha256, scopes, store_id, terminal_id, created_at, revoked_at)

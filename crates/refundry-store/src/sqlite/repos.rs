@@ -225,6 +225,20 @@ impl SqliteTx<'_> {
 }
 
 impl KeyRepo for SqliteTx<'_> {
+    fn keys_of(&mut self, merchant: MerchantId) -> Result<Vec<ApiKeyRecord>> {
+        let ids: Vec<String> = self
+            .conn
+            .prepare_cached("SELECT id FROM api_keys WHERE merchant_id = ?1 ORDER BY id")?
+            .query_map([merchant.to_string()], |r| r.get(0))?
+            .collect::<std::result::Result<_, _>>()?;
+        // a merchant has a handful of keys: one read each keeps one row mapping
+        let mut keys = Vec::with_capacity(ids.len());
+        for id in ids {
+            keys.extend(self.find_key(parse_id(id, KeyId::parse)?)?);
+        }
+        Ok(keys)
+    }
+
     fn insert_key(&mut self, k: &ApiKeyRecord) -> Result<()> {
         self.conn
             .prepare_cached(

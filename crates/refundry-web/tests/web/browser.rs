@@ -247,6 +247,65 @@ async fn flow(b: &Browser) {
     b.wait_for("[data-testid=self-status][data-status=requires_approval]", Duration::from_secs(10)).await;
     assert!(b.driver.current_url().await.unwrap().path().starts_with("/self-service/status/"));
     b.shots_both("self-service-status").await;
+
+    cases_and_settings(b).await;
+}
+
+/// The case pages (a risk analyst's disputes, a supervisor's wrong
+/// charges) and the administrator's settings, in both languages.
+async fn cases_and_settings(b: &Browser) {
+    use refundry_core::ids::SaleId;
+    let system = refundry_app::Actor::system(b.web.merchant, "test");
+    let small = SaleId::parse(&b.web.small_sale.id).unwrap();
+    let dispute = refundry_app::disputes::NewDispute {
+        sale_id: small,
+        case_ref: "CB-2030-0042".into(),
+        network: refundry_core::dispute::Network::UnionPay,
+        reason_code: "4514".into(),
+        stage: refundry_core::dispute::DisputeStage::Chargeback,
+        amount_minor: 2_200,
+        due_by: "2030-03-01T00:00:00Z".parse().unwrap(),
+        note: None,
+    };
+    let dispute = b.web.app.open_dispute(&system, dispute).await.unwrap();
+    let correction = refundry_app::corrections::NewCorrection {
+        sale_id: small,
+        kind: "duplicate_charge".into(),
+        cause: "operator_error".into(),
+        responsible_party: None,
+        note: Some("扣了两次 charged twice".into()),
+    };
+    let correction = b.web.app.open_correction(&system, correction).await.unwrap();
+
+    b.log_in("risk.chen").await;
+    b.go("/disputes").await;
+    b.shots_both("disputes").await;
+    b.go(&format!("/disputes/{}", dispute.id)).await;
+    b.wait_for("[data-testid=evidence-summary]", Duration::from_secs(5)).await;
+    // a file from disk through the browser's own multipart form
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("chat.txt");
+    std::fs::write(&file, "顾客确认已收到退款 / customer confirmed the refund\n").unwrap();
+    b.el("#evidence-note").await.send_keys("聊天记录").await.unwrap();
+    b.el("#file").await.send_keys(file.to_str().unwrap()).await.unwrap();
+    b.el("[data-testid=evidence-form] button[type=submit]").await.click().await.unwrap();
+    b.wait_for("[data-testid=evidence-file]", Duration::from_secs(10)).await;
+    assert!(b.text().await.contains("chat.txt"));
+    b.shots_both("dispute").await;
+    b.log_out().await;
+
+    b.log_in("supervisor.li").await;
+    b.go("/corrections").await;
+    b.shots_both("corrections").await;
+    b.go(&format!("/corrections/{}", correction.id)).await;
+    b.shots_both("correction").await;
+    b.log_out().await;
+
+    b.log_in("admin.zhao").await;
+    for page in ["policy", "users", "keys", "webhooks"] {
+        b.go(&format!("/settings/{page}")).await;
+        b.shots_both(&format!("settings-{page}")).await;
+    }
 }
 
 /// Date inputs take keys in the browser's locale order; setting the value

@@ -2,6 +2,7 @@
 //! the counter and self-service flows) and a headless Chromium.
 
 mod browser;
+mod cases;
 mod http;
 mod reports;
 mod support;

@@ -39,7 +39,9 @@ fn walk(value: &Value, path: &str, key: &str) -> Option<String> {
             if is_forbidden_key(k) { Some(child) } else { walk(v, &child, k) }
         }),
         Value::Array(items) => items.iter().enumerate().find_map(|(i, v)| walk(v, &format!("{path}[{i}]"), key)),
-        Value::String(s) => (!is_refundry_id(s) && value_is_sensitive(key, s)).then(|| path.to_owned()),
+        Value::String(s) => {
+            (!refundry_core::ids::looks_like_id(s) && value_is_sensitive(key, s)).then(|| path.to_owned())
+        }
         // amounts are bounded well below card-number length; other numbers
         // are checked as their digits
         Value::Number(n) if !key.ends_with("amount") => {
@@ -48,18 +50,6 @@ fn walk(value: &Value, path: &str, key: &str) -> Option<String> {
         }
         _ => None,
     }
-}
-
-/// Our own ids (`sale_` + 32 hex digits…) are UUIDs in hex: one in a few
-/// hundred holds a 13-digit run that happens to pass Luhn. They are not
-/// card numbers and must not be refused as such.
-fn is_refundry_id(s: &str) -> bool {
-    s.split_once('_').is_some_and(|(prefix, hex)| {
-        (2..=5).contains(&prefix.len())
-            && prefix.bytes().all(|b| b.is_ascii_lowercase())
-            && hex.len() == 32
-            && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    })
 }
 
 fn depth(value: &Value) -> usize {
@@ -116,7 +106,7 @@ fn classify(e: &serde_json::Error) -> &'static str {
 pub async fn refuse_card_data_in_query(request: Request, next: Next) -> Response {
     if let Some(query) = request.uri().query() {
         for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-            if is_forbidden_key(&key) || (!is_refundry_id(&value) && contains_card_number(&value)) {
+            if is_forbidden_key(&key) || (!refundry_core::ids::looks_like_id(&value) && contains_card_number(&value)) {
                 return sensitive(&key).into_response();
             }
         }

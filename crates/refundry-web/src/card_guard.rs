@@ -18,16 +18,7 @@ const MAX_FORM_BYTES: usize = 64 * 1024;
 /// Our own ids and tokens are hex or base64 that may hold a Luhn-valid run
 /// of digits by chance; they are not typed by people.
 fn is_ours(field: &str, value: &str) -> bool {
-    field == csrf::FIELD || field == "idem" || field == "after" || is_refundry_id(value)
-}
-
-fn is_refundry_id(s: &str) -> bool {
-    s.split_once('_').is_some_and(|(prefix, hex)| {
-        (2..=5).contains(&prefix.len())
-            && prefix.bytes().all(|b| b.is_ascii_lowercase())
-            && hex.len() == 32
-            && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    })
+    field == csrf::FIELD || field == "idem" || field == "after" || refundry_core::ids::looks_like_id(value)
 }
 
 /// The first field holding card data.

@@ -74,6 +74,13 @@ impl From<postgres::Error> for StoreError {
             return StoreError::Unavailable;
         };
         let code = db.code();
+        // the server is going down, starting up or dropped us (class 57:
+        // operator intervention; class 08: connection exception): a restart,
+        // not a fault of the request, so the caller may try again
+        if code.code().starts_with("57") || code.code().starts_with("08") {
+            tracing::warn!(error = %e, "PostgreSQL is restarting or refused the connection");
+            return StoreError::Unavailable;
+        }
         if *code == SqlState::UNIQUE_VIOLATION {
             return StoreError::Duplicate(db.constraint().unwrap_or("unique").to_owned());
         }

@@ -74,11 +74,13 @@ where
 
     fn finish(self: Box<Self>, committed: Result<(), StoreError>) {
         let answer = match (committed, self.result) {
-            (_, None) => Err(E::from(StoreError::JobPanicked)),
             // a refused job was rolled back whatever the commit did
             (_, Some(Err(e))) => Err(e),
             (Ok(()), Some(Ok(r))) => Ok(r),
-            (Err(e), Some(Ok(_))) => Err(E::from(e)),
+            // the batch failed (a lost connection, say): that is the answer,
+            // also for a job that never got to run
+            (Err(e), _) => Err(E::from(e)),
+            (Ok(()), None) => Err(E::from(StoreError::JobPanicked)),
         };
         let _ = self.reply.send(answer);
     }

@@ -484,6 +484,42 @@ pub struct SlipFacts {
     pub contact_masked: Option<String>,
 }
 
+/// How the caller words a slip: the reason, and the people named on it.
+pub struct SlipWording {
+    pub reason: String,
+    pub operator: String,
+    pub approver: Option<String>,
+    pub locale: refundry_slips::Locale,
+}
+
+impl SlipFacts {
+    /// The slip, with times in `time_zone`.
+    pub fn slip(&self, wording: SlipWording, time_zone: jiff::tz::TimeZone) -> refundry_slips::Slip {
+        use refundry_slips::{OriginalSale, Slip, SlipItem, Tender};
+        let (r, sale) = (&self.refund, &self.sale);
+        Slip {
+            merchant_name: self.merchant_name.clone(),
+            store_name: self.store_name.clone(),
+            terminal_id: sale.terminal_id.clone(),
+            refund_id: r.id,
+            refund_type: r.refund_type,
+            status: r.status,
+            amount: r.amount,
+            reason: wording.reason,
+            items: r.items.iter().map(|i| SlipItem::planned(sale, i)).collect(),
+            original: OriginalSale::of(sale),
+            tender: Tender::from(&sale.payment_method),
+            created_at: r.created_at,
+            completed_at: r.completed_at,
+            operator: wording.operator,
+            approver: wording.approver,
+            customer_contact_masked: self.contact_masked.clone(),
+            time_zone,
+            locale: wording.locale,
+        }
+    }
+}
+
 impl App {
     pub async fn slip_facts(&self, actor: &Actor, id: RefundId) -> Result<SlipFacts, AppError> {
         let actor = actor.clone();

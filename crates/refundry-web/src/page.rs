@@ -65,6 +65,12 @@ impl Ctx {
         self.error(StatusCode::NOT_FOUND, self.t("error.not_found"), self.t("page.not_found_detail"))
     }
 
+    /// An id from the address, or the "not found" page: a malformed id
+    /// names nothing.
+    pub fn id<T, E>(&self, text: &str, parse: fn(&str) -> Result<T, E>) -> Result<T, Response> {
+        parse(text).map_err(|_| self.not_found())
+    }
+
     /// An app error as a page: its title from the catalogue, its detail.
     pub fn app_error(&self, e: &AppError) -> Response {
         self.error(status_of(e.code), &self.error_title(e.code), &e.detail)

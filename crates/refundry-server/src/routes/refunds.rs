@@ -334,34 +334,22 @@ pub async fn get_slip(
     Query(q): Query<SlipQuery>,
 ) -> Result<Response, ApiError> {
     use axum::response::IntoResponse;
-    use refundry_slips::{Locale, OriginalSale, Slip, SlipItem, Tender, Width};
+    use refundry_app::refunds::SlipWording;
+    use refundry_slips::{Locale, Width};
     let locale = match q.locale.as_deref() {
         None | Some("zh-CN") | Some("zh") => Locale::Zh,
         Some("en") => Locale::En,
         Some(_) => return Err(bad_query("locale", "locale must be zh-CN or en")),
     };
     let facts = state.app.slip_facts(auth.reader(), refund_id(&id)?).await?;
-    let (r, sale) = (&facts.refund, &facts.sale);
-    let slip = Slip {
-        merchant_name: facts.merchant_name.clone(),
-        store_name: facts.store_name.clone(),
-        terminal_id: sale.terminal_id.clone(),
-        refund_id: r.id,
-        refund_type: r.refund_type,
-        status: r.status,
-        amount: r.amount,
+    let r = &facts.refund;
+    let wording = SlipWording {
         reason: r.reason.as_str().replace('_', " "),
-        items: r.items.iter().map(|i| SlipItem::planned(sale, i)).collect(),
-        original: OriginalSale::of(sale),
-        tender: Tender::from(&sale.payment_method),
-        created_at: r.created_at,
-        completed_at: r.completed_at,
         operator: r.requested_by.clone(),
         approver: r.decided_by.clone(),
-        customer_contact_masked: facts.contact_masked.clone(),
-        time_zone: jiff::tz::TimeZone::get("Asia/Shanghai").unwrap_or(jiff::tz::TimeZone::UTC),
         locale,
     };
+    let slip = facts.slip(wording, state.app.config.business_tz.clone());
     let answer =
         |ctype: &'static str, body: Vec<u8>| ([(axum::http::header::CONTENT_TYPE, ctype)], body).into_response();
     Ok(match q.format.as_deref().unwrap_or("text") {

@@ -86,7 +86,7 @@ pub async fn decide(
 ) -> PageResult {
     staff.enter(Area::Approvals)?;
     let ctx = &staff.ctx;
-    let refund_id = RefundId::parse(&id).map_err(|_| ctx.not_found())?;
+    let refund_id = ctx.id(&id, RefundId::parse)?;
     let note = f.note.trim().to_owned();
     let result = match f.decision.as_str() {
         "approve" => {

@@ -15,7 +15,7 @@ use refundry_core::ids::CorrectionId;
 use refundry_store::model::{CorrectionRecord, Refund};
 use serde::Deserialize;
 
-use super::disputes::Choice;
+use super::views::{Choice, choices};
 use crate::Web;
 use crate::format::parse_major;
 use crate::nav::Area;
@@ -133,10 +133,6 @@ fn evidence_lines(json: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn correction_id(ctx: &Ctx, id: &str) -> Result<CorrectionId, Response> {
-    CorrectionId::parse(id).map_err(|_| ctx.not_found())
-}
-
 async fn case_page(
     web: &Web,
     staff: &Staff,
@@ -162,14 +158,7 @@ async fn case_page(
         is_open: c.status == "open",
         may_refund: staff.actor.may(REFUND_SCOPE),
         may_dismiss: staff.actor.may(DISMISS_SCOPE),
-        causes: CorrectionCause::ALL
-            .iter()
-            .map(|k| Choice {
-                code: k.as_str(),
-                label: ctx.t(&format!("corrections.cause.{}", k.as_str())),
-                selected: k.as_str() == cause,
-            })
-            .collect(),
+        causes: choices(ctx, "corrections.cause", CorrectionCause::ALL.iter().map(|k| k.as_str()), &cause),
         form,
         errors,
         done,
@@ -190,7 +179,7 @@ pub async fn case(
     Query(q): Query<Done>,
 ) -> PageResult {
     staff.enter(Area::Corrections)?;
-    let id = correction_id(&staff.ctx, &id)?;
+    let id = staff.ctx.id(&id, CorrectionId::parse)?;
     let done = match q.done.as_str() {
         "refunded" => "corrections.refunded",
         "dismissed" => "corrections.dismissed",
@@ -222,7 +211,7 @@ pub async fn refund(
     if !staff.actor.may(REFUND_SCOPE) {
         return Err(staff.ctx.forbidden());
     }
-    let id = correction_id(&staff.ctx, &id)?;
+    let id = staff.ctx.id(&id, CorrectionId::parse)?;
     let get = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_owned()).unwrap_or_default();
     let form = Typed {
         amount: get("amount"),
@@ -290,7 +279,7 @@ pub async fn dismiss(
     if !staff.actor.may(DISMISS_SCOPE) {
         return Err(staff.ctx.forbidden());
     }
-    let id = correction_id(&staff.ctx, &id)?;
+    let id = staff.ctx.id(&id, CorrectionId::parse)?;
     let reason = f.reason.trim().to_owned();
     let result = if reason.is_empty() {
         Err(AppError::validation("reason", staff.ctx.t("corrections.say_why")))

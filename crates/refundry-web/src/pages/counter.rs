@@ -8,7 +8,7 @@
 use askama::Template;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect};
 use refundry_app::idempotency::{Idempotency, Replay, StoredResponse};
 use refundry_app::refunds::{Preview, RefundRequest};
 use refundry_app::sales::SaleView;
@@ -18,7 +18,7 @@ use refundry_core::refund::{ItemQuantity, RefundAsk, RefundReason};
 use refundry_store::model::{Refund, RefundQuery, SaleQuery};
 use serde::Deserialize;
 
-use super::views::{ReasonLine, RefundRow, SaleRow, decision_reasons};
+use super::views::{Choice, ReasonLine, RefundRow, SaleRow, choices, decision_reasons};
 use crate::Web;
 use crate::format::{self, parse_major};
 use crate::nav::Area;
@@ -151,12 +151,6 @@ pub struct ItemLine {
     pub qty: String,
 }
 
-pub struct Choice {
-    pub code: &'static str,
-    pub label: &'static str,
-    pub selected: bool,
-}
-
 /// The policy's answer before submitting.
 pub struct PreviewView {
     pub outcome: &'static str,
@@ -187,10 +181,6 @@ struct SalePage<'a> {
 struct PreviewPart<'a> {
     ctx: &'a Ctx,
     preview: Option<PreviewView>,
-}
-
-fn sale_id(ctx: &Ctx, id: &str) -> Result<SaleId, Response> {
-    SaleId::parse(id).map_err(|_| ctx.not_found())
 }
 
 /// The sale, its refunds, and how many of each item are left.
@@ -234,20 +224,13 @@ async fn reason_choices(web: &Web, actor: &Actor, ctx: &Ctx, view: &SaleView, ch
         Ok(p) => p.policy.allowed_reasons,
         Err(_) => RefundReason::ALL.to_vec(),
     };
-    allowed
-        .iter()
-        .map(|r| Choice {
-            code: r.as_str(),
-            label: ctx.t(&format!("reason.{}", r.as_str())),
-            selected: r.as_str() == chosen,
-        })
-        .collect()
+    choices(ctx, "reason", allowed.iter().map(|r| r.as_str()), chosen)
 }
 
 pub async fn sale(State(web): State<Web>, mut staff: Staff, Path(id): Path<String>) -> PageResult {
     staff.enter(Area::Counter)?;
     let ctx = &staff.ctx;
-    let id = sale_id(ctx, &id)?;
+    let id = ctx.id(&id, SaleId::parse)?;
     let (view, refunds) = load(&web, &staff.actor, id).await.map_err(|e| ctx.app_error(&e))?;
     let reasons = reason_choices(&web, &staff.actor, ctx, &view, "").await;
     let page = SalePage {
@@ -376,7 +359,7 @@ pub async fn preview(
 ) -> PageResult {
     staff.enter(Area::Counter)?;
     let ctx = &staff.ctx;
-    let id = sale_id(ctx, &id)?;
+    let id = ctx.id(&id, SaleId::parse)?;
     let view = web.app.sale(&staff.actor, id).await.map_err(|e| ctx.app_error(&e))?;
     let form = RefundForm { fields };
     let preview = match form.request(ctx, &view) {
@@ -400,7 +383,7 @@ pub async fn submit(
 ) -> PageResult {
     staff.enter(Area::Counter)?;
     let ctx = &staff.ctx;
-    let id = sale_id(ctx, &id)?;
+    let id = ctx.id(&id, SaleId::parse)?;
     let (view, refunds) = load(&web, &staff.actor, id).await.map_err(|e| ctx.app_error(&e))?;
     let form = RefundForm { fields };
     let outcome = match form.request(ctx, &view) {

@@ -18,20 +18,10 @@ use refundry_core::ids::{DisputeId, EvidenceId};
 use refundry_store::model::{DisputeRecord, EvidenceRecord};
 use serde::Deserialize;
 
+use super::views::{Choice, choices};
 use crate::Web;
 use crate::nav::Area;
 use crate::page::{Ctx, FieldErrors, PageResult, Staff, render};
-
-/// A code and its name, for a filter's or a form's choices.
-pub struct Choice {
-    pub code: &'static str,
-    pub label: &'static str,
-    pub selected: bool,
-}
-
-fn choices(ctx: &Ctx, prefix: &str, codes: impl Iterator<Item = &'static str>, current: &str) -> Vec<Choice> {
-    codes.map(|code| Choice { code, label: ctx.t(&format!("{prefix}.{code}")), selected: code == current }).collect()
-}
 
 pub struct CaseRow {
     pub id: String,
@@ -195,10 +185,6 @@ pub struct Done {
     done: String,
 }
 
-fn dispute_id(ctx: &Ctx, id: &str) -> Result<DisputeId, Response> {
-    DisputeId::parse(id).map_err(|_| ctx.not_found())
-}
-
 /// What the page shows after a form, good or refused.
 #[derive(Default)]
 struct Outcome {
@@ -255,7 +241,7 @@ pub async fn case(
     Query(q): Query<Done>,
 ) -> PageResult {
     staff.enter(Area::Disputes)?;
-    let id = dispute_id(&staff.ctx, &id)?;
+    let id = staff.ctx.id(&id, DisputeId::parse)?;
     let done = match q.done.as_str() {
         "moved" => "disputes.moved",
         "evidence" => "disputes.evidence_added",
@@ -301,7 +287,7 @@ pub async fn move_case(
     Form(f): Form<Move>,
 ) -> PageResult {
     staff.enter(Area::Disputes)?;
-    let id = dispute_id(&staff.ctx, &id)?;
+    let id = staff.ctx.id(&id, DisputeId::parse)?;
     let note = Some(f.note.trim().to_owned()).filter(|n| !n.is_empty());
     let result = match DisputeEvent::parse(&f.event) {
         Some(event) => web.app.move_dispute(&staff.actor, id, event, note).await,
@@ -352,7 +338,7 @@ pub async fn add_evidence(
     form: Multipart,
 ) -> PageResult {
     staff.enter(Area::Disputes)?;
-    let id = dispute_id(&staff.ctx, &id)?;
+    let id = staff.ctx.id(&id, DisputeId::parse)?;
     let upload = match read_upload(form).await {
         Ok(u) => u,
         Err(e) => return refused(&web, &staff, id, &e, "file", Outcome::default()).await,
@@ -387,8 +373,8 @@ pub async fn evidence_file(
 ) -> PageResult {
     staff.enter(Area::Disputes)?;
     let ctx = &staff.ctx;
-    let id = dispute_id(ctx, &id)?;
-    let item = EvidenceId::parse(&item).map_err(|_| ctx.not_found())?;
+    let id = ctx.id(&id, DisputeId::parse)?;
+    let item = ctx.id(&item, EvidenceId::parse)?;
     let (file, bytes) = web.app.evidence_file(&staff.actor, id, item).await.map_err(|e| ctx.app_error(&e))?;
     let encoded: String = form_urlencoded::byte_serialize(file.name.as_bytes()).collect();
     let disposition = format!("attachment; filename=\"evidence\"; filename*=UTF-8''{}", encoded.replace('+', "%20"));

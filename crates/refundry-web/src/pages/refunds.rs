@@ -7,9 +7,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use refundry_app::Actor;
+use refundry_app::refunds::SlipWording;
 use refundry_core::ids::RefundId;
 use refundry_core::refund::RefundStatus;
-use refundry_slips::{OriginalSale, Slip, SlipItem, Tender, Width};
+use refundry_slips::{Slip, Width};
 use refundry_store::model::RefundQuery;
 use serde::Deserialize;
 
@@ -116,14 +117,10 @@ async fn live_of(
     Ok((live, refund))
 }
 
-fn refund_id(ctx: &Ctx, id: &str) -> Result<RefundId, Response> {
-    RefundId::parse(id).map_err(|_| ctx.not_found())
-}
-
 pub async fn detail(State(web): State<Web>, mut staff: Staff, Path(id): Path<String>) -> PageResult {
     staff.enter(Area::Refunds)?;
     let ctx = &staff.ctx;
-    let (live, refund) = live_of(&web, &staff.actor, ctx, refund_id(ctx, &id)?).await?;
+    let (live, refund) = live_of(&web, &staff.actor, ctx, ctx.id(&id, RefundId::parse)?).await?;
     let sale = web.app.sale(&staff.actor, refund.sale_id).await.map_err(|e| ctx.app_error(&e))?;
     let items = refund
         .items
@@ -148,34 +145,21 @@ pub async fn detail(State(web): State<Web>, mut staff: Staff, Path(id): Path<Str
 pub async fn live(State(web): State<Web>, mut staff: Staff, Path(id): Path<String>) -> PageResult {
     staff.enter(Area::Refunds)?;
     let ctx = &staff.ctx;
-    let (live, _) = live_of(&web, &staff.actor, ctx, refund_id(ctx, &id)?).await?;
+    let (live, _) = live_of(&web, &staff.actor, ctx, ctx.id(&id, RefundId::parse)?).await?;
     Ok(render(&LivePart { ctx, live }))
 }
 
 async fn slip(web: &Web, staff: &Staff, id: RefundId) -> Result<Slip, Response> {
     let ctx = &staff.ctx;
     let facts = web.app.slip_facts(&staff.actor, id).await.map_err(|e| ctx.app_error(&e))?;
-    let (r, sale) = (&facts.refund, &facts.sale);
-    Ok(Slip {
-        merchant_name: facts.merchant_name.clone(),
-        store_name: facts.store_name.clone(),
-        terminal_id: sale.terminal_id.clone(),
-        refund_id: r.id,
-        refund_type: r.refund_type,
-        status: r.status,
-        amount: r.amount,
+    let r = &facts.refund;
+    let wording = SlipWording {
         reason: ctx.t(&format!("reason.{}", r.reason.as_str())).to_owned(),
-        items: r.items.iter().map(|i| SlipItem::planned(sale, i)).collect(),
-        original: OriginalSale::of(sale),
-        tender: Tender::from(&sale.payment_method),
-        created_at: r.created_at,
-        completed_at: r.completed_at,
         operator: ctx.who(&r.requested_by),
         approver: r.decided_by.as_deref().map(|d| ctx.who(d)),
-        customer_contact_masked: facts.contact_masked.clone(),
-        time_zone: ctx.tz.clone(),
         locale: if ctx.lang.is_zh() { refundry_slips::Locale::Zh } else { refundry_slips::Locale::En },
-    })
+    };
+    Ok(facts.slip(wording, ctx.tz.clone()))
 }
 
 #[derive(Template)]
@@ -199,7 +183,7 @@ pub async fn slip_page(
     Query(q): Query<SlipWidth>,
 ) -> PageResult {
     staff.enter(Area::Refunds)?;
-    let id = refund_id(&staff.ctx, &id)?;
+    let id = staff.ctx.id(&id, RefundId::parse)?;
     let slip = slip(&web, &staff, id).await?;
     let width = if q.width.as_deref() == Some("58") { Width::Mm58 } else { Width::Mm80 };
     let text = refundry_slips::text(&slip, width);
@@ -214,7 +198,7 @@ pub async fn slip_file(
 ) -> PageResult {
     staff.enter(Area::Refunds)?;
     let ctx = &staff.ctx;
-    let id = refund_id(ctx, &id)?;
+    let id = ctx.id(&id, RefundId::parse)?;
     let slip = slip(&web, &staff, id).await?;
     let (ctype, body): (&str, Vec<u8>) = match file.as_str() {
         "slip.txt" => ("text/plain; charset=utf-8", refundry_slips::text(&slip, Width::Mm80).into_bytes()),

@@ -73,7 +73,7 @@ struct DetailPage<'a> {
 pub async fn detail(State(web): State<Web>, mut staff: Staff, Path(id): Path<String>) -> PageResult {
     staff.enter(Area::Sales)?;
     let ctx = &staff.ctx;
-    let id = SaleId::parse(&id).map_err(|_| ctx.not_found())?;
+    let id = ctx.id(&id, SaleId::parse)?;
     let view = web.app.sale(&staff.actor, id).await.map_err(|e| ctx.app_error(&e))?;
     let query = RefundQuery { sale_id: Some(id), limit: 100, ..RefundQuery::default() };
     let refunds = web.app.list_refunds(&staff.actor, query).await.map_err(|e| ctx.app_error(&e))?.items;

@@ -26,7 +26,7 @@ use refundry_core::refund::RefundReason;
 use refundry_store::model::Refund;
 use serde::Deserialize;
 
-use super::views::{RefundRow, tone};
+use super::views::{Choice, RefundRow, choices, tone};
 use crate::Web;
 use crate::format::{self, parse_major};
 use crate::page::{Ctx, FieldErrors, PageResult, Visitor, render};
@@ -77,12 +77,6 @@ impl Facts {
     }
 }
 
-pub struct Choice {
-    pub code: &'static str,
-    pub label: &'static str,
-    pub selected: bool,
-}
-
 pub struct Found {
     pub when: String,
     pub amount: String,
@@ -125,14 +119,7 @@ impl<'a> FormPage<'a> {
 }
 
 fn reasons(ctx: &Ctx, chosen: &str) -> Vec<Choice> {
-    CUSTOMER_REASONS
-        .iter()
-        .map(|r| Choice {
-            code: r.as_str(),
-            label: ctx.t(&format!("reason.{}", r.as_str())),
-            selected: r.as_str() == chosen,
-        })
-        .collect()
+    choices(ctx, "reason", CUSTOMER_REASONS.iter().map(|r| r.as_str()), chosen)
 }
 
 fn base_of(merchant: Option<&str>) -> String {
@@ -145,7 +132,7 @@ fn base_of(merchant: Option<&str>) -> String {
 /// The merchant the page serves.
 async fn merchant(web: &Web, ctx: &Ctx, given: Option<&str>) -> Result<MerchantId, Response> {
     match given {
-        Some(m) => MerchantId::parse(m).map_err(|_| ctx.not_found()),
+        Some(m) => ctx.id(m, MerchantId::parse),
         None => web.app.first_merchant().await.map_err(|e| ctx.app_error(&e))?.ok_or_else(|| ctx.not_found()),
     }
 }

@@ -180,3 +180,15 @@ pub fn tone(status: RefundStatus) -> &'static str {
         RefundStatus::Pending | RefundStatus::Processing => "busy",
     }
 }
+
+/// A code and its name, for a filter's or a form's choices.
+pub struct Choice {
+    pub code: &'static str,
+    pub label: &'static str,
+    pub selected: bool,
+}
+
+/// The choices of `codes`, each named by the catalogue key `{prefix}.{code}`.
+pub fn choices(ctx: &Ctx, prefix: &str, codes: impl Iterator<Item = &'static str>, current: &str) -> Vec<Choice> {
+    codes.map(|code| Choice { code, label: ctx.t(&format!("{prefix}.{code}")), selected: code == current }).collect()
+}

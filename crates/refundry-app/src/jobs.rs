@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use rand::Rng;
-use refundry_connectors::{Outcome, ProcessorError, RefundOrder};
+use refundry_connectors::{Outcome, Processor, ProcessorError, RefundOrder};
 use refundry_core::ids::RefundId;
 use refundry_core::refund::{RefundEvent, RefundStatus};
 use refundry_core::sale::PaymentMethod;
@@ -224,9 +224,33 @@ async fn execute_refund(app: &App, job: &Job) -> Result<(), AppError> {
         .map_err(|e| AppError::new(ErrorCode::Internal, format!("bad job payload: {e}")))?;
     let job_id = job.id;
     let stan_terminal = app.processor.stan_terminal().map(str::to_owned);
-    let step =
-        refundry_store::write(&app.store, move |tx| start_attempt(tx, refund_id, job_id, stan_terminal.as_deref()))
-            .await?;
+    let config = app.config.clone();
+    let step = refundry_store::write(&app.store, move |tx| {
+        match start_attempt(tx, refund_id, job_id, stan_terminal.as_deref())? {
+            // cash is handed over at the counter: nothing leaves the
+            // building, so nothing can be lost in transit, and the attempt
+            // starts and ends in one commit
+            Step::Send(order, Route::Cash) | Step::Resume(order, Route::Cash) => {
+                let drawer = refundry_connectors::cash::CashDrawer;
+                let started_at = crate::now();
+                let outcome = drawer.answer(&order);
+                let record = call_record(
+                    &drawer,
+                    refund_id,
+                    &order,
+                    Call::Submit,
+                    started_at,
+                    Duration::ZERO,
+                    &Ok(Some(outcome.clone())),
+                );
+                tx.record_call(&record)?;
+                finish_attempt(tx, refund_id, job_id, &outcome, drawer.name(), &config)?;
+                Ok(Step::Done)
+            }
+            step => Ok::<_, AppError>(step),
+        }
+    })
+    .await?;
     let (order, route, resume) = match step {
         Step::Done => return Ok(()),
         Step::Send(order, route) => (order, route, false),
@@ -274,10 +298,9 @@ enum Call {
     Inquire,
 }
 
-/// One call to the acquirer, timed and written down (masked: the order
-/// carries no card data, only references).
+/// One call to the acquirer, timed and written down.
 async fn call(
-    processor: &dyn refundry_connectors::Processor,
+    processor: &dyn Processor,
     refund_id: RefundId,
     order: &RefundOrder,
     kind: Call,
@@ -289,16 +312,42 @@ async fn call(
         Call::Submit => processor.submit(order).await.map(Some),
         Call::Inquire => processor.inquire(order).await,
     };
-    let (outcome, response_code, answer) = match &result {
-        Ok(Some(Outcome::Approved { acquirer_reference })) => {
-            ("approved", None, format!("approved ref={acquirer_reference}"))
-        }
+    metrics::histogram!("refundry_acquirer_call_seconds", "outcome" => outcome_name(&result))
+        .record(clock.elapsed().as_secs_f64());
+    calls.push(call_record(processor, refund_id, order, kind, started_at, clock.elapsed(), &result));
+    result
+}
+
+fn outcome_name(result: &Result<Option<Outcome>, ProcessorError>) -> &'static str {
+    match result {
+        Ok(Some(Outcome::Approved { .. })) => "approved",
+        Ok(Some(Outcome::Declined { .. })) => "declined",
+        Ok(None) => "not_received",
+        Err(ProcessorError::Timeout) => "timeout",
+        Err(ProcessorError::Unavailable(_)) => "unavailable",
+    }
+}
+
+/// How a call is written down (masked: the order carries no card data,
+/// only references).
+fn call_record(
+    processor: &dyn Processor,
+    refund_id: RefundId,
+    order: &RefundOrder,
+    kind: Call,
+    started_at: Timestamp,
+    took: Duration,
+    result: &Result<Option<Outcome>, ProcessorError>,
+) -> AcquirerCall {
+    let outcome = outcome_name(result);
+    let (response_code, answer) = match result {
+        Ok(Some(Outcome::Approved { acquirer_reference })) => (None, format!("approved ref={acquirer_reference}")),
         Ok(Some(Outcome::Declined { reason, response_code })) => {
-            ("declined", Some(response_code.clone()), format!("declined {reason} ({response_code})"))
+            (Some(response_code.clone()), format!("declined {reason} ({response_code})"))
         }
-        Ok(None) => ("not_received", None, "the acquirer never received it".to_owned()),
-        Err(ProcessorError::Timeout) => ("timeout", None, "no answer in time".to_owned()),
-        Err(ProcessorError::Unavailable(why)) => ("unavailable", None, format!("unavailable: {why}")),
+        Ok(None) => (None, "the acquirer never received it".to_owned()),
+        Err(ProcessorError::Timeout) => (None, "no answer in time".to_owned()),
+        Err(ProcessorError::Unavailable(why)) => (None, format!("unavailable: {why}")),
     };
     let sent = format!(
         "{} {} {} stan={:06} attempt={} original_rrn={}",
@@ -309,8 +358,7 @@ async fn call(
         order.attempt,
         order.original_rrn.as_deref().unwrap_or("-")
     );
-    metrics::histogram!("refundry_acquirer_call_seconds", "outcome" => outcome).record(clock.elapsed().as_secs_f64());
-    calls.push(AcquirerCall {
+    AcquirerCall {
         refund_id,
         attempt: order.attempt,
         stan: order.stan,
@@ -321,12 +369,11 @@ async fn call(
         .to_owned(),
         processor: processor.name().to_owned(),
         started_at,
-        duration_ms: i64::try_from(clock.elapsed().as_millis()).unwrap_or(i64::MAX),
+        duration_ms: i64::try_from(took.as_millis()).unwrap_or(i64::MAX),
         outcome: outcome.to_owned(),
         response_code,
         detail: format!("sent: {sent}; answer: {answer}"),
-    });
-    result
+    }
 }
 
 /// The refund, locked against concurrent moves until commit.

@@ -8,6 +8,14 @@ use crate::{Outcome, Processor, ProcessorError, RefundOrder};
 #[derive(Debug, Default, Clone, Copy)]
 pub struct CashDrawer;
 
+impl CashDrawer {
+    /// The drawer's answer, known without asking anyone: the refund job
+    /// records it in the same commit that starts the attempt.
+    pub fn answer(&self, order: &RefundOrder) -> Outcome {
+        Outcome::Approved { acquirer_reference: format!("CASH-{}-{:06}", order.terminal_id, order.stan) }
+    }
+}
+
 #[async_trait]
 impl Processor for CashDrawer {
     fn name(&self) -> &'static str {
@@ -15,7 +23,7 @@ impl Processor for CashDrawer {
     }
 
     async fn submit(&self, order: &RefundOrder) -> Result<Outcome, ProcessorError> {
-        Ok(Outcome::Approved { acquirer_reference: format!("CASH-{}-{:06}", order.terminal_id, order.stan) })
+        Ok(self.answer(order))
     }
 
     async fn inquire(&self, order: &RefundOrder) -> Result<Option<Outcome>, ProcessorError> {

@@ -80,8 +80,10 @@ pub trait RefundRepo {
     /// transaction ends (status moves must not race).
     fn lock_refund(&mut self, id: RefundId) -> Result<Option<Refund>>;
     fn refunds_of_sale(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Vec<Refund>>;
-    /// What the sale's refunds hold, as the arithmetic needs it (amount,
-    /// status, items): read for every new refund, so it skips the rest.
+    /// What the sale's refunds hold, as the arithmetic needs it: one entry
+    /// per status, with the amounts and the item quantities of that
+    /// status's refunds summed. Read for every new refund, so the database
+    /// sums rather than sending each earlier refund.
     fn refund_holdings(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Vec<PriorRefund>>;
     fn list_refunds(&mut self, merchant: MerchantId, query: &RefundQuery) -> Result<Vec<Refund>>;
     /// What `requested_by` holds in refunds made on business day `day`
@@ -320,20 +322,25 @@ impl<T> Tx for T where
 
 /// Folds `(refund id, amount, status, item)` rows, ordered by refund id and
 /// with no item where a refund has none, into one holding per refund.
+/// Gathers rows of (status, summed amount | summed quantity of one SKU)
+/// into one [`PriorRefund`] per status.
 pub(crate) fn fold_holdings(
-    rows: impl IntoIterator<Item = Result<(String, i64, RefundStatus, Option<ItemQuantity>)>>,
+    rows: impl IntoIterator<Item = Result<(RefundStatus, Option<i64>, Option<ItemQuantity>)>>,
 ) -> Result<Vec<PriorRefund>> {
     let mut out: Vec<PriorRefund> = Vec::new();
-    let mut last: Option<String> = None;
     for row in rows {
-        let (id, amount_minor, status, item) = row?;
-        if last.as_deref() != Some(id.as_str()) {
-            out.push(PriorRefund { amount_minor, status, items: Vec::new() });
-            last = Some(id);
+        let (status, amount_minor, item) = row?;
+        let at = match out.iter().position(|p| p.status == status) {
+            Some(at) => at,
+            None => {
+                out.push(PriorRefund { amount_minor: 0, status, items: Vec::new() });
+                out.len() - 1
+            }
+        };
+        if let Some(amount_minor) = amount_minor {
+            out[at].amount_minor = amount_minor;
         }
-        if let (Some(item), Some(holding)) = (item, out.last_mut()) {
-            holding.items.push(item);
-        }
+        out[at].items.extend(item);
     }
     Ok(out)
 }

@@ -68,6 +68,68 @@ async fn a_refused_write_in_a_group_commit_leaves_its_neighbours_intact() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_panics_leaves_nothing_and_its_neighbours_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = open(&dir);
+    let store = Arc::clone(&t.store);
+    let writes = (0..120).map(|i| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            write(&store, move |tx| {
+                // a third panic before writing, a third after, a third commit
+                if i % 3 == 0 {
+                    panic!("before writing");
+                }
+                let m = merchant(&format!("p{i}"));
+                tx.insert_merchant(&m)?;
+                if i % 3 == 1 {
+                    panic!("after writing");
+                }
+                Ok::<_, E>(m.id)
+            })
+            .await
+        })
+    });
+    let results = futures::future::join_all(writes).await;
+    let mut kept = Vec::new();
+    for r in results {
+        match r.unwrap() {
+            Ok(id) => kept.push(id),
+            Err(E::Store(StoreError::JobPanicked)) => {}
+            Err(e) => panic!("unexpected answer {e:?}"),
+        }
+    }
+    assert_eq!(kept.len(), 40);
+    let stored = read(&store, |tx| tx.all_merchants()).await.unwrap();
+    assert_eq!(stored.len(), 40, "a panicked write left a row");
+    assert!(stored.iter().all(|m| kept.contains(&m.id)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checkpointer_copies_commits_into_the_database_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ckpt.db");
+    let store: Arc<dyn refundry_store::Store> = Arc::new(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
+    // one commit each: enough commits for the checkpointer to run
+    for i in 0..200 {
+        write(&store, move |tx| tx.insert_merchant(&merchant(&format!("c{i}")))).await.unwrap();
+    }
+    // the database file alone (no WAL beside it) holds them once copied
+    let copy = dir.path().join("alone.db");
+    let mut found = 0;
+    for _ in 0..100 {
+        std::fs::copy(&path, &copy).unwrap();
+        let conn = rusqlite::Connection::open(&copy).unwrap();
+        found = conn.query_row("SELECT count(*) FROM merchants", [], |r| r.get::<_, i64>(0)).unwrap();
+        if found >= 150 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(found >= 150, "only {found} of 200 commits reached the database file");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_storage_error_rolls_back_only_that_write() {
     let dir = tempfile::tempdir().unwrap();
     let t = open(&dir);

@@ -916,18 +916,22 @@ impl RefundRepo for PgTx<'_> {
 
     fn refund_holdings(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Vec<PriorRefund>> {
         let rows = self.query(
-            "SELECT r.id, r.amount_minor, r.status, i.sku, i.quantity FROM refunds r
-             LEFT JOIN refund_items i ON i.refund_id = r.id
-             WHERE r.merchant_id = $1 AND r.sale_id = $2 ORDER BY r.id, i.sku",
+            "SELECT status, SUM(amount_minor)::bigint, NULL, NULL FROM refunds
+             WHERE merchant_id = $1 AND sale_id = $2 GROUP BY status
+             UNION ALL
+             SELECT r.status, NULL::bigint, i.sku, SUM(i.quantity)::bigint FROM refunds r
+             JOIN refund_items i ON i.refund_id = r.id
+             WHERE r.merchant_id = $1 AND r.sale_id = $2 GROUP BY r.status, i.sku
+             ORDER BY 1, 3",
             &[&merchant.to_string(), &sale.to_string()],
         )?;
         crate::repo::fold_holdings(rows.iter().map(|r| {
-            let item = match col::<Option<String>>(r, 3)? {
-                Some(sku) => Some(ItemQuantity { sku, quantity: col_narrow(r, 4)? }),
+            let item = match col::<Option<String>>(r, 2)? {
+                Some(sku) => Some(ItemQuantity { sku, quantity: col_narrow(r, 3)? }),
                 None => None,
             };
-            let status: String = col(r, 2)?;
-            Ok((col(r, 0)?, col(r, 1)?, parse_wire(&status, RefundStatus::parse, "refund status")?, item))
+            let status: String = col(r, 0)?;
+            Ok((parse_wire(&status, RefundStatus::parse, "refund status")?, col(r, 1)?, item))
         }))
     }
 

@@ -3,11 +3,21 @@
 //! SQLite allows one writer at a time; instead of many connections taking
 //! turns at the file lock, one thread owns the only writing connection. It
 //! takes every write that is queued (up to [`MAX_BATCH`]), runs each inside
-//! its own savepoint of a single `BEGIN IMMEDIATE` transaction, and commits
-//! once, with `synchronous=FULL`: one fsync pays for the whole batch. That
-//! single writer is also what makes "never refund more than captured" hold
-//! under concurrency: a refund's read-check-write cannot interleave with
+//! in one `BEGIN IMMEDIATE` transaction, and commits once, with
+//! `synchronous=FULL`: one fsync pays for the whole batch. That single
+//! writer is also what makes "never refund more than captured" hold under
+//! concurrency: a refund's read-check-write cannot interleave with
 //! another's.
+//!
+//! A job that is refused must leave nothing behind while the rest of its
+//! batch commits. Nearly every refusal comes before the job has written
+//! anything (the checks come first), so jobs run without savepoints, which
+//! cost a copy of every page a job touches; only when a job is refused
+//! after writing is the batch rolled back and run again with a savepoint
+//! around each job ([`run_batch`]).
+//!
+//! Copying the WAL back into the database file (a checkpoint, with its own
+//! fsync) is done by a thread of its own, so the writer never waits for it.
 
 mod migrate;
 mod repos;
@@ -59,11 +69,19 @@ impl SqliteStore {
         let path = path.as_ref().to_path_buf();
         let mut writer = open_connection(&path, false, &options)?;
         migrate::run(&mut writer)?;
+        writer.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let checkpointer = open_connection(&path, false, &options)?;
         let (writes, queue) = sync_channel(options.write_queue);
+        let (committed, commits) = sync_channel(1);
+        let spawn_failed = |e: std::io::Error| StoreError::Backend { message: e.to_string(), retryable: false };
+        std::thread::Builder::new()
+            .name("refundry-sqlite-checkpoint".into())
+            .spawn(move || checkpoint_loop(checkpointer, commits))
+            .map_err(spawn_failed)?;
         std::thread::Builder::new()
             .name("refundry-sqlite-writer".into())
-            .spawn(move || writer_loop(writer, queue))
-            .map_err(|e| StoreError::Backend { message: e.to_string(), retryable: false })?;
+            .spawn(move || writer_loop(writer, queue, committed))
+            .map_err(spawn_failed)?;
         Ok(SqliteStore {
             path,
             writes,
@@ -109,14 +127,19 @@ fn open_connection(path: &Path, read_only: bool, options: &SqliteOptions) -> Res
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // a refund touches a few dozen pages; keep the hot ones in memory
     // rather than re-reading them from the OS on every write
-    conn.pragma_update(None, "cache_size", -65_536)?;
+    // (not more: after a b-tree page split SQLite walks every cached page
+    // at commit, and with 64 MiB that walk was a seventh of the writer)
+    conn.pragma_update(None, "cache_size", -8_192)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     // every statement the store runs stays prepared (searches add variants)
     conn.set_prepared_statement_cache_capacity(512);
     Ok(conn)
 }
 
-fn writer_loop(conn: Connection, queue: Receiver<Box<dyn WriteJob>>) {
+/// WAL frames past which the checkpointer copies them back.
+const CHECKPOINT_FRAMES: i64 = 1_000;
+
+fn writer_loop(conn: Connection, queue: Receiver<Box<dyn WriteJob>>, committed: SyncSender<()>) {
     while let Ok(first) = queue.recv() {
         let mut batch = Vec::with_capacity(64);
         batch.push(first);
@@ -128,21 +151,64 @@ fn writer_loop(conn: Connection, queue: Receiver<Box<dyn WriteJob>>) {
         }
         metrics::histogram!("refundry_store_commit_batch_size").record(batch.len() as f64);
         run_batch(&conn, batch);
+        // a nudge already waiting is enough
+        let _ = committed.try_send(());
     }
     tracing::debug!("sqlite writer stopped");
 }
 
+/// Copies committed WAL frames into the database file once enough have
+/// gathered. PASSIVE never blocks the writer or the readers; frames a
+/// reader still needs are copied on a later round. Stops with the writer.
+fn checkpoint_loop(conn: Connection, commits: Receiver<()>) {
+    let mut pending = 0;
+    while commits.recv().is_ok() {
+        pending += 1;
+        // the nudges say "something committed"; the WAL's size says whether
+        // a checkpoint is due, checked every few commits
+        if pending < 16 {
+            continue;
+        }
+        pending = 0;
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))) {
+            Ok((frames, copied)) => {
+                if frames > CHECKPOINT_FRAMES && copied < frames {
+                    tracing::debug!(frames, copied, "checkpoint left frames a reader still uses");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; it is tried again after later commits"),
+        }
+    }
+    tracing::debug!("sqlite checkpointer stopped");
+}
+
+/// Runs a batch in one transaction and commits it: first without
+/// savepoints; if a job was refused after it wrote, everything is rolled
+/// back and the batch runs again with a savepoint around each job (the jobs
+/// may run more than once, as [`crate::write`] says).
 fn run_batch(conn: &Connection, mut batch: Vec<Box<dyn WriteJob>>) {
-    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
+    let fail_all = |batch: Vec<Box<dyn WriteJob>>, e: rusqlite::Error| {
         let err = StoreError::from(e);
         batch.into_iter().for_each(|job| job.finish(Err(err.clone())));
-        return;
+    };
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
+        return fail_all(batch, e);
     }
-    let mut deferred = Deferred::default();
-    for job in batch.iter_mut() {
-        let kept = run_in_savepoint(conn, job.as_mut(), &deferred);
-        deferred.absorb(kept);
-    }
+    let deferred = match run_unguarded(conn, &mut batch) {
+        Some(deferred) => deferred,
+        None => {
+            metrics::counter!("refundry_store_batch_replays_total").increment(1);
+            if let Err(e) = exec(conn, "ROLLBACK").and_then(|()| exec(conn, "BEGIN IMMEDIATE")) {
+                return fail_all(batch, e);
+            }
+            let mut deferred = Deferred::default();
+            for job in batch.iter_mut() {
+                let kept = run_in_savepoint(conn, job.as_mut(), &deferred);
+                deferred.absorb(kept);
+            }
+            deferred
+        }
+    };
     // the rows every write touches are written last, just before commit
     let committed =
         SqliteTx::new(conn).apply_deferred(deferred).and_then(|()| exec(conn, "COMMIT").map_err(StoreError::from));
@@ -153,6 +219,27 @@ fn run_batch(conn: &Connection, mut batch: Vec<Box<dyn WriteJob>>) {
     for job in batch {
         job.finish(committed.clone());
     }
+}
+
+/// Runs the jobs one after another in the open transaction; returns the
+/// writes they deferred, or `None` as soon as a job was refused (or
+/// panicked) after changing a row, which only a rollback can undo.
+fn run_unguarded(conn: &Connection, batch: &mut [Box<dyn WriteJob>]) -> Option<Deferred> {
+    let mut deferred = Deferred::default();
+    for job in batch.iter_mut() {
+        let changes = conn.total_changes();
+        let mut tx = SqliteTx::in_batch(conn, &deferred);
+        let verdict = std::panic::catch_unwind(AssertUnwindSafe(|| job.run(&mut tx)));
+        if matches!(verdict, Ok(Verdict::Commit)) {
+            let kept = tx.take_deferred();
+            deferred.absorb(kept);
+        } else if conn.total_changes() != changes {
+            return None;
+        } else if verdict.is_err() {
+            tracing::error!("a write job panicked before writing; nothing of it is kept");
+        }
+    }
+    Some(deferred)
 }
 
 /// Runs one job in its own savepoint; returns the writes it deferred if it

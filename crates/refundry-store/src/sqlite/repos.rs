@@ -1006,20 +1006,24 @@ impl RefundRepo for SqliteTx<'_> {
 
     fn refund_holdings(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Vec<PriorRefund>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT r.id, r.amount_minor, r.status, i.sku, i.quantity FROM refunds r
-             LEFT JOIN refund_items i ON i.refund_id = r.id
-             WHERE r.merchant_id = ?1 AND r.sale_id = ?2 ORDER BY r.id, i.sku",
+            "SELECT status, SUM(amount_minor), NULL, NULL FROM refunds
+             WHERE merchant_id = ?1 AND sale_id = ?2 GROUP BY status
+             UNION ALL
+             SELECT r.status, NULL, i.sku, SUM(i.quantity) FROM refunds r
+             JOIN refund_items i ON i.refund_id = r.id
+             WHERE r.merchant_id = ?1 AND r.sale_id = ?2 GROUP BY r.status, i.sku
+             ORDER BY 1, 3",
         )?;
         let rows = stmt.query_map(params![merchant.to_string(), sale.to_string()], |r| {
-            let item = match r.get::<_, Option<String>>(3)? {
-                Some(sku) => Some(ItemQuantity { sku, quantity: r.get(4)? }),
+            let item = match r.get::<_, Option<String>>(2)? {
+                Some(sku) => Some(ItemQuantity { sku, quantity: r.get(3)? }),
                 None => None,
             };
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, item))
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?, item))
         })?;
         crate::repo::fold_holdings(rows.map(|row| {
-            let (id, amount, status, item) = row?;
-            Ok((id, amount, parse_wire(&status, RefundStatus::parse, "refund status")?, item))
+            let (status, amount, item) = row?;
+            Ok((parse_wire(&status, RefundStatus::parse, "refund status")?, amount, item))
         }))
     }
 

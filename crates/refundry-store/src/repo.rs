@@ -342,5 +342,7 @@ pub(crate) fn fold_holdings(
         }
         out[at].items.extend(item);
     }
+    out.sort_by_key(|p| p.status.as_str());
+    out.iter_mut().for_each(|p| p.items.sort_by(|a, b| a.sku.cmp(&b.sku)));
     Ok(out)
 }

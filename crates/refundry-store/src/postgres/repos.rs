@@ -921,8 +921,7 @@ impl RefundRepo for PgTx<'_> {
              UNION ALL
              SELECT r.status, NULL::bigint, i.sku, SUM(i.quantity)::bigint FROM refunds r
              JOIN refund_items i ON i.refund_id = r.id
-             WHERE r.merchant_id = $1 AND r.sale_id = $2 GROUP BY r.status, i.sku
-             ORDER BY 1, 3",
+             WHERE r.merchant_id = $1 AND r.sale_id = $2 GROUP BY r.status, i.sku",
             &[&merchant.to_string(), &sale.to_string()],
         )?;
         crate::repo::fold_holdings(rows.iter().map(|r| {

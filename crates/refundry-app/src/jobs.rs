@@ -404,14 +404,21 @@ fn start_attempt(tx: &mut dyn Tx, id: RefundId, job_id: i64, stan_terminal: Opti
         .find_sale(refund.merchant_id, refund.sale_id)?
         .ok_or_else(|| AppError::new(ErrorCode::Internal, format!("refund {id} names a missing sale")))?;
     let route = Route::of(&sale.payment_method);
-    if resume && let Some(stan) = refund.stan {
+    if resume && let Some(stan) = refund.stan.or((route == Route::Cash).then_some(NO_STAN)) {
         return Ok(Step::Resume(order_of(&refund, &sale, stan), route));
     }
     let now = crate::now();
     // the STAN is committed with `processing`, before anything is sent, so
-    // an inquiry or reversal after a crash names the same message
-    let stan = tx.next_stan(refund.merchant_id, stan_terminal.unwrap_or(&sale.terminal_id))?;
-    refund.stan = Some(stan);
+    // an inquiry or reversal after a crash names the same message; cash
+    // sends no message, and takes no number from the terminal's counter
+    let stan = match route {
+        Route::Cash => NO_STAN,
+        Route::Card | Route::Wallet => {
+            let stan = tx.next_stan(refund.merchant_id, stan_terminal.unwrap_or(&sale.terminal_id))?;
+            refund.stan = Some(stan);
+            stan
+        }
+    };
     refund.status = refund.status.on(RefundEvent::Send).map_err(illegal)?;
     refund.attempts += 1;
     refund.updated_at = now;
@@ -422,6 +429,10 @@ fn start_attempt(tx: &mut dyn Tx, id: RefundId, job_id: i64, stan_terminal: Opti
     audit::record(tx, &actor, "refund.sent", &refund.id.to_string(), data, now)?;
     Ok(Step::Send(order, route))
 }
+
+/// The trace number of an order that is no message (cash): outside the
+/// 1..=999999 a terminal counts.
+const NO_STAN: u32 = 0;
 
 /// Where a refund's money goes back: cash from the drawer at the counter,
 /// wallets through the wallet connector, cards through the acquirer.

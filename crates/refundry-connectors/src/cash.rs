@@ -12,7 +12,8 @@ impl CashDrawer {
     /// The drawer's answer, known without asking anyone: the refund job
     /// records it in the same commit that starts the attempt.
     pub fn answer(&self, order: &RefundOrder) -> Outcome {
-        Outcome::Approved { acquirer_reference: format!("CASH-{}-{:06}", order.terminal_id, order.stan) }
+        // no trace number: nothing is sent; the refund's own id names it
+        Outcome::Approved { acquirer_reference: format!("CASH-{}", order.reference) }
     }
 }
 

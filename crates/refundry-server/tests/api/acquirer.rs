@@ -165,7 +165,22 @@ async fn cash_goes_back_from_the_drawer_and_never_to_the_acquirer() {
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(done["arrived_at"], done["completed_at"]);
     let calls: Value = t.get_json(&format!("/v1/refunds/{id}/attempts")).await;
-    assert_eq!(calls["data"][0]["processor"], "cash_drawer");
+    let calls = calls["data"].as_array().unwrap();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0]["processor"], "cash_drawer");
+    // no message, so no trace number taken from the terminal's counter
+    assert_eq!(calls[0]["stan"], 0);
+    assert_eq!(done["acquirer_reference"], format!("CASH-{id}"));
     assert_eq!(sim.received("0220") + sim.received("0200"), before, "the acquirer never saw it");
+    // started and finished in one commit, and both steps are in the audit log
+    let events: Value = t.get_json("/v1/audit-events?limit=500").await;
+    let actions: Vec<&str> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["subject"] == id)
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(actions.contains(&"refund.sent") && actions.contains(&"refund.succeeded"), "{actions:?}");
     t.shutdown().await;
 }

@@ -226,29 +226,7 @@ async fn execute_refund(app: &App, job: &Job) -> Result<(), AppError> {
     let stan_terminal = app.processor.stan_terminal().map(str::to_owned);
     let config = app.config.clone();
     let step = refundry_store::write(&app.store, move |tx| {
-        match start_attempt(tx, refund_id, job_id, stan_terminal.as_deref())? {
-            // cash is handed over at the counter: nothing leaves the
-            // building, so nothing can be lost in transit, and the attempt
-            // starts and ends in one commit
-            Step::Send(order, Route::Cash) | Step::Resume(order, Route::Cash) => {
-                let drawer = refundry_connectors::cash::CashDrawer;
-                let started_at = crate::now();
-                let outcome = drawer.answer(&order);
-                let record = call_record(
-                    &drawer,
-                    refund_id,
-                    &order,
-                    Call::Submit,
-                    started_at,
-                    Duration::ZERO,
-                    &Ok(Some(outcome.clone())),
-                );
-                tx.record_call(&record)?;
-                finish_attempt(tx, refund_id, job_id, &outcome, drawer.name(), &config)?;
-                Ok(Step::Done)
-            }
-            step => Ok::<_, AppError>(step),
-        }
+        start_attempt(tx, refund_id, job_id, stan_terminal.as_deref(), &config)
     })
     .await?;
     let (order, route, resume) = match step {
@@ -382,9 +360,81 @@ fn load(tx: &mut dyn Tx, id: RefundId) -> Result<Refund, AppError> {
         .ok_or_else(|| AppError::new(ErrorCode::Internal, format!("job names refund {id}, which does not exist")))
 }
 
+/// A new attempt, decided but not yet written.
+enum Attempt {
+    Done,
+    /// Sent before, and its answer never recorded.
+    Resume(Refund, Box<refundry_store::model::Sale>, RefundOrder, Route),
+    /// The refund, moved to `processing` (not yet written), and the order
+    /// to send.
+    Send(Refund, Box<refundry_store::model::Sale>, RefundOrder, Route),
+}
+
+/// Starts an attempt: the refund moves to `processing`, committed before
+/// anything is sent. A cash refund's whole attempt is done here, in the
+/// same transaction: the drawer's answer is known without asking anyone.
+fn start_attempt(
+    tx: &mut dyn Tx,
+    id: RefundId,
+    job_id: i64,
+    stan_terminal: Option<&str>,
+    config: &crate::AppConfig,
+) -> Result<Step, AppError> {
+    match prepare_attempt(tx, id, job_id, stan_terminal)? {
+        Attempt::Done => Ok(Step::Done),
+        Attempt::Send(refund, sale, order, Route::Cash) => {
+            record_sent(tx, &refund)?;
+            settle_cash(tx, refund, &sale, &order, job_id, config)
+        }
+        Attempt::Resume(refund, sale, order, Route::Cash) => settle_cash(tx, refund, &sale, &order, job_id, config),
+        Attempt::Resume(_, _, order, route) => Ok(Step::Resume(order, route)),
+        Attempt::Send(refund, _, order, route) => {
+            tx.update_refund(&refund)?;
+            record_sent(tx, &refund)?;
+            Ok(Step::Send(order, route))
+        }
+    }
+}
+
+/// The refund row is written once here, not at send and again at the
+/// answer: PostgreSQL checks the foreign key again when a transaction
+/// updates a row it wrote itself, and that check locks the sale, which a
+/// refund of the same sale in another transaction may hold.
+fn settle_cash(
+    tx: &mut dyn Tx,
+    refund: Refund,
+    sale: &refundry_store::model::Sale,
+    order: &RefundOrder,
+    job_id: i64,
+    config: &crate::AppConfig,
+) -> Result<Step, AppError> {
+    let drawer = refundry_connectors::cash::CashDrawer;
+    let outcome = drawer.answer(order);
+    let answered = Ok(Some(outcome.clone()));
+    tx.record_call(&call_record(&drawer, refund.id, order, Call::Submit, crate::now(), Duration::ZERO, &answered))?;
+    apply_outcome(tx, refund, Some(sale), job_id, &outcome, drawer.name(), config)?;
+    Ok(Step::Done)
+}
+
+fn record_sent(tx: &mut dyn Tx, refund: &Refund) -> Result<(), AppError> {
+    let actor = Actor::system(refund.merchant_id, "job-runner");
+    let data = serde_json::json!({"status": "processing", "attempt": refund.attempts});
+    audit::record(tx, &actor, "refund.sent", &refund.id.to_string(), data, refund.updated_at)
+}
+
+fn find_sale_of(tx: &mut dyn Tx, refund: &Refund) -> Result<refundry_store::model::Sale, AppError> {
+    tx.find_sale(refund.merchant_id, refund.sale_id)?
+        .ok_or_else(|| AppError::new(ErrorCode::Internal, format!("refund {} names a missing sale", refund.id)))
+}
+
 /// `stan_terminal`: the connector's own terminal, whose trace numbers its
 /// messages use; otherwise the sale's terminal.
-fn start_attempt(tx: &mut dyn Tx, id: RefundId, job_id: i64, stan_terminal: Option<&str>) -> Result<Step, AppError> {
+fn prepare_attempt(
+    tx: &mut dyn Tx,
+    id: RefundId,
+    job_id: i64,
+    stan_terminal: Option<&str>,
+) -> Result<Attempt, AppError> {
     let mut refund = load(tx, id)?;
     let resume = match refund.status {
         RefundStatus::Pending => false,
@@ -397,15 +447,14 @@ fn start_attempt(tx: &mut dyn Tx, id: RefundId, job_id: i64, stan_terminal: Opti
         | RefundStatus::Expired
         | RefundStatus::Canceled => {
             tx.complete_job(job_id, crate::now())?;
-            return Ok(Step::Done);
+            return Ok(Attempt::Done);
         }
     };
-    let sale = tx
-        .find_sale(refund.merchant_id, refund.sale_id)?
-        .ok_or_else(|| AppError::new(ErrorCode::Internal, format!("refund {id} names a missing sale")))?;
+    let sale = find_sale_of(tx, &refund)?;
     let route = Route::of(&sale.payment_method);
     if resume && let Some(stan) = refund.stan.or((route == Route::Cash).then_some(NO_STAN)) {
-        return Ok(Step::Resume(order_of(&refund, &sale, stan), route));
+        let order = order_of(&refund, &sale, stan);
+        return Ok(Attempt::Resume(refund, Box::new(sale), order, route));
     }
     let now = crate::now();
     // the STAN is committed with `processing`, before anything is sent, so
@@ -422,12 +471,8 @@ fn start_attempt(tx: &mut dyn Tx, id: RefundId, job_id: i64, stan_terminal: Opti
     refund.status = refund.status.on(RefundEvent::Send).map_err(illegal)?;
     refund.attempts += 1;
     refund.updated_at = now;
-    tx.update_refund(&refund)?;
     let order = order_of(&refund, &sale, stan);
-    let actor = Actor::system(refund.merchant_id, "job-runner");
-    let data = serde_json::json!({"status": "processing", "attempt": refund.attempts});
-    audit::record(tx, &actor, "refund.sent", &refund.id.to_string(), data, now)?;
-    Ok(Step::Send(order, route))
+    Ok(Attempt::Send(refund, Box::new(sale), order, route))
 }
 
 /// The trace number of an order that is no message (cash): outside the
@@ -492,20 +537,34 @@ fn finish_attempt(
     processor: &str,
     config: &crate::AppConfig,
 ) -> Result<(), AppError> {
-    let arrival = &config.arrival;
-    let mut refund = load(tx, id)?;
-    let now = crate::now();
+    let refund = load(tx, id)?;
     if refund.status != RefundStatus::Processing {
         // another runner recorded the answer first
-        tx.complete_job(job_id, now)?;
+        tx.complete_job(job_id, crate::now())?;
         return Ok(());
     }
+    let sale = tx.find_sale(refund.merchant_id, refund.sale_id)?;
+    apply_outcome(tx, refund, sale.as_ref(), job_id, outcome, processor, config)
+}
+
+/// Records the acquirer's answer on a `processing` refund (one write of
+/// the refund row) and completes its job.
+fn apply_outcome(
+    tx: &mut dyn Tx,
+    mut refund: Refund,
+    sale: Option<&refundry_store::model::Sale>,
+    job_id: i64,
+    outcome: &Outcome,
+    processor: &str,
+    config: &crate::AppConfig,
+) -> Result<(), AppError> {
+    let arrival = &config.arrival;
+    let now = crate::now();
     let (event, action, data) = match outcome {
         Outcome::Approved { acquirer_reference } => {
             refund.acquirer_reference = Some(acquirer_reference.clone());
             refund.completed_at = Some(now);
-            let sale = tx.find_sale(refund.merchant_id, refund.sale_id)?;
-            let days = match sale.as_ref().map(|s| &s.payment_method) {
+            let days = match sale.map(|s| &s.payment_method) {
                 Some(PaymentMethod::Cash) | None => 0,
                 Some(PaymentMethod::Card { .. }) => arrival.card,
                 Some(PaymentMethod::Wallet { .. }) => arrival.wallet,

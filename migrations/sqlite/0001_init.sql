@@ -158,7 +158,8 @@ CREATE INDEX refunds_by_merchant ON refunds (merchant_id, id);
 CREATE INDEX refunds_by_created ON refunds (merchant_id, created_at);
 CREATE INDEX refunds_by_status ON refunds (merchant_id, status, id);
 CREATE INDEX refunds_by_requester ON refunds (merchant_id, requested_by, id);
-CREATE INDEX refunds_by_approval ON refunds (status, approval_expires_at);
+-- only refunds waiting for a supervisor: the rest never change it
+CREATE INDEX refunds_by_approval ON refunds (approval_expires_at) WHERE status = 'requires_approval';
 
 CREATE TABLE refund_items (
     refund_id    TEXT NOT NULL REFERENCES refunds(id),

@@ -111,6 +111,30 @@ impl Database {
         self.kind
     }
 
+    /// What brings the database's planner statistics up to date, as
+    /// autovacuum does on its own within a minute of a table growing:
+    /// PostgreSQL plans prepared statements from them, and a schema made a
+    /// few seconds ago has statistics of empty tables. SQLite keeps none
+    /// (its plans do not depend on table sizes): `None`.
+    pub fn statistics_refresh(&self) -> Option<impl FnOnce() -> anyhow::Result<()> + Send + 'static> {
+        let url = self.pg.as_ref()?.url.clone();
+        Some(move || {
+            let mut client = pg_connect(&url)?;
+            // ANALYZE with no table names would walk every schema
+            let tables: Vec<String> = client
+                .query("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()", &[])?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            for table in tables {
+                client
+                    .batch_execute(&format!("ANALYZE \"{table}\""))
+                    .with_context(|| format!("cannot analyze {table}"))?;
+            }
+            Ok(())
+        })
+    }
+
     /// The temp dir: the server's working directory, and where the SQLite
     /// files live.
     pub fn dir(&self) -> &Path {

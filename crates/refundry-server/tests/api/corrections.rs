@@ -91,15 +91,7 @@ async fn a_card_charged_twice_opens_a_case_that_is_settled_by_a_void_from_it() {
     let refunds: Value = t.get_json(&format!("/v1/refunds?sale_id={}", second["id"].as_str().unwrap())).await;
     assert_eq!(refunds["data"].as_array().unwrap().len(), 1, "one refund for one case");
 
-    let audit: Value = t.get_json("/v1/audit-events?limit=500").await;
-    let actions: Vec<&str> = audit["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["subject"] == id)
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
-    assert_eq!(actions, ["correction.opened", "correction.refunded"]);
+    assert_eq!(t.audit_actions_about(id).await, ["correction.opened", "correction.refunded"]);
     t.shutdown().await;
 }
 

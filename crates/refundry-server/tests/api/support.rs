@@ -86,6 +86,18 @@ impl TestApp {
             .unwrap_or_else(|e| panic!("GET {path} answered {status} without JSON ({e}): {text}"))
     }
 
+    /// The actions of the audit events about `subject`, oldest first.
+    pub async fn audit_actions_about(&self, subject: &str) -> Vec<String> {
+        let audit = self.get_json("/v1/audit-events?limit=500").await;
+        audit["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["subject"] == subject)
+            .map(|e| e["action"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     pub fn post(&self, path: &str, body: &Value) -> RequestBuilder {
         self.client.post(format!("{}{path}", self.base)).bearer_auth(&self.key).json(body)
     }

@@ -48,7 +48,9 @@ impl Default for RunnerConfig {
     fn default() -> Self {
         RunnerConfig {
             lease: Duration::from_secs(60),
-            claim_batch: 64,
+            // as many as may run at once: under load a claim waits for a
+            // commit like any write, and claiming fewer left slots idle
+            claim_batch: 128,
             concurrency: 128,
             max_attempts: 12,
             base_backoff: Duration::from_secs(1),
@@ -93,8 +95,17 @@ impl JobRunner {
                 maintained = tokio::time::Instant::now();
                 maintain(&self.app).await;
             }
+            if slots.available_permits() == 0 {
+                // every slot is busy: claim again as soon as one frees up,
+                // not at the next poll (draining a backlog waited on it)
+                tokio::select! {
+                    _ = slots.acquire() => {}
+                    _ = self.shutdown.changed() => {}
+                }
+                continue;
+            }
             let free = slots.available_permits().min(config.claim_batch as usize) as u32;
-            let jobs = if free == 0 { Ok(Vec::new()) } else { self.claim(free, &config).await };
+            let jobs = self.claim(free, &config).await;
             let claimed = match jobs {
                 Ok(jobs) => jobs,
                 Err(e) => {

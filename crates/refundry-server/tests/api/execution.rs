@@ -117,3 +117,33 @@ async fn a_job_that_gives_up_waits_for_an_operator_and_runs_when_retried() {
     problem(res, StatusCode::NOT_FOUND, "job_not_found").await;
     t.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_drains_as_fast_as_slots_free_up_not_at_each_poll() {
+    // two slots and a poll a minute apart: every claim after the first must
+    // come from a slot freeing up
+    let jobs = RunnerConfig {
+        concurrency: 2,
+        claim_batch: 2,
+        poll_interval: Duration::from_secs(60),
+        maintenance_interval: Duration::from_secs(60),
+        ..RunnerConfig::default()
+    };
+    let mut t = spawn_exact(ServerConfig::default(), AppConfig { jobs, ..AppConfig::default() }, None).await;
+    let sale = t.create_sale(card_sale()).await;
+    let mut ids = Vec::new();
+    for n in 0..12 {
+        let refund: Value = t
+            .refund(format!("b{n}"), json!({"sale_id": sale["id"], "amount": 100, "reason": "defective"}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        ids.push(refund["id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        // settled_refund gives each up to 5 s, far less than a poll
+        assert_eq!(t.settled_refund(id).await["status"], "succeeded");
+    }
+    t.shutdown().await;
+}

@@ -35,25 +35,32 @@ pub async fn spawn_configured(server: ServerConfig, base: AppConfig) -> TestApp 
 }
 
 /// With another connector than the sandbox (which stays in `sandbox`, idle).
+/// The job runner's waits are made short; its other settings are `base`'s.
 pub async fn spawn_full(
     server: ServerConfig,
     base: AppConfig,
+    processor: Option<Arc<dyn refundry_connectors::Processor>>,
+) -> TestApp {
+    let jobs = RunnerConfig {
+        base_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(100),
+        poll_interval: Duration::from_millis(20),
+        maintenance_interval: Duration::from_millis(50),
+        ..base.jobs.clone()
+    };
+    spawn_exact(server, AppConfig { jobs, ..base }, processor).await
+}
+
+/// With `config` exactly as given, job runner timings included.
+pub async fn spawn_exact(
+    server: ServerConfig,
+    config: AppConfig,
     processor: Option<Arc<dyn refundry_connectors::Processor>>,
 ) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let db = testing::open(dir.path());
     let store = Arc::clone(&db.store);
     let sandbox = Arc::new(SandboxAcquirer::new(Duration::ZERO));
-    let config = AppConfig {
-        jobs: RunnerConfig {
-            base_backoff: Duration::from_millis(20),
-            max_backoff: Duration::from_millis(100),
-            poll_interval: Duration::from_millis(20),
-            maintenance_interval: Duration::from_millis(50),
-            ..RunnerConfig::default()
-        },
-        ..base
-    };
     let processor = processor.unwrap_or_else(|| sandbox.clone());
     let app = App::new(store, processor, config);
     let (merchant, _) = app.default_merchant().await.unwrap();

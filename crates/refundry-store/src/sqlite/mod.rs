@@ -24,6 +24,7 @@ mod repos;
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -45,11 +46,19 @@ pub struct SqliteOptions {
     /// Read connections kept open.
     pub readers: usize,
     pub busy_timeout: Duration,
+    /// WAL frames (pages) past which the writer finishes a checkpoint
+    /// itself, between two batches, so that the WAL starts over.
+    pub wal_restart_frames: i64,
 }
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        SqliteOptions { write_queue: 16_384, readers: 8, busy_timeout: Duration::from_secs(5) }
+        SqliteOptions {
+            write_queue: 16_384,
+            readers: 8,
+            busy_timeout: Duration::from_secs(5),
+            wal_restart_frames: 16_384,
+        }
     }
 }
 
@@ -73,14 +82,19 @@ impl SqliteStore {
         let checkpointer = open_connection(&path, false, &options)?;
         let (writes, queue) = sync_channel(options.write_queue);
         let (committed, commits) = sync_channel(1);
+        // journal_size_limit: a WAL that grew in a burst is cut back when it
+        // starts over
+        writer.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+        let restart = Arc::new(AtomicBool::new(false));
+        let (restart_due, restart_frames) = (Arc::clone(&restart), options.wal_restart_frames);
         let spawn_failed = |e: std::io::Error| StoreError::Backend { message: e.to_string(), retryable: false };
         std::thread::Builder::new()
             .name("refundry-sqlite-checkpoint".into())
-            .spawn(move || checkpoint_loop(checkpointer, commits))
+            .spawn(move || checkpoint_loop(checkpointer, commits, restart_due, restart_frames))
             .map_err(spawn_failed)?;
         std::thread::Builder::new()
             .name("refundry-sqlite-writer".into())
-            .spawn(move || writer_loop(writer, queue, committed))
+            .spawn(move || writer_loop(writer, queue, committed, restart))
             .map_err(spawn_failed)?;
         Ok(SqliteStore {
             path,
@@ -136,10 +150,12 @@ fn open_connection(path: &Path, read_only: bool, options: &SqliteOptions) -> Res
     Ok(conn)
 }
 
-/// WAL frames past which the checkpointer copies them back.
-const CHECKPOINT_FRAMES: i64 = 1_000;
-
-fn writer_loop(conn: Connection, queue: Receiver<Box<dyn WriteJob>>, committed: SyncSender<()>) {
+fn writer_loop(
+    conn: Connection,
+    queue: Receiver<Box<dyn WriteJob>>,
+    committed: SyncSender<()>,
+    restart: Arc<AtomicBool>,
+) {
     while let Ok(first) = queue.recv() {
         let mut batch = Vec::with_capacity(64);
         batch.push(first);
@@ -151,16 +167,28 @@ fn writer_loop(conn: Connection, queue: Receiver<Box<dyn WriteJob>>, committed: 
         }
         metrics::histogram!("refundry_store_commit_batch_size").record(batch.len() as f64);
         run_batch(&conn, batch);
+        if restart.swap(false, Ordering::Relaxed) {
+            // The checkpointer copies frames while the writer appends more,
+            // so it never catches up and the WAL never starts over: it grew
+            // past a gigabyte under load, and every page read searched its
+            // index. Between batches nothing is appended; what is left to
+            // copy is small, and the next write starts the WAL over.
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                tracing::warn!(error = %e, "the writer's WAL checkpoint failed");
+            }
+        }
         // a nudge already waiting is enough
         let _ = committed.try_send(());
     }
     tracing::debug!("sqlite writer stopped");
 }
 
-/// Copies committed WAL frames into the database file once enough have
-/// gathered. PASSIVE never blocks the writer or the readers; frames a
-/// reader still needs are copied on a later round. Stops with the writer.
-fn checkpoint_loop(conn: Connection, commits: Receiver<()>) {
+/// Copies committed WAL frames into the database file every few commits.
+/// PASSIVE never blocks the writer or the readers; frames a reader still
+/// needs are copied on a later round. Once the WAL holds `restart_frames`,
+/// it asks the writer to finish the job (see [`writer_loop`]). Stops with
+/// the writer.
+fn checkpoint_loop(conn: Connection, commits: Receiver<()>, restart: Arc<AtomicBool>, restart_frames: i64) {
     let mut pending = 0;
     while commits.recv().is_ok() {
         pending += 1;
@@ -171,9 +199,9 @@ fn checkpoint_loop(conn: Connection, commits: Receiver<()>) {
         }
         pending = 0;
         match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))) {
-            Ok((frames, copied)) => {
-                if frames > CHECKPOINT_FRAMES && copied < frames {
-                    tracing::debug!(frames, copied, "checkpoint left frames a reader still uses");
+            Ok((frames, _copied)) => {
+                if frames >= restart_frames {
+                    restart.store(true, Ordering::Relaxed);
                 }
             }
             Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; it is tried again after later commits"),

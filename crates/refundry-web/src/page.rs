@@ -8,6 +8,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use refundry_app::{Actor, AppError, ErrorCode};
+use serde::Deserialize;
 
 use crate::csrf::CsrfToken;
 use crate::i18n::Lang;
@@ -303,4 +304,23 @@ impl FieldErrors {
         errors.add(&field, message);
         errors
     }
+
+    /// As [`FieldErrors::from_app`], for a form that has only `fields`: an
+    /// error about another field (`file.name`, say) shows at `fallback`.
+    pub fn from_app_on_form(ctx: &Ctx, e: &AppError, fallback: &str, fields: &[&str]) -> FieldErrors {
+        let mut errors = FieldErrors::from_app(ctx, e, fallback);
+        for (field, _) in &mut errors.0 {
+            if !fields.contains(&field.as_str()) {
+                *field = fallback.to_owned();
+            }
+        }
+        errors
+    }
+}
+
+/// `?done=…`: what a form just did, for the page it redirects to.
+#[derive(Deserialize, Default)]
+pub struct DoneQuery {
+    #[serde(default)]
+    pub done: String,
 }

@@ -19,7 +19,7 @@ use super::views::{Choice, choices};
 use crate::Web;
 use crate::format::parse_major;
 use crate::nav::Area;
-use crate::page::{Ctx, FieldErrors, PageResult, Staff, render};
+use crate::page::{Ctx, DoneQuery, FieldErrors, PageResult, Staff, render};
 
 /// Dismissing a case is a supervisor's call, as in the API.
 const DISMISS_SCOPE: &str = "refunds:approve";
@@ -166,17 +166,11 @@ async fn case_page(
     Ok(render(&page))
 }
 
-#[derive(Deserialize, Default)]
-pub struct Done {
-    #[serde(default)]
-    done: String,
-}
-
 pub async fn case(
     State(web): State<Web>,
     mut staff: Staff,
     Path(id): Path<String>,
-    Query(q): Query<Done>,
+    Query(q): Query<DoneQuery>,
 ) -> PageResult {
     staff.enter(Area::Corrections)?;
     let id = staff.ctx.id(&id, CorrectionId::parse)?;
@@ -191,12 +185,7 @@ pub async fn case(
 const FORM_FIELDS: &[&str] = &["amount", "note", "cause", "responsible_party", "reason"];
 
 async fn refused(web: &Web, staff: &Staff, id: CorrectionId, e: &AppError, fallback: &str, form: Typed) -> PageResult {
-    let mut errors = FieldErrors::from_app(&staff.ctx, e, fallback);
-    for (field, _) in &mut errors.0 {
-        if !FORM_FIELDS.contains(&field.as_str()) {
-            *field = fallback.to_owned();
-        }
-    }
+    let errors = FieldErrors::from_app_on_form(&staff.ctx, e, fallback, FORM_FIELDS);
     let page = case_page(web, staff, id, form, errors, "").await?;
     Ok((crate::page::status_of(e.code), page).into_response())
 }

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use super::views::{Choice, choices};
 use crate::Web;
 use crate::nav::Area;
-use crate::page::{Ctx, FieldErrors, PageResult, Staff, render};
+use crate::page::{Ctx, DoneQuery, FieldErrors, PageResult, Staff, render};
 
 pub struct CaseRow {
     pub id: String,
@@ -179,12 +179,6 @@ struct CasePage<'a> {
     done: &'static str,
 }
 
-#[derive(Deserialize, Default)]
-pub struct Done {
-    #[serde(default)]
-    done: String,
-}
-
 /// What the page shows after a form, good or refused.
 #[derive(Default)]
 struct Outcome {
@@ -238,7 +232,7 @@ pub async fn case(
     State(web): State<Web>,
     mut staff: Staff,
     Path(id): Path<String>,
-    Query(q): Query<Done>,
+    Query(q): Query<DoneQuery>,
 ) -> PageResult {
     staff.enter(Area::Disputes)?;
     let id = staff.ctx.id(&id, DisputeId::parse)?;
@@ -262,13 +256,7 @@ async fn refused(
     fallback: &str,
     outcome: Outcome,
 ) -> PageResult {
-    let mut errors = FieldErrors::from_app(&staff.ctx, e, fallback);
-    // a field the form does not have (file.name) shows at the form's own
-    for (field, _) in &mut errors.0 {
-        if !FORM_FIELDS.contains(&field.as_str()) {
-            *field = fallback.to_owned();
-        }
-    }
+    let errors = FieldErrors::from_app_on_form(&staff.ctx, e, fallback, FORM_FIELDS);
     let page = case_page(web, staff, id, Outcome { errors, ..outcome }).await?;
     Ok((crate::page::status_of(e.code), page).into_response())
 }

@@ -320,6 +320,17 @@ impl<T> Tx for T where
 {
 }
 
+/// The predicate of the outbox's partial index that holds `state`'s jobs,
+/// to stand beside `state = <parameter>` in a listing: a planner picks a
+/// partial index only when the query names its predicate.
+pub(crate) fn outbox_state_index_predicate(state: &str) -> &'static str {
+    match state {
+        "ready" | "running" => "state IN ('ready', 'running') AND ",
+        "dead" => "state = 'dead' AND ",
+        _ => "",
+    }
+}
+
 /// Folds `(refund id, amount, status, item)` rows, ordered by refund id and
 /// with no item where a refund has none, into one holding per refund.
 /// Gathers rows of (status, summed amount | summed quantity of one SKU)

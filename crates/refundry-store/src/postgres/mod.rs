@@ -240,19 +240,48 @@ fn writer_loop(mut conn: Option<Conn>, connector: Connector, queue: Arc<Mutex<Re
 }
 
 /// Runs a batch in one transaction. Returns the jobs to run again.
+///
+/// Each job runs in the savepoint `job`. Opening and closing it are sent
+/// together with the statement before them (`BEGIN`, the previous job's
+/// `RELEASE`), one round trip per job rather than two; after a job rolled
+/// back, the savepoint it leaves serves the next job as it is, and the last
+/// one needs no release before `COMMIT`.
 fn run_batch(conn: &mut Conn, batch: Vec<(Box<dyn WriteJob>, u32)>) -> Vec<(Box<dyn WriteJob>, u32)> {
-    if let Err(e) = conn.client().batch_execute("BEGIN") {
-        let err = StoreError::from(e);
-        batch.into_iter().for_each(|(job, _)| job.finish(Err(err.clone())));
-        return Vec::new();
-    }
     let mut kept = Vec::with_capacity(batch.len());
     let mut again = Vec::new();
     let mut deferred = Deferred::default();
-    for (mut job, tries) in batch {
-        match run_in_savepoint(conn, job.as_mut(), &deferred) {
-            (Verdict::Retry, _) if tries < MAX_RETRIES => again.push((job, tries + 1)),
-            (_, queued) => {
+    let mut opening = Some("BEGIN; SAVEPOINT job");
+    let mut jobs = batch.into_iter();
+    while let Some((mut job, tries)) = jobs.next() {
+        if let Some(sql) = opening.take()
+            && let Err(e) = conn.client().batch_execute(sql)
+        {
+            let err = StoreError::from(e);
+            tracing::warn!(error = %err, "could not open a savepoint; the batch's jobs run again");
+            let _ = conn.client().batch_execute("ROLLBACK");
+            for (job, tries) in std::iter::once((job, tries)).chain(kept) {
+                if err.is_retryable() && tries < MAX_RETRIES {
+                    again.push((job, tries + 1));
+                } else {
+                    job.finish(Err(err.clone()));
+                }
+            }
+            // those not yet run have nothing to count against them
+            again.extend(jobs);
+            return again;
+        }
+        let (verdict, queued) = run_in_savepoint(conn, job.as_mut(), &deferred);
+        match verdict {
+            Verdict::Commit => opening = Some("RELEASE SAVEPOINT job; SAVEPOINT job"),
+            Verdict::Rollback | Verdict::Retry => {
+                if let Err(e) = conn.client().batch_execute("ROLLBACK TO SAVEPOINT job") {
+                    tracing::error!(error = %e, "could not roll back to a savepoint");
+                }
+            }
+        }
+        match verdict {
+            Verdict::Retry if tries < MAX_RETRIES => again.push((job, tries + 1)),
+            _ => {
                 deferred.absorb(queued);
                 kept.push((job, tries));
             }
@@ -280,29 +309,15 @@ fn run_batch(conn: &mut Conn, batch: Vec<(Box<dyn WriteJob>, u32)>) -> Vec<(Box<
     again
 }
 
-/// Runs one job in its own savepoint; with its verdict come the writes it
-/// deferred.
+/// Runs one job inside the open savepoint; with its verdict come the writes
+/// it deferred, none when it did not commit.
 fn run_in_savepoint(conn: &mut Conn, job: &mut dyn WriteJob, batch: &Deferred) -> (Verdict, Deferred) {
-    if conn.client().batch_execute("SAVEPOINT job").is_err() {
-        return (Verdict::Rollback, Deferred::default());
-    }
-    let (verdict, queued) = {
-        let mut tx = conn.tx_in(batch);
-        let verdict = std::panic::catch_unwind(AssertUnwindSafe(|| job.run(&mut tx))).unwrap_or_else(|_| {
-            tracing::error!("a write job panicked; its changes were rolled back");
-            Verdict::Rollback
-        });
-        (verdict, tx.take_deferred())
-    };
-    let end = if verdict == Verdict::Commit {
-        "RELEASE SAVEPOINT job"
-    } else {
-        "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job"
-    };
-    if let Err(e) = conn.client().batch_execute(end) {
-        tracing::error!(error = %e, "could not close a savepoint");
-    }
-    let queued = if verdict == Verdict::Commit { queued } else { Deferred::default() };
+    let mut tx = conn.tx_in(batch);
+    let verdict = std::panic::catch_unwind(AssertUnwindSafe(|| job.run(&mut tx))).unwrap_or_else(|_| {
+        tracing::error!("a write job panicked; its changes were rolled back");
+        Verdict::Rollback
+    });
+    let queued = if verdict == Verdict::Commit { tx.take_deferred() } else { Deferred::default() };
     (verdict, queued)
 }
 

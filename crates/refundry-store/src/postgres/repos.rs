@@ -1140,9 +1140,13 @@ impl OutboxRepo for PgTx<'_> {
     }
 
     fn list_jobs(&mut self, merchant: Option<MerchantId>, state: &str, limit: u32) -> Result<Vec<JobRecord>> {
+        let indexed = crate::repo::outbox_state_index_predicate(state);
         let rows = self.query(
-            "SELECT id, kind, payload, state, attempts, run_after, last_error, created_at, updated_at, merchant_id
-             FROM outbox WHERE state = $1 AND ($3::TEXT IS NULL OR merchant_id = $3) ORDER BY id DESC LIMIT $2",
+            &format!(
+                "SELECT id, kind, payload, state, attempts, run_after, last_error, created_at, updated_at, merchant_id
+                 FROM outbox WHERE {indexed}state = $1 AND ($3::TEXT IS NULL OR merchant_id = $3)
+                 ORDER BY id DESC LIMIT $2"
+            ),
             &[&state, &i64::from(limit), &merchant.map(|m| m.to_string())],
         )?;
         rows.iter()

@@ -1258,10 +1258,11 @@ impl OutboxRepo for SqliteTx<'_> {
     }
 
     fn list_jobs(&mut self, merchant: Option<MerchantId>, state: &str, limit: u32) -> Result<Vec<JobRecord>> {
-        let mut stmt = self.conn.prepare_cached(
+        let indexed = crate::repo::outbox_state_index_predicate(state);
+        let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT id, kind, payload, state, attempts, run_after, last_error, created_at, updated_at, merchant_id
-             FROM outbox WHERE state = ?1 AND (?3 IS NULL OR merchant_id = ?3) ORDER BY id DESC LIMIT ?2",
-        )?;
+             FROM outbox WHERE {indexed}state = ?1 AND (?3 IS NULL OR merchant_id = ?3) ORDER BY id DESC LIMIT ?2"
+        ))?;
         let rows = stmt.query_map(params![state, limit, merchant.map(|m| m.to_string())], |r| {
             Ok((
                 (r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?),

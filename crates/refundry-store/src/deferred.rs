@@ -14,7 +14,7 @@ use refundry_core::ids::MerchantId;
 use sha2::{Digest, Sha256};
 
 use crate::error::StoreError;
-use crate::model::AuditEvent;
+use crate::model::{AuditEvent, WebhookEndpoint};
 
 /// What write jobs queued, for their batch's commit.
 #[derive(Debug, Default)]
@@ -24,6 +24,17 @@ pub struct Deferred {
     pub audit: Vec<AuditEvent>,
     /// Moves of daily refund totals by (merchant, requested_by, day).
     pub daily: BTreeMap<(MerchantId, String, String), i64>,
+    /// Webhook endpoints read, by merchant. Nearly every change emits an
+    /// event and looks up its merchant's endpoints; within a batch they are
+    /// read once. A job's reads join the batch only when the job is kept,
+    /// and a merchant whose endpoints a job changed is read afresh.
+    endpoints: HashMap<MerchantId, EndpointsSeen>,
+}
+
+#[derive(Debug, Clone)]
+enum EndpointsSeen {
+    Read(Vec<WebhookEndpoint>),
+    Changed,
 }
 
 impl Deferred {
@@ -33,6 +44,38 @@ impl Deferred {
         for (key, delta) in job.daily {
             *self.daily.entry(key).or_default() += delta;
         }
+        for (merchant, seen) in job.endpoints {
+            match seen {
+                EndpointsSeen::Changed => {
+                    self.endpoints.insert(merchant, EndpointsSeen::Changed);
+                }
+                read => {
+                    self.endpoints.entry(merchant).or_insert(read);
+                }
+            }
+        }
+    }
+
+    /// The merchant's endpoints as read earlier in this job or its batch
+    /// (`earlier`), unless either changed them since.
+    pub(crate) fn endpoints_read(
+        &self,
+        earlier: Option<&Deferred>,
+        merchant: MerchantId,
+    ) -> Option<Vec<WebhookEndpoint>> {
+        match self.endpoints.get(&merchant).or_else(|| earlier.and_then(|b| b.endpoints.get(&merchant)))? {
+            EndpointsSeen::Read(endpoints) => Some(endpoints.clone()),
+            EndpointsSeen::Changed => None,
+        }
+    }
+
+    /// Keeps what was read, unless the job changed the merchant's endpoints.
+    pub(crate) fn note_endpoints(&mut self, merchant: MerchantId, endpoints: &[WebhookEndpoint]) {
+        self.endpoints.entry(merchant).or_insert_with(|| EndpointsSeen::Read(endpoints.to_vec()));
+    }
+
+    pub(crate) fn endpoints_changed(&mut self, merchant: MerchantId) {
+        self.endpoints.insert(merchant, EndpointsSeen::Changed);
     }
 
     /// What is queued for a daily total, here and in `earlier` (the batch so
@@ -132,6 +175,53 @@ mod tests {
         let mut expected = vec![(a, 43, events[2].hash.clone()), (b, 1, events[1].hash.clone())];
         expected.sort_by_key(|(m, _, _)| *m);
         assert_eq!(new_heads, expected);
+    }
+
+    fn endpoint(merchant: MerchantId, id: &str) -> WebhookEndpoint {
+        WebhookEndpoint {
+            id: id.into(),
+            merchant_id: merchant,
+            url: "https://example.com/hook".into(),
+            events: vec!["*".into()],
+            secret: "sealed".into(),
+            created_at: jiff::Timestamp::from_second(1_900_000_000).unwrap(),
+            disabled_at: None,
+        }
+    }
+
+    #[test]
+    fn endpoints_read_by_a_kept_job_serve_the_rest_of_its_batch() {
+        let (a, b) = (MerchantId::generate(), MerchantId::generate());
+        let mut batch = Deferred::default();
+        let mut job = Deferred::default();
+        assert!(job.endpoints_read(Some(&batch), a).is_none());
+        job.note_endpoints(a, &[endpoint(a, "we_1")]);
+        assert_eq!(job.endpoints_read(Some(&batch), a).unwrap().len(), 1, "the job itself reads once");
+        batch.absorb(job);
+        let next = Deferred::default();
+        assert_eq!(next.endpoints_read(Some(&batch), a).unwrap()[0].id, "we_1");
+        assert!(next.endpoints_read(Some(&batch), b).is_none(), "each merchant is read on its own");
+        // a job that is not kept is never absorbed: what it read is gone with it
+    }
+
+    #[test]
+    fn a_job_that_changes_endpoints_makes_the_batch_read_them_afresh() {
+        let a = MerchantId::generate();
+        let mut batch = Deferred::default();
+        let mut reader = Deferred::default();
+        reader.note_endpoints(a, &[]);
+        batch.absorb(reader);
+        let mut writer = Deferred::default();
+        writer.endpoints_changed(a);
+        assert!(writer.endpoints_read(Some(&batch), a).is_none(), "the writer sees its own change");
+        writer.note_endpoints(a, &[endpoint(a, "we_2")]);
+        assert!(writer.endpoints_read(Some(&batch), a).is_none(), "a changed merchant is never kept");
+        batch.absorb(writer);
+        assert!(Deferred::default().endpoints_read(Some(&batch), a).is_none());
+        let mut later = Deferred::default();
+        later.note_endpoints(a, &[endpoint(a, "we_2")]);
+        batch.absorb(later);
+        assert!(Deferred::default().endpoints_read(Some(&batch), a).is_none(), "changed stays changed");
     }
 
     #[test]

@@ -572,7 +572,13 @@ const SALE_COLUMNS: &str = "id, merchant_id, store_id, terminal_id, amount_minor
     card_brand, card_first6, card_last4, entry_mode, wallet, voucher_no, rrn, auth_code, batch_no, \
     captured_at, created_at, cashier";
 
-/// The sale without its items, which live in their own table.
+/// A sale's items as one JSON array of `[sku, name, quantity, unit]`, read
+/// in the same statement as the sale: a second query for them would be a
+/// second round trip on every refund.
+const SALE_ITEMS: &str = "(SELECT json_agg(json_build_array(i.sku, i.name, i.quantity, i.unit_amount_minor) \
+    ORDER BY i.line_no)::text FROM sale_items i WHERE i.sale_id = sales.id)";
+
+/// The sale, with its items from the [`SALE_ITEMS`] column after the rest.
 fn sale_from_row(r: &Row) -> Result<Sale> {
     let payment_method = match col::<&str>(r, 6)? {
         "card" => {
@@ -608,9 +614,26 @@ fn sale_from_row(r: &Row) -> Result<Sale> {
         batch_no: col(r, 15)?,
         captured_at: col_time(r, 16)?,
         created_at: col_time(r, 17)?,
-        items: Vec::new(),
+        items: items_from_json(r, 19)?
+            .into_iter()
+            .map(|(sku, name, quantity, unit_amount_minor)| {
+                Ok(LineItem { sku, name, quantity: narrow(quantity)?, unit_amount_minor })
+            })
+            .collect::<Result<_>>()?,
         cashier: col(r, 18)?,
     })
+}
+
+/// Decodes a `json_agg` column of item arrays; NULL when there are none.
+fn items_from_json<T: serde::de::DeserializeOwned>(r: &Row, idx: usize) -> Result<Vec<T>> {
+    match col::<Option<&str>>(r, idx)? {
+        None => Ok(Vec::new()),
+        Some(json) => serde_json::from_str(json).map_err(|e| StoreError::corrupt(format!("items: {e}"))),
+    }
+}
+
+fn narrow(quantity: i64) -> Result<u32> {
+    u32::try_from(quantity).map_err(|_| StoreError::corrupt("item quantity out of range"))
 }
 
 const REFUND_COLUMNS: &str = "id, merchant_id, sale_id, type, status, amount_minor, currency, reason, note, \
@@ -618,7 +641,12 @@ const REFUND_COLUMNS: &str = "id, merchant_id, sale_id, type, status, amount_min
     policy_version, decision, approval_expires_at, decided_by, decision_note, stan, expected_arrival_at, arrived_at, \
     customer_contact";
 
-/// The refund without its items, which live in their own table.
+/// A refund's items as one JSON array of `[sku, quantity, amount]`, as
+/// [`SALE_ITEMS`] for sales.
+const REFUND_ITEMS: &str = "(SELECT json_agg(json_build_array(i.sku, i.quantity, i.amount_minor) ORDER BY i.sku)::text \
+    FROM refund_items i WHERE i.refund_id = refunds.id)";
+
+/// The refund, with its items from the [`REFUND_ITEMS`] column after the rest.
 fn refund_from_row(r: &Row) -> Result<Refund> {
     Ok(Refund {
         id: col_id(r, 0, RefundId::parse)?,
@@ -629,7 +657,10 @@ fn refund_from_row(r: &Row) -> Result<Refund> {
         amount: Money::new(col(r, 5)?, col_currency(r, 6)?),
         reason: parse_wire(col(r, 7)?, RefundReason::parse, "refund reason")?,
         note: col(r, 8)?,
-        items: Vec::new(),
+        items: items_from_json(r, 25)?
+            .into_iter()
+            .map(|(sku, quantity, amount_minor)| Ok(PlannedItem { sku, quantity: narrow(quantity)?, amount_minor }))
+            .collect::<Result<_>>()?,
         failure_reason: col(r, 9)?,
         acquirer_reference: col(r, 10)?,
         attempts: col_narrow(r, 11)?,
@@ -650,56 +681,12 @@ fn refund_from_row(r: &Row) -> Result<Refund> {
 }
 
 impl PgTx<'_> {
-    // Items are fetched for a whole page of parents in one query: over a
-    // network, one round trip per parent would dominate a search.
-
     fn sales_from(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Sale>> {
-        let mut sales = self.query(sql, params)?.iter().map(sale_from_row).collect::<Result<Vec<_>>>()?;
-        if sales.is_empty() {
-            return Ok(sales);
-        }
-        let ids: Vec<String> = sales.iter().map(|s| s.id.to_string()).collect();
-        let rows = self.query(
-            "SELECT sale_id, sku, name, quantity, unit_amount_minor FROM sale_items
-             WHERE sale_id = ANY($1) ORDER BY sale_id, line_no",
-            &[&ids],
-        )?;
-        let mut items: HashMap<String, Vec<LineItem>> = HashMap::new();
-        for r in &rows {
-            let item = LineItem {
-                sku: col(r, 1)?,
-                name: col(r, 2)?,
-                quantity: col_narrow(r, 3)?,
-                unit_amount_minor: col(r, 4)?,
-            };
-            items.entry(col(r, 0)?).or_default().push(item);
-        }
-        for (sale, id) in sales.iter_mut().zip(&ids) {
-            sale.items = items.remove(id).unwrap_or_default();
-        }
-        Ok(sales)
+        self.query(sql, params)?.iter().map(sale_from_row).collect()
     }
 
     fn refunds_from(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Refund>> {
-        let mut refunds = self.query(sql, params)?.iter().map(refund_from_row).collect::<Result<Vec<_>>>()?;
-        if refunds.is_empty() {
-            return Ok(refunds);
-        }
-        let ids: Vec<String> = refunds.iter().map(|r| r.id.to_string()).collect();
-        let rows = self.query(
-            "SELECT refund_id, sku, quantity, amount_minor FROM refund_items
-             WHERE refund_id = ANY($1) ORDER BY refund_id, sku",
-            &[&ids],
-        )?;
-        let mut items: HashMap<String, Vec<PlannedItem>> = HashMap::new();
-        for r in &rows {
-            let item = PlannedItem { sku: col(r, 1)?, quantity: col_narrow(r, 2)?, amount_minor: col(r, 3)? };
-            items.entry(col(r, 0)?).or_default().push(item);
-        }
-        for (refund, id) in refunds.iter_mut().zip(&ids) {
-            refund.items = items.remove(id).unwrap_or_default();
-        }
-        Ok(refunds)
+        self.query(sql, params)?.iter().map(refund_from_row).collect()
     }
 }
 
@@ -752,20 +739,23 @@ impl SaleRepo for PgTx<'_> {
     }
 
     fn find_sale(&mut self, merchant: MerchantId, id: SaleId) -> Result<Option<Sale>> {
-        let sql = format!("SELECT {SALE_COLUMNS} FROM sales WHERE merchant_id = $1 AND id = $2");
+        let sql = format!("SELECT {SALE_COLUMNS}, {SALE_ITEMS} FROM sales WHERE merchant_id = $1 AND id = $2");
         Ok(self.sales_from(&sql, &[&merchant.to_string(), &id.to_string()])?.pop())
     }
 
     fn lock_sale(&mut self, merchant: MerchantId, id: SaleId) -> Result<Option<Sale>> {
         // Another instance refunding the same sale waits here until this
         // transaction ends, so its check of what is left sees our refund.
-        let sql = format!("SELECT {SALE_COLUMNS} FROM sales WHERE merchant_id = $1 AND id = $2 FOR UPDATE");
+        let sql =
+            format!("SELECT {SALE_COLUMNS}, {SALE_ITEMS} FROM sales WHERE merchant_id = $1 AND id = $2 FOR UPDATE");
         Ok(self.sales_from(&sql, &[&merchant.to_string(), &id.to_string()])?.pop())
     }
 
     fn search_sales(&mut self, merchant: MerchantId, q: &SaleQuery) -> Result<Vec<Sale>> {
-        let mut f =
-            Filtered::new(format!("SELECT {SALE_COLUMNS} FROM sales WHERE merchant_id = $1"), merchant.to_string());
+        let mut f = Filtered::new(
+            format!("SELECT {SALE_COLUMNS}, {SALE_ITEMS} FROM sales WHERE merchant_id = $1"),
+            merchant.to_string(),
+        );
         if let Some(v) = q.store_id {
             f.and("store_id = $?", v.to_string());
         }
@@ -893,24 +883,26 @@ impl RefundRepo for PgTx<'_> {
     }
 
     fn find_refund(&mut self, merchant: MerchantId, id: RefundId) -> Result<Option<Refund>> {
-        let sql = format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE merchant_id = $1 AND id = $2");
+        let sql = format!("SELECT {REFUND_COLUMNS}, {REFUND_ITEMS} FROM refunds WHERE merchant_id = $1 AND id = $2");
         Ok(self.refunds_from(&sql, &[&merchant.to_string(), &id.to_string()])?.pop())
     }
 
     fn find_refund_any_merchant(&mut self, id: RefundId) -> Result<Option<Refund>> {
-        let sql = format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE id = $1");
+        let sql = format!("SELECT {REFUND_COLUMNS}, {REFUND_ITEMS} FROM refunds WHERE id = $1");
         Ok(self.refunds_from(&sql, &[&id.to_string()])?.pop())
     }
 
     fn lock_refund(&mut self, id: RefundId) -> Result<Option<Refund>> {
         // two instances moving the same refund take turns; the second reads
         // the status the first committed
-        let sql = format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE id = $1 FOR UPDATE");
+        let sql = format!("SELECT {REFUND_COLUMNS}, {REFUND_ITEMS} FROM refunds WHERE id = $1 FOR UPDATE");
         Ok(self.refunds_from(&sql, &[&id.to_string()])?.pop())
     }
 
     fn refunds_of_sale(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Vec<Refund>> {
-        let sql = format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE merchant_id = $1 AND sale_id = $2 ORDER BY id");
+        let sql = format!(
+            "SELECT {REFUND_COLUMNS}, {REFUND_ITEMS} FROM refunds WHERE merchant_id = $1 AND sale_id = $2 ORDER BY id"
+        );
         self.refunds_from(&sql, &[&merchant.to_string(), &sale.to_string()])
     }
 
@@ -935,8 +927,10 @@ impl RefundRepo for PgTx<'_> {
     }
 
     fn list_refunds(&mut self, merchant: MerchantId, q: &RefundQuery) -> Result<Vec<Refund>> {
-        let mut f =
-            Filtered::new(format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE merchant_id = $1"), merchant.to_string());
+        let mut f = Filtered::new(
+            format!("SELECT {REFUND_COLUMNS}, {REFUND_ITEMS} FROM refunds WHERE merchant_id = $1"),
+            merchant.to_string(),
+        );
         if let Some(sale) = q.sale_id {
             f.and("sale_id = $?", sale.to_string());
         }
@@ -1074,7 +1068,7 @@ impl RefundRepo for PgTx<'_> {
 
     fn expired_approvals(&mut self, now: Timestamp, limit: u32) -> Result<Vec<Refund>> {
         let sql = format!(
-            "SELECT {REFUND_COLUMNS} FROM refunds WHERE status = 'requires_approval' AND approval_expires_at <= $1
+            "SELECT {REFUND_COLUMNS}, {REFUND_ITEMS} FROM refunds WHERE status = 'requires_approval' AND approval_expires_at <= $1
              ORDER BY approval_expires_at LIMIT $2"
         );
         self.refunds_from(&sql, &[&to_micros(now), &i64::from(limit)])
@@ -1348,6 +1342,7 @@ fn delivery_from_row(r: &Row) -> Result<WebhookDelivery> {
 
 impl WebhookRepo for PgTx<'_> {
     fn insert_endpoint(&mut self, e: &WebhookEndpoint) -> Result<()> {
+        self.queued.endpoints_changed(e.merchant_id);
         self.execute(
             &format!("INSERT INTO webhook_endpoints ({ENDPOINT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"),
             &[
@@ -1364,8 +1359,14 @@ impl WebhookRepo for PgTx<'_> {
     }
 
     fn endpoints_of(&mut self, merchant: MerchantId) -> Result<Vec<WebhookEndpoint>> {
+        if let Some(endpoints) = self.queued.endpoints_read(self.batch, merchant) {
+            return Ok(endpoints);
+        }
         let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE merchant_id = $1 ORDER BY id");
-        self.query(&sql, &[&merchant.to_string()])?.iter().map(endpoint_from_row).collect()
+        let endpoints =
+            self.query(&sql, &[&merchant.to_string()])?.iter().map(endpoint_from_row).collect::<Result<Vec<_>>>()?;
+        self.queued.note_endpoints(merchant, &endpoints);
+        Ok(endpoints)
     }
 
     fn find_endpoint(&mut self, id: &str) -> Result<Option<WebhookEndpoint>> {

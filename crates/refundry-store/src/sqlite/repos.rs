@@ -1529,6 +1529,7 @@ impl SqliteTx<'_> {
 
 impl WebhookRepo for SqliteTx<'_> {
     fn insert_endpoint(&mut self, e: &WebhookEndpoint) -> Result<()> {
+        self.queued.endpoints_changed(e.merchant_id);
         self.conn
             .prepare_cached(&format!(
                 "INSERT INTO webhook_endpoints ({ENDPOINT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
@@ -1546,8 +1547,13 @@ impl WebhookRepo for SqliteTx<'_> {
     }
 
     fn endpoints_of(&mut self, merchant: MerchantId) -> Result<Vec<WebhookEndpoint>> {
+        if let Some(endpoints) = self.queued.endpoints_read(self.batch, merchant) {
+            return Ok(endpoints);
+        }
         let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE merchant_id = ?1 ORDER BY id");
-        self.endpoints_from(&sql, &[Value::Text(merchant.to_string())])
+        let endpoints = self.endpoints_from(&sql, &[Value::Text(merchant.to_string())])?;
+        self.queued.note_endpoints(merchant, &endpoints);
+        Ok(endpoints)
     }
 
     fn find_endpoint(&mut self, id: &str) -> Result<Option<WebhookEndpoint>> {

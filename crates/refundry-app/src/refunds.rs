@@ -103,7 +103,7 @@ fn evaluate(
 /// What already holds part of the sale: its refunds, and its lost or
 /// accepted disputes. An open dispute refuses the refund (no double loss).
 fn holdings(tx: &mut dyn Tx, actor: &Actor, sale: &Sale) -> Result<Vec<PriorRefund>, AppError> {
-    let mut priors = tx.refund_holdings(actor.merchant_id, sale.id)?;
+    let mut priors = tx.refund_holdings(sale)?;
     let disputes = crate::disputes::priors(tx, actor, sale.id)?;
     if let Some(reason) = refundry_core::dispute::sale_disputed(&disputes) {
         return Err(AppError::new(ErrorCode::SaleDisputed, reason.en).with("zh", reason.zh));

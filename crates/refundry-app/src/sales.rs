@@ -123,7 +123,7 @@ pub(crate) fn visible_sale(actor: &Actor, sale: Option<Sale>, id: SaleId) -> Res
 pub(crate) fn load_view(tx: &mut dyn Tx, actor: &Actor, id: SaleId) -> Result<SaleView, AppError> {
     let sale = tx.find_sale(actor.merchant_id, id)?;
     let sale = visible_sale(actor, sale, id)?;
-    let refunds = tx.refund_holdings(actor.merchant_id, id)?;
+    let refunds = tx.refund_holdings(&sale)?;
     let lost = lost_to_disputes(tx, actor, id)?;
     view_with_disputes(sale, &refunds, lost)
 }
@@ -176,7 +176,7 @@ impl App {
             let views = sales
                 .into_iter()
                 .map(|sale| {
-                    let refunds = tx.refund_holdings(merchant, sale.id)?;
+                    let refunds = tx.refund_holdings(&sale)?;
                     let lost = lost_to_disputes(tx, &actor, sale.id)?;
                     view_with_disputes(sale, &refunds, lost)
                 })

@@ -83,8 +83,9 @@ pub trait RefundRepo {
     /// What the sale's refunds hold, as the arithmetic needs it: one entry
     /// per status, with the amounts and the item quantities of that
     /// status's refunds summed. Read for every new refund, so the database
-    /// sums rather than sending each earlier refund.
-    fn refund_holdings(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Vec<PriorRefund>>;
+    /// sums rather than sending each earlier refund. Item quantities are
+    /// summed only for a sale with items: refunds of one without have none.
+    fn refund_holdings(&mut self, sale: &Sale) -> Result<Vec<PriorRefund>>;
     fn list_refunds(&mut self, merchant: MerchantId, query: &RefundQuery) -> Result<Vec<Refund>>;
     /// What `requested_by` holds in refunds made on business day `day`
     /// (`YYYY-MM-DD`), for the cashier's daily limit.

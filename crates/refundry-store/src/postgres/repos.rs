@@ -906,15 +906,18 @@ impl RefundRepo for PgTx<'_> {
         self.refunds_from(&sql, &[&merchant.to_string(), &sale.to_string()])
     }
 
-    fn refund_holdings(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Vec<PriorRefund>> {
-        let rows = self.query(
-            "SELECT status, SUM(amount_minor)::bigint, NULL, NULL FROM refunds
+    fn refund_holdings(&mut self, sale: &Sale) -> Result<Vec<PriorRefund>> {
+        let amounts = "SELECT status, SUM(amount_minor)::bigint, NULL, NULL FROM refunds
+             WHERE merchant_id = $1 AND sale_id = $2 GROUP BY status";
+        let with_items = "SELECT status, SUM(amount_minor)::bigint, NULL, NULL FROM refunds
              WHERE merchant_id = $1 AND sale_id = $2 GROUP BY status
              UNION ALL
              SELECT r.status, NULL::bigint, i.sku, SUM(i.quantity)::bigint FROM refunds r
              JOIN refund_items i ON i.refund_id = r.id
-             WHERE r.merchant_id = $1 AND r.sale_id = $2 GROUP BY r.status, i.sku",
-            &[&merchant.to_string(), &sale.to_string()],
+             WHERE r.merchant_id = $1 AND r.sale_id = $2 GROUP BY r.status, i.sku";
+        let rows = self.query(
+            if sale.items.is_empty() { amounts } else { with_items },
+            &[&sale.merchant_id.to_string(), &sale.id.to_string()],
         )?;
         crate::repo::fold_holdings(rows.iter().map(|r| {
             let item = match col::<Option<String>>(r, 2)? {

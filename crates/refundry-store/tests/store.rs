@@ -350,3 +350,51 @@ async fn a_merchants_keys_are_listed_oldest_first_and_no_one_elses() {
     let listed = read(&t.store, move |tx| tx.keys_of(merchant_id)).await.unwrap();
     assert_eq!(listed, vec![a, c]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_looks_only_at_due_jobs_however_many_are_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = open(&dir);
+    let store = Arc::clone(&t.store);
+    let now = Timestamp::now();
+    let lease = now + 30.seconds();
+    write(&store, move |tx| {
+        for i in 0..2_000 {
+            tx.enqueue(&NewJob { merchant_id: None, kind: "k".into(), payload: format!("{i}"), run_after: now })?;
+        }
+        for job in tx.claim_jobs(now, lease, 2_000)? {
+            tx.complete_job(job.id, now)?;
+        }
+        tx.enqueue(&NewJob { merchant_id: None, kind: "k".into(), payload: "due".into(), run_after: now })
+    })
+    .await
+    .unwrap();
+    let due = write(&store, move |tx| tx.claim_jobs(now, lease, 128)).await.unwrap();
+    assert_eq!(due.iter().map(|j| j.payload.as_str()).collect::<Vec<_>>(), ["due"]);
+
+    // the claim's plan: through the index of due jobs, never walking the
+    // 2,000 done ones by primary key
+    let claim = "SELECT id FROM outbox WHERE state IN ('ready', 'running')
+        AND ((state = 'ready' AND run_after <= 0) OR (state = 'running' AND lease_until <= 0)) ORDER BY id LIMIT 128";
+    let plan = match &t.scratch {
+        Some(scratch) => {
+            let mut client = scratch.client();
+            let claim = claim.to_owned();
+            std::thread::spawn(move || {
+                client.batch_execute("ANALYZE outbox").unwrap();
+                let rows = client.query(&format!("EXPLAIN {claim}"), &[]).unwrap();
+                rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>().join("\n")
+            })
+            .join()
+            .unwrap()
+        }
+        None => {
+            let conn = rusqlite::Connection::open(dir.path().join("test.db")).unwrap();
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {claim}")).unwrap();
+            let rows = stmt.query_map([], |r| r.get::<_, String>(3)).unwrap();
+            rows.collect::<Result<Vec<_>, _>>().unwrap().join("\n")
+        }
+    };
+    assert!(plan.contains("outbox_due"), "the claim should use outbox_due:\n{plan}");
+    assert!(!plan.contains("TEMP B-TREE"), "the due jobs come in id order:\n{plan}");
+}

@@ -259,16 +259,10 @@ fn run_batch(conn: &mut Conn, batch: Vec<(Box<dyn WriteJob>, u32)>) -> Vec<(Box<
             let err = StoreError::from(e);
             tracing::warn!(error = %err, "could not open a savepoint; the batch's jobs run again");
             let _ = conn.client().batch_execute("ROLLBACK");
-            for (job, tries) in std::iter::once((job, tries)).chain(kept) {
-                if err.is_retryable() && tries < MAX_RETRIES {
-                    again.push((job, tries + 1));
-                } else {
-                    job.finish(Err(err.clone()));
-                }
-            }
+            retry_or_fail(std::iter::once((job, tries)).chain(kept), &err, &mut again);
             // those not yet run have nothing to count against them
             again.extend(jobs);
-            return again;
+            return counted(again);
         }
         let (verdict, queued) = run_in_savepoint(conn, job.as_mut(), &deferred);
         match verdict {
@@ -294,15 +288,29 @@ fn run_batch(conn: &mut Conn, batch: Vec<(Box<dyn WriteJob>, u32)>) -> Vec<(Box<
         Err(err) => {
             let _ = conn.client().batch_execute("ROLLBACK");
             tracing::warn!(error = %err, "commit failed; the batch's jobs run again");
-            for (job, tries) in kept {
-                if err.is_retryable() && tries < MAX_RETRIES {
-                    again.push((job, tries + 1));
-                } else {
-                    job.finish(Err(err.clone()));
-                }
-            }
+            retry_or_fail(kept, &err, &mut again);
         }
     }
+    counted(again)
+}
+
+/// Jobs whose transaction failed with `err` run again if it may pass next
+/// time and they have tries left; the rest are answered with it.
+fn retry_or_fail(
+    jobs: impl IntoIterator<Item = (Box<dyn WriteJob>, u32)>,
+    err: &StoreError,
+    again: &mut Vec<(Box<dyn WriteJob>, u32)>,
+) {
+    for (job, tries) in jobs {
+        if err.is_retryable() && tries < MAX_RETRIES {
+            again.push((job, tries + 1));
+        } else {
+            job.finish(Err(err.clone()));
+        }
+    }
+}
+
+fn counted(again: Vec<(Box<dyn WriteJob>, u32)>) -> Vec<(Box<dyn WriteJob>, u32)> {
     if !again.is_empty() {
         metrics::counter!("refundry_store_retries_total").increment(again.len() as u64);
     }

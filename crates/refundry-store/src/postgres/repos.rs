@@ -909,16 +909,11 @@ impl RefundRepo for PgTx<'_> {
     fn refund_holdings(&mut self, sale: &Sale) -> Result<Vec<PriorRefund>> {
         let amounts = "SELECT status, SUM(amount_minor)::bigint, NULL, NULL FROM refunds
              WHERE merchant_id = $1 AND sale_id = $2 GROUP BY status";
-        let with_items = "SELECT status, SUM(amount_minor)::bigint, NULL, NULL FROM refunds
-             WHERE merchant_id = $1 AND sale_id = $2 GROUP BY status
-             UNION ALL
-             SELECT r.status, NULL::bigint, i.sku, SUM(i.quantity)::bigint FROM refunds r
+        let items = "SELECT r.status, NULL::bigint, i.sku, SUM(i.quantity)::bigint FROM refunds r
              JOIN refund_items i ON i.refund_id = r.id
              WHERE r.merchant_id = $1 AND r.sale_id = $2 GROUP BY r.status, i.sku";
-        let rows = self.query(
-            if sale.items.is_empty() { amounts } else { with_items },
-            &[&sale.merchant_id.to_string(), &sale.id.to_string()],
-        )?;
+        let sql = if sale.items.is_empty() { amounts.to_owned() } else { format!("{amounts} UNION ALL {items}") };
+        let rows = self.query(&sql, &[&sale.merchant_id.to_string(), &sale.id.to_string()])?;
         crate::repo::fold_holdings(rows.iter().map(|r| {
             let item = match col::<Option<String>>(r, 2)? {
                 Some(sku) => Some(ItemQuantity { sku, quantity: col_narrow(r, 3)? }),

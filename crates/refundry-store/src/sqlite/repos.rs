@@ -1009,13 +1009,11 @@ impl RefundRepo for SqliteTx<'_> {
         // walk all the merchant's refunds by status
         let amounts = "SELECT status, SUM(amount_minor), NULL, NULL FROM refunds INDEXED BY refunds_by_sale
              WHERE merchant_id = ?1 AND sale_id = ?2 GROUP BY status";
-        let with_items = "SELECT status, SUM(amount_minor), NULL, NULL FROM refunds INDEXED BY refunds_by_sale
-             WHERE merchant_id = ?1 AND sale_id = ?2 GROUP BY status
-             UNION ALL
-             SELECT r.status, NULL, i.sku, SUM(i.quantity) FROM refunds r INDEXED BY refunds_by_sale
+        let items = "SELECT r.status, NULL, i.sku, SUM(i.quantity) FROM refunds r INDEXED BY refunds_by_sale
              JOIN refund_items i ON i.refund_id = r.id
              WHERE r.merchant_id = ?1 AND r.sale_id = ?2 GROUP BY r.status, i.sku";
-        let mut stmt = self.conn.prepare_cached(if sale.items.is_empty() { amounts } else { with_items })?;
+        let sql = if sale.items.is_empty() { amounts.to_owned() } else { format!("{amounts} UNION ALL {items}") };
+        let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(params![sale.merchant_id.to_string(), sale.id.to_string()], |r| {
             let item = match r.get::<_, Option<String>>(2)? {
                 Some(sku) => Some(ItemQuantity { sku, quantity: r.get(3)? }),

@@ -1,11 +1,17 @@
 -- Refundry schema, version 1. Times are integer microseconds since the Unix
 -- epoch (UTC); money is integer minor units beside a lower-case ISO 4217 code.
+--
+-- Tables that every refund reads or writes and whose key is text or several
+-- columns are WITHOUT ROWID: the row lives in its key's b-tree, so a lookup
+-- by key is one descent and an insert one b-tree fewer. Checks list their
+-- values with OR: an IN list of more than two constants is checked through a
+-- temporary b-tree built again each time a statement runs.
 
 CREATE TABLE merchants (
     id          TEXT PRIMARY KEY,
     name        TEXT NOT NULL,
     created_at  INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 
 CREATE TABLE stores (
     id          TEXT PRIMARY KEY,
@@ -78,7 +84,7 @@ CREATE TABLE sales (
     terminal_id   TEXT NOT NULL,
     amount_minor  INTEGER NOT NULL CHECK (amount_minor > 0),
     currency      TEXT NOT NULL CHECK (length(currency) = 3),
-    method        TEXT NOT NULL CHECK (method IN ('card', 'wallet', 'cash')),
+    method        TEXT NOT NULL CHECK (method = 'card' OR method = 'wallet' OR method = 'cash'),
     card_brand    TEXT,
     card_first6   TEXT CHECK (card_first6 IS NULL OR length(card_first6) = 6),
     card_last4    TEXT CHECK (card_last4 IS NULL OR length(card_last4) = 4),
@@ -91,7 +97,7 @@ CREATE TABLE sales (
     cashier       TEXT,
     captured_at   INTEGER NOT NULL,
     created_at    INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 CREATE INDEX sales_by_merchant ON sales (merchant_id, id);
 CREATE INDEX sales_by_voucher ON sales (merchant_id, voucher_no, id);
 CREATE INDEX sales_by_rrn ON sales (merchant_id, rrn, id);
@@ -110,7 +116,7 @@ CREATE TABLE sale_items (
     quantity          INTEGER NOT NULL CHECK (quantity > 0),
     unit_amount_minor INTEGER NOT NULL CHECK (unit_amount_minor > 0),
     PRIMARY KEY (sale_id, line_no)
-);
+) WITHOUT ROWID;
 
 CREATE TABLE batches (
     merchant_id TEXT NOT NULL REFERENCES merchants(id),
@@ -118,7 +124,7 @@ CREATE TABLE batches (
     batch_no    TEXT NOT NULL,
     settled_at  INTEGER NOT NULL,
     PRIMARY KEY (merchant_id, terminal_id, batch_no)
-);
+) WITHOUT ROWID;
 
 CREATE TABLE refunds (
     id                 TEXT PRIMARY KEY,
@@ -147,7 +153,7 @@ CREATE TABLE refunds (
     created_at         INTEGER NOT NULL,
     updated_at         INTEGER NOT NULL,
     completed_at       INTEGER
-);
+) WITHOUT ROWID;
 -- every index a list filters on ends in id, so "newest first" needs no
 -- sort and the planner never prefers walking all of a merchant's rows
 -- status and amount ride along: what a sale's refunds hold is read for
@@ -167,14 +173,14 @@ CREATE TABLE refund_items (
     quantity     INTEGER NOT NULL CHECK (quantity > 0),
     amount_minor INTEGER NOT NULL CHECK (amount_minor > 0),
     PRIMARY KEY (refund_id, sku)
-);
+) WITHOUT ROWID;
 
 CREATE TABLE outbox (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     merchant_id TEXT,
     kind        TEXT NOT NULL,
     payload     TEXT NOT NULL,
-    state       TEXT NOT NULL CHECK (state IN ('ready', 'running', 'done', 'dead')),
+    state       TEXT NOT NULL CHECK (state = 'ready' OR state = 'running' OR state = 'done' OR state = 'dead'),
     attempts    INTEGER NOT NULL DEFAULT 0,
     run_after   INTEGER NOT NULL,
     lease_until INTEGER,
@@ -213,7 +219,7 @@ CREATE TABLE audit_events (
     prev_hash   TEXT NOT NULL,
     hash        TEXT NOT NULL,
     PRIMARY KEY (merchant_id, seq)
-);
+) WITHOUT ROWID;
 -- a record's timeline (sale, refund) without walking the whole chain
 CREATE INDEX audit_events_by_subject ON audit_events (merchant_id, subject, seq);
 -- the audit viewer filters by action and by time
@@ -226,7 +232,7 @@ CREATE TABLE audit_heads (
     merchant_id TEXT PRIMARY KEY REFERENCES merchants(id),
     seq         INTEGER NOT NULL,
     hash        TEXT NOT NULL
-);
+) WITHOUT ROWID;
 
 -- The terminal's system trace audit number (STAN, 流水号), one per message.
 CREATE TABLE terminal_counters (
@@ -234,7 +240,7 @@ CREATE TABLE terminal_counters (
     terminal_id TEXT NOT NULL,
     last_stan   INTEGER NOT NULL,
     PRIMARY KEY (merchant_id, terminal_id)
-);
+) WITHOUT ROWID;
 
 -- Every call to the acquirer about a refund: what was sent (masked), what
 -- came back, how long it took.
@@ -247,7 +253,8 @@ CREATE TABLE acquirer_calls (
     processor     TEXT NOT NULL,
     started_at    INTEGER NOT NULL,
     duration_ms   INTEGER NOT NULL,
-    outcome       TEXT NOT NULL CHECK (outcome IN ('approved', 'declined', 'timeout', 'unavailable', 'not_received')),
+    outcome       TEXT NOT NULL CHECK (outcome = 'approved' OR outcome = 'declined' OR outcome = 'timeout'
+                                 OR outcome = 'unavailable' OR outcome = 'not_received'),
     response_code TEXT,
     detail        TEXT NOT NULL
 );
@@ -287,7 +294,7 @@ CREATE TABLE daily_refund_totals (
     day          TEXT NOT NULL,
     held_minor   INTEGER NOT NULL,
     PRIMARY KEY (merchant_id, requested_by, day)
-);
+) WITHOUT ROWID;
 
 -- Chargebacks and retrieval requests (退单/拒付, 调单). The acquirer's case
 -- number is unique per merchant, so importing a case twice is one case.

@@ -1,6 +1,9 @@
 //! Refund policy: stored per merchant with per-store overrides, versioned,
 //! and applied to every refund request through the core's pure `decide`.
 
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+
 use jiff::Timestamp;
 use refundry_core::ids::StoreId;
 use refundry_core::policy::{ActorFacts, Decision, OtherCashierRule, PolicyRequest, RefundPolicy, decide};
@@ -116,18 +119,43 @@ pub(crate) fn in_force(tx: &mut dyn Tx, actor: &Actor, store: Option<StoreId>) -
             created_at: None,
         }),
         Some(record) => {
-            let doc: PolicyDoc = serde_json::from_str(&record.body).map_err(|e| {
-                AppError::new(ErrorCode::Internal, format!("stored policy {} is unreadable: {e}", record.version))
-            })?;
+            let parsed = parse_stored(&record)?;
             Ok(PolicyInForce {
                 version: record.version,
                 store_id: record.store_id,
-                abuse: doc.abuse.clone(),
-                policy: doc.into_policy()?,
+                abuse: parsed.1.clone(),
+                policy: parsed.0.clone(),
                 created_at: Some(record.created_at),
             })
         }
     }
+}
+
+type Parsed = Arc<(RefundPolicy, crate::abuse::AbuseDoc)>;
+
+/// Stored policies parsed once, by their text: every refund asks for the
+/// policy in force, a stored version never changes, and parsing it each
+/// time was a few percent of the single writer's time. Keyed by the text
+/// itself, so no stale entry can answer for a different document.
+fn parse_stored(record: &PolicyRecord) -> Result<Parsed, AppError> {
+    const KEPT: usize = 256;
+    static PARSED: LazyLock<Mutex<HashMap<String, Parsed>>> = LazyLock::new(Mutex::default);
+    let cached = PARSED.lock().ok().and_then(|kept| kept.get(&record.body).cloned());
+    if let Some(parsed) = cached {
+        return Ok(parsed);
+    }
+    let doc: PolicyDoc = serde_json::from_str(&record.body).map_err(|e| {
+        AppError::new(ErrorCode::Internal, format!("stored policy {} is unreadable: {e}", record.version))
+    })?;
+    let abuse = doc.abuse.clone();
+    let parsed = Arc::new((doc.into_policy()?, abuse));
+    if let Ok(mut kept) = PARSED.lock() {
+        if kept.len() >= KEPT {
+            kept.clear();
+        }
+        kept.insert(record.body.clone(), Arc::clone(&parsed));
+    }
+    Ok(parsed)
 }
 
 /// The stored form of a decision: outcome and every reason in both languages.

@@ -145,6 +145,10 @@ fn open_connection(path: &Path, read_only: bool, options: &SqliteOptions) -> Res
     // at commit, and with 64 MiB that walk was a seventh of the writer)
     conn.pragma_update(None, "cache_size", -8_192)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // plans never depend on bound values: otherwise a statement whose
+    // parameter is weighed against a partial index (the job claim) is
+    // prepared again whenever the value changes, which is every time
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     // every statement the store runs stays prepared (searches add variants)
     conn.set_prepared_statement_cache_capacity(512);
     Ok(conn)

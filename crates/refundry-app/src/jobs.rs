@@ -433,7 +433,7 @@ fn record_sent(tx: &mut dyn Tx, refund: &Refund) -> Result<(), AppError> {
     audit::record(tx, &actor, "refund.sent", &refund.id.to_string(), data, refund.updated_at)
 }
 
-fn find_sale_of(tx: &mut dyn Tx, refund: &Refund) -> Result<refundry_store::model::Sale, AppError> {
+pub(crate) fn find_sale_of(tx: &mut dyn Tx, refund: &Refund) -> Result<refundry_store::model::Sale, AppError> {
     tx.find_sale(refund.merchant_id, refund.sale_id)?
         .ok_or_else(|| AppError::new(ErrorCode::Internal, format!("refund {} names a missing sale", refund.id)))
 }
@@ -569,6 +569,26 @@ fn apply_outcome(
     processor: &str,
     config: &crate::AppConfig,
 ) -> Result<(), AppError> {
+    let answered = answer(&mut refund, sale, outcome, processor, config)?;
+    tx.update_refund(&refund)?;
+    tx.complete_job(job_id, refund.updated_at)?;
+    after_answer(tx, &Actor::system(refund.merchant_id, "job-runner"), &refund, answered, config)
+}
+
+/// The audit event an answer makes.
+struct Answered {
+    action: &'static str,
+    data: serde_json::Value,
+}
+
+/// Moves a `processing` refund to the acquirer's answer, in memory.
+fn answer(
+    refund: &mut Refund,
+    sale: Option<&refundry_store::model::Sale>,
+    outcome: &Outcome,
+    processor: &str,
+    config: &crate::AppConfig,
+) -> Result<Answered, AppError> {
     let arrival = &config.arrival;
     let now = crate::now();
     let (event, action, data) = match outcome {
@@ -603,18 +623,79 @@ fn apply_outcome(
     };
     refund.status = refund.status.on(event).map_err(illegal)?;
     refund.updated_at = now;
-    tx.update_refund(&refund)?;
-    tx.complete_job(job_id, now)?;
+    Ok(Answered { action, data })
+}
+
+/// What follows an answer once the refund row holds it: the customer's
+/// confirmation, or the day's limit given back; the audit event.
+fn after_answer(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    refund: &Refund,
+    answered: Answered,
+    config: &crate::AppConfig,
+) -> Result<(), AppError> {
     if refund.status == RefundStatus::Succeeded {
-        crate::notify::queue(tx, &refund)?;
+        crate::notify::queue(tx, refund)?;
     } else {
         // a failed refund no longer holds money against the day's limit
-        crate::policy::hold_daily(tx, &refund, -1, config)?;
+        crate::policy::hold_daily(tx, refund, -1, config)?;
     }
-    let actor = Actor::system(refund.merchant_id, "job-runner");
-    audit::record(tx, &actor, action, &refund.id.to_string(), data, now)?;
+    audit::record(tx, actor, answered.action, &refund.id.to_string(), answered.data, refund.updated_at)?;
     metrics::counter!("refundry_refunds_finished_total", "status" => refund.status.as_str()).increment(1);
     Ok(())
+}
+
+/// A cash refund settled at the counter: the drawer's answer, applied to
+/// the refund in memory and not yet recorded.
+pub(crate) struct CounterSettlement {
+    order: RefundOrder,
+    answered: Answered,
+    at: Timestamp,
+}
+
+/// A refund going ahead (`pending`, not yet written) whose money goes back
+/// from the cash drawer is settled in the same transaction rather than
+/// queued: the drawer's answer is known without asking anyone, so the
+/// cashier hands the money over with the refund already `succeeded`. The
+/// refund passes through `processing` in memory and is written once, by
+/// the caller, before [`record_counter_settlement`]. Any other refund
+/// answers `None` and is unchanged.
+pub(crate) fn settle_at_counter(
+    refund: &mut Refund,
+    sale: &refundry_store::model::Sale,
+    config: &crate::AppConfig,
+) -> Result<Option<CounterSettlement>, AppError> {
+    if Route::of(&sale.payment_method) != Route::Cash {
+        return Ok(None);
+    }
+    let at = crate::now();
+    refund.status = refund.status.on(RefundEvent::Send).map_err(illegal)?;
+    refund.attempts += 1;
+    refund.updated_at = at;
+    let order = order_of(refund, sale, NO_STAN);
+    let drawer = refundry_connectors::cash::CashDrawer;
+    let answered = answer(refund, Some(sale), &drawer.answer(&order), drawer.name(), config)?;
+    Ok(Some(CounterSettlement { order, answered, at }))
+}
+
+/// Records a counter settlement after the refund row: the attempt's
+/// `refund.sent`, the drawer's answer as the attempt's call, and what
+/// follows the answer, each done by `actor` (who let the refund go ahead).
+pub(crate) fn record_counter_settlement(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    refund: &Refund,
+    settled: CounterSettlement,
+    config: &crate::AppConfig,
+) -> Result<(), AppError> {
+    let CounterSettlement { order, answered, at } = settled;
+    let data = serde_json::json!({"status": "processing", "attempt": refund.attempts});
+    audit::record(tx, actor, "refund.sent", &refund.id.to_string(), data, at)?;
+    let drawer = refundry_connectors::cash::CashDrawer;
+    let outcome = Ok(Some(drawer.answer(&order)));
+    tx.record_call(&call_record(&drawer, refund.id, &order, Call::Submit, at, Duration::ZERO, &outcome))?;
+    after_answer(tx, actor, refund, answered, config)
 }
 
 fn illegal(e: refundry_core::refund::IllegalTransition) -> AppError {

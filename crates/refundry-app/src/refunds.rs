@@ -190,7 +190,7 @@ impl App {
     /// approver is a person, and never the one who asked (four eyes).
     pub async fn approve_refund(&self, actor: &Actor, id: RefundId, note: Option<String>) -> Result<Refund, AppError> {
         check_note("note", note.as_ref())?;
-        let actor = actor.clone();
+        let (actor, config) = (actor.clone(), self.config.clone());
         let refund = refundry_store::write(&self.store, move |tx| {
             let mut refund = awaiting_decision(tx, &actor, id)?;
             refund.status = refund.status.on(RefundEvent::Approve).map_err(|_| not_awaiting(&refund))?;
@@ -198,10 +198,18 @@ impl App {
             refund.decided_by = Some(actor.identity());
             refund.decision_note = note.clone();
             refund.updated_at = now;
+            let approved_as = refund.status;
+            let sale = crate::jobs::find_sale_of(tx, &refund)?;
+            let settled = crate::jobs::settle_at_counter(&mut refund, &sale, &config)?;
             tx.update_refund(&refund)?;
-            enqueue_execution(tx, &refund)?;
-            let data = serde_json::json!({"before": {"status": "requires_approval"}, "after": {"status": refund.status.as_str()}, "note": note});
+            if settled.is_none() {
+                enqueue_execution(tx, &refund)?;
+            }
+            let data = serde_json::json!({"before": {"status": "requires_approval"}, "after": {"status": approved_as.as_str()}, "note": note});
             audit::record(tx, &actor, "refund.approved", &refund.id.to_string(), data, now)?;
+            if let Some(settled) = settled {
+                crate::jobs::record_counter_settlement(tx, &actor, &refund, settled, &config)?;
+            }
             Ok::<_, AppError>(refund)
         })
         .await?;
@@ -342,7 +350,7 @@ pub(crate) fn request_refund_tx(
     let ttl = SignedDuration::try_from(config.approval_ttl).unwrap_or(SignedDuration::MAX);
     let id = RefundId::generate();
     let customer_contact = request.customer.as_ref().map(|c| crate::notify::seal(&config.vault, c, id)).transpose()?;
-    let refund = Refund {
+    let mut refund = Refund {
         id,
         merchant_id: actor.merchant_id,
         sale_id: sale.id,
@@ -369,9 +377,11 @@ pub(crate) fn request_refund_tx(
         updated_at: now,
         completed_at: None,
     };
+    let requested_as = refund.status;
+    let settled = if needs_approval { None } else { crate::jobs::settle_at_counter(&mut refund, &sale, config)? };
     tx.insert_refund(&refund)?;
     crate::policy::hold_daily(tx, &refund, 1, config)?;
-    if !needs_approval {
+    if !needs_approval && settled.is_none() {
         enqueue_execution(tx, &refund)?;
     }
     let data = serde_json::json!({
@@ -380,13 +390,16 @@ pub(crate) fn request_refund_tx(
         "amount": refund.amount.minor,
         "currency": refund.amount.currency.code(),
         "reason": refund.reason.as_str(),
-        "after": {"status": refund.status.as_str()},
+        "after": {"status": requested_as.as_str()},
         "decision": {"outcome": preview.decision.outcome.as_str(), "reasons": preview.decision.codes(), "policy_version": preview.policy_version},
     });
     audit::record(tx, actor, "refund.requested", &refund.id.to_string(), data, now)?;
     for alert in &preview.alerts {
         let data = crate::abuse::alert_data(&refund, alert);
         audit::record(tx, actor, "refund.abuse_alert", &refund.id.to_string(), data, now)?;
+    }
+    if let Some(settled) = settled {
+        crate::jobs::record_counter_settlement(tx, actor, &refund, settled, config)?;
     }
     Ok(refund)
 }
@@ -418,11 +431,18 @@ impl App {
             refund.failure_reason = None;
             refund.updated_at = now;
             refund.completed_at = None;
+            let attempts_so_far = refund.attempts;
+            let settled = crate::jobs::settle_at_counter(&mut refund, &sale, &config)?;
             tx.update_refund(&refund)?;
             crate::policy::hold_daily(tx, &refund, 1, &config)?;
-            enqueue_execution(tx, &refund)?;
-            let data = serde_json::json!({"before": {"status": "failed"}, "after": {"status": "pending"}, "attempts_so_far": refund.attempts});
+            if settled.is_none() {
+                enqueue_execution(tx, &refund)?;
+            }
+            let data = serde_json::json!({"before": {"status": "failed"}, "after": {"status": "pending"}, "attempts_so_far": attempts_so_far});
             audit::record(tx, &actor, "refund.retried", &refund.id.to_string(), data, now)?;
+            if let Some(settled) = settled {
+                crate::jobs::record_counter_settlement(tx, &actor, &refund, settled, &config)?;
+            }
             Ok::<_, AppError>(refund)
         })
         .await?;

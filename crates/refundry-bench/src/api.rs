@@ -111,14 +111,20 @@ impl Api {
         Ok(written["version"].as_i64().unwrap_or_default())
     }
 
-    /// Records one cash sale of [`SALE_AMOUNT`] without items; answers its id.
-    pub async fn create_sale(&self, voucher_no: &str) -> anyhow::Result<String> {
+    /// Records one sale of [`SALE_AMOUNT`] without items, paid by card (a
+    /// batch not yet settled) or in cash; answers its id.
+    pub async fn create_sale(&self, voucher_no: &str, card: bool) -> anyhow::Result<String> {
         let captured_at = jiff::Timestamp::now()
             .checked_sub(jiff::SignedDuration::from_secs(60))
             .context("clock out of range")?
             .to_string();
+        let method = if card {
+            json!({"type": "card", "brand": "unionpay", "first6": "622202", "last4": "1234", "entry_mode": "chip"})
+        } else {
+            json!({"type": "cash"})
+        };
         let body = json!({
-            "amount": SALE_AMOUNT, "currency": "cny", "payment_method": {"type": "cash"},
+            "amount": SALE_AMOUNT, "currency": "cny", "payment_method": method,
             "voucher_no": voucher_no, "terminal_id": "T0001", "captured_at": captured_at,
         });
         let sale = Api::expect(self.post("/v1/sales", serde_json::to_vec(&body)?, None), 201, "POST /v1/sales").await?;
@@ -159,6 +165,44 @@ impl Api {
     }
 }
 
+/// How the loaded sales were paid. A card refund goes through the outbox
+/// to the acquirer (the sandbox) in a second transaction; a cash refund is
+/// settled in its request's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Tenders {
+    Cash,
+    Card,
+    /// Every other sale by card, the rest in cash.
+    Mixed,
+}
+
+impl Tenders {
+    fn card(self, i: usize) -> bool {
+        match self {
+            Tenders::Cash => false,
+            Tenders::Card => true,
+            Tenders::Mixed => i.is_multiple_of(2),
+        }
+    }
+
+    /// "cash", "card", "card and cash (every other sale)".
+    pub fn describe(self) -> &'static str {
+        match self {
+            Tenders::Cash => "cash",
+            Tenders::Card => "card (UnionPay, batch not settled)",
+            Tenders::Mixed => "card (every other sale) and cash",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Tenders::Cash => "cash",
+            Tenders::Card => "card",
+            Tenders::Mixed => "mixed",
+        }
+    }
+}
+
 /// Sales made for a run.
 pub struct Loaded {
     /// (sale id, voucher number), in voucher order.
@@ -173,7 +217,7 @@ pub struct Loaded {
 /// own voucher number (`00000001`, …), and asks for a preview of a 1.00
 /// refund of each to leave out those whose id the server refuses to be sent
 /// back (see [`Loaded::refused_as_card_data`]).
-pub async fn load_sales(api: &Api, count: usize, clients: usize) -> anyhow::Result<Loaded> {
+pub async fn load_sales(api: &Api, count: usize, clients: usize, tenders: Tenders) -> anyhow::Result<Loaded> {
     let bar = crate::progress(count as u64, "{msg:>24} [{bar:40}] {pos}/{len} {elapsed}");
     bar.set_message("loading sales");
     let next = Arc::new(AtomicUsize::new(0));
@@ -188,7 +232,7 @@ pub async fn load_sales(api: &Api, count: usize, clients: usize) -> anyhow::Resu
                         return Ok::<_, anyhow::Error>(made);
                     }
                     let voucher_no = format!("{:08}", i + 1);
-                    let id = api.create_sale(&voucher_no).await?;
+                    let id = api.create_sale(&voucher_no, tenders.card(i)).await?;
                     let body = serde_json::to_vec(&json!({"sale_id": id, "amount": 100, "reason": "other"}))?;
                     let preview = Api::send(api.post("/v1/refunds/preview", body, None))
                         .await

@@ -48,8 +48,9 @@ pub struct CrashOptions {
     /// PostgreSQL URL for --db postgres, e.g. postgres://postgres@127.0.0.1:5432/test.
     #[arg(long, value_name = "URL")]
     pub postgres_url: Option<String>,
-    /// Sales loaded first, each 1,000.00 CNY cash. Refunds are of 1.00 to 50.00; half of them go to the first tenth
-    /// of the sales, which run out, so some are refused.
+    /// Sales loaded first, each 1,000.00 CNY, every other one by card (its refunds go through the outbox to the
+    /// sandbox acquirer), the rest in cash (settled in the request's transaction). Refunds are of 1.00 to 50.00; half
+    /// of them go to the first tenth of the sales, which run out, so some are refused.
     #[arg(long, default_value_t = 500)]
     pub sales: usize,
     /// Concurrent clients creating refunds.
@@ -378,7 +379,7 @@ async fn killer(
             let mut last;
             pg_note = loop {
                 probe += 1;
-                match api.create_sale(&format!("probe-{probe}")).await {
+                match api.create_sale(&format!("probe-{probe}"), false).await {
                     Ok(_) => {
                         break format!(
                             "done: PostgreSQL restarted; the server made a write again {:.1} s after the restart began",
@@ -475,7 +476,7 @@ async fn exercise(options: &CrashOptions, refundry: &Refundry, report: &mut Cras
     let mut server = Server::start(refundry.clone(), free_port()?, &http).await?;
     let api = Api::new(http.clone(), &server.base, &key);
     api.raise_policy_limits().await?;
-    let loaded = crate::api::load_sales(&api, options.sales, options.clients).await?;
+    let loaded = crate::api::load_sales(&api, options.sales, options.clients, crate::api::Tenders::Mixed).await?;
     report.sales_refused_as_card_data = loaded.refused_as_card_data;
     let sales: Vec<String> = loaded.sales.into_iter().map(|(id, _)| id).collect();
     say(format!(

@@ -13,6 +13,7 @@
 //! Both are library functions (`load::run`, `crash::run`) so tests can call
 //! them; `src/main.rs` is a thin clap front.
 
+pub mod cpu;
 pub mod crash;
 pub mod db;
 pub mod load;

@@ -22,6 +22,9 @@ use clap::Parser;
 use hdrhistogram::Histogram;
 use serde_json::json;
 
+use crate::api::Tenders;
+use crate::cpu::CpuUse;
+
 use crate::api::{Answer, Api, SALE_AMOUNT};
 use crate::db::{Database, DbKind, redact_url};
 use crate::server::{Refundry, Server, free_port, resolve_binary};
@@ -54,9 +57,13 @@ pub struct LoadOptions {
     /// PostgreSQL URL for --db postgres, e.g. postgres://postgres@127.0.0.1:5432/test.
     #[arg(long, value_name = "URL")]
     pub postgres_url: Option<String>,
-    /// Sales loaded before the mixes, each 1,000.00 CNY cash without items.
+    /// Sales loaded before the mixes, each 1,000.00 CNY without items.
     #[arg(long, default_value_t = 2000)]
     pub sales: usize,
+    /// How the sales were paid: a cash refund is settled in its request's transaction; a card refund is queued and
+    /// sent to the sandbox acquirer by the job runner, in a second transaction.
+    #[arg(long, value_enum, default_value_t = Tenders::Cash)]
+    pub tenders: Tenders,
     /// Concurrent clients.
     #[arg(long, default_value_t = 64)]
     pub clients: usize,
@@ -136,6 +143,8 @@ pub struct MixResult {
     /// Seconds from the last answer until no refund was pending or
     /// processing; `None` when that did not happen in time.
     pub time_to_all_final_s: Option<f64>,
+    /// Where the machine's CPU went in the measured window (Linux only).
+    pub cpu: Option<CpuUse>,
 }
 
 impl MixResult {
@@ -380,8 +389,8 @@ async fn drive(
     sales: &Arc<Vec<Sale>>,
     workload: Workload,
     clients: usize,
-    warmup: f64,
-    seconds: f64,
+    (warmup, seconds): (f64, f64),
+    server_pid: Option<u32>,
 ) -> MixResult {
     let now = Instant::now();
     let measure_from = now + Duration::from_secs_f64(warmup);
@@ -413,6 +422,15 @@ async fn drive(
             }
         })
     };
+    let cpu = server_pid.map(|pid| {
+        let (from, to) = (run.measure_from, run.stop_at);
+        tokio::spawn(async move {
+            tokio::time::sleep_until(from.into()).await;
+            let start = crate::cpu::sample(pid)?;
+            tokio::time::sleep_until(to.into()).await;
+            Some(CpuUse::between(&start, &crate::cpu::sample(pid)?))
+        })
+    });
     let handles: Vec<_> = (0..clients).map(|_| tokio::spawn(Arc::clone(&run).client(workload))).collect();
     let mut stats = Stats::new();
     for h in handles {
@@ -422,6 +440,10 @@ async fn drive(
     }
     ticker.abort();
     bar.finish_and_clear();
+    let cpu = match cpu {
+        Some(sampler) => sampler.await.ok().flatten(),
+        None => None,
+    };
     let end = stats.last_answer.unwrap_or_else(Instant::now).max(measure_from + Duration::from_millis(1));
     let measured_s = end.duration_since(measure_from).as_secs_f64();
     MixResult {
@@ -442,6 +464,7 @@ async fn drive(
         exhausted: stats.exhausted,
         refunds_made: stats.refunds_made,
         time_to_all_final_s: None,
+        cpu,
     }
 }
 
@@ -522,7 +545,7 @@ async fn serve_and_drive(options: &LoadOptions, refundry: &Refundry, db: &Databa
 
     say(format!("loading {} sales with {} clients", options.sales, options.clients));
     let started = Instant::now();
-    let loaded = crate::api::load_sales(&api, options.sales, options.clients).await?;
+    let loaded = crate::api::load_sales(&api, options.sales, options.clients, options.tenders).await?;
     let refused_as_card_data = loaded.refused_as_card_data;
     let sales: Arc<Vec<Sale>> =
         Arc::new(loaded.sales.into_iter().map(|(id, voucher_no)| Sale { id, voucher_no }).collect());
@@ -554,7 +577,8 @@ async fn serve_and_drive(options: &LoadOptions, refundry: &Refundry, db: &Databa
                 tokio::task::spawn_blocking(refresh).await
             })
         });
-        let mut result = drive(&api, &sales, workload, options.clients, options.warmup_seconds, options.seconds).await;
+        let window = (options.warmup_seconds, options.seconds);
+        let mut result = drive(&api, &sales, workload, options.clients, window, server.pid()).await;
         if let Some(refresh) = refresh {
             match refresh.await {
                 Ok(Ok(Ok(()))) => {}
@@ -587,7 +611,8 @@ async fn serve_and_drive(options: &LoadOptions, refundry: &Refundry, db: &Databa
         options.clients, options.ceiling_seconds
     ));
     let warmup = options.warmup_seconds.min(1.0);
-    let http_ceiling = drive(&api, &sales, Workload::Healthz, options.clients, warmup, options.ceiling_seconds).await;
+    let window = (warmup, options.ceiling_seconds);
+    let http_ceiling = drive(&api, &sales, Workload::Healthz, options.clients, window, server.pid()).await;
     server.stop().await?;
     Ok(Driven { mixes, http_ceiling, refused_as_card_data })
 }
@@ -643,8 +668,13 @@ fn reproduce(options: &LoadOptions) -> String {
     };
     let _ = write!(
         cmd,
-        " --sales {} --clients {} --seconds {} --warmup-seconds {} --mix {mix} --ceiling-seconds {}",
-        options.sales, options.clients, options.seconds, options.warmup_seconds, options.ceiling_seconds
+        " --sales {} --tenders {} --clients {} --seconds {} --warmup-seconds {} --mix {mix} --ceiling-seconds {}",
+        options.sales,
+        options.tenders.label(),
+        options.clients,
+        options.seconds,
+        options.warmup_seconds,
+        options.ceiling_seconds
     );
     cmd
 }
@@ -665,10 +695,14 @@ fn markdown(options: &LoadOptions, r: &LoadReport, refundry: &Refundry, database
     let _ = writeln!(md, "- Database: {database}.");
     let _ = writeln!(
         md,
-        "- Sizes: {} cash sales of 1,000.00 CNY without items; refunds of 1.00 by amount, round-robin over the sales; \
-         {} concurrent clients over one keep-alive HTTP/1.1 connection pool; per mix {} s warm-up (not measured), \
-         then {} s measured.",
-        options.sales, options.clients, options.warmup_seconds, options.seconds
+        "- Sizes: {} sales of 1,000.00 CNY without items, paid by {}; refunds of 1.00 by amount, round-robin over the \
+         sales; {} concurrent clients over one keep-alive HTTP/1.1 connection pool; per mix {} s warm-up (not \
+         measured), then {} s measured.",
+        options.sales,
+        options.tenders.describe(),
+        options.clients,
+        options.warmup_seconds,
+        options.seconds
     );
     let _ = writeln!(
         md,
@@ -687,7 +721,7 @@ fn markdown(options: &LoadOptions, r: &LoadReport, refundry: &Refundry, database
     let _ = writeln!(
         md,
         "- Time to all-final: from the last answer of the mix until no refund is pending or processing \
-         (the job runner sends each to the sandbox acquirer).\n"
+         (a cash refund is settled in its request's own transaction; other methods wait for the job runner).\n"
     );
     let _ = writeln!(md, "Reproduce (from the repository root):\n");
     let _ = writeln!(md, "```sh\ncargo build --release -p refundry -p refundry-bench\n{}\n```\n", reproduce(options));
@@ -764,6 +798,7 @@ fn markdown(options: &LoadOptions, r: &LoadReport, refundry: &Refundry, database
         "\nEach flow of either mix creates one refund, so refunds/s = flows/s. The server commits many writes in one \
          transaction (group commit), so refunds/s can exceed the one-row-per-commit ceiling."
     );
+    cpu_markdown(&mut md, r);
     let warmup_errors: u64 = r.mixes.iter().flat_map(|m| m.warmup_errors.values()).sum();
     let exhausted: u64 = r.mixes.iter().map(|m| m.exhausted).sum();
     if warmup_errors > 0 {
@@ -785,6 +820,56 @@ fn markdown(options: &LoadOptions, r: &LoadReport, refundry: &Refundry, database
         );
     }
     md
+}
+
+/// Where the CPU went, per mix and for the HTTP ceiling: cores busy, and
+/// CPU µs per refund (per request for the ceiling).
+fn cpu_markdown(md: &mut String, r: &LoadReport) {
+    let runs: Vec<(&MixResult, &CpuUse, f64)> = r
+        .mixes
+        .iter()
+        .chain(std::iter::once(&r.http_ceiling))
+        .filter_map(|m| {
+            let rate = if m.mix == "http ceiling" { m.requests_per_s } else { m.flows_per_s };
+            m.cpu.as_ref().map(|c| (m, c, rate))
+        })
+        .collect();
+    let Some((_, first, _)) = runs.first() else { return };
+    let _ = writeln!(
+        md,
+        "\nWhere the CPU went in each measured window (from `/proc`; the machine has {} cores, shared by the load \
+         generator and the server): cores busy on average, and CPU µs per refund (per request for the HTTP ceiling).\n",
+        first.cores
+    );
+    let _ = write!(md, "| part |");
+    for (m, _, _) in &runs {
+        let _ = write!(md, " {} cores | {} µs each |", m.mix, m.mix);
+    }
+    let _ = writeln!(md);
+    let _ = writeln!(md, "| --- |{}", " ---: | ---: |".repeat(runs.len()));
+    for (i, part) in crate::cpu::PARTS.iter().enumerate() {
+        let _ = write!(md, "| {part} |");
+        for (_, c, rate) in &runs {
+            let _ = write!(md, " {:.2} | {} |", c.busy[i], thousands(c.micros_per(i, *rate)));
+        }
+        let _ = writeln!(md);
+    }
+    let _ = write!(md, "| **all** |");
+    for (_, c, rate) in &runs {
+        let _ =
+            write!(md, " **{:.2}** (idle {:.2}) | **{}** |", c.total(), c.idle(), thousands(c.total() / rate * 1e6));
+    }
+    let _ = writeln!(md);
+    let _ = writeln!(
+        md,
+        "\nAt these costs per refund, the machine's {} cores would be all busy at about: {}.",
+        first.cores,
+        runs.iter()
+            .filter(|(m, _, _)| m.mix != "http ceiling")
+            .map(|(m, c, rate)| format!("{} {} refunds/s", m.mix, thousands(c.bound(*rate))))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
 }
 
 fn ratio(x: f64, of: f64) -> String {
@@ -826,6 +911,22 @@ pub fn summary(r: &LoadReport) -> String {
         );
         for (k, v) in &m.errors {
             let _ = writeln!(out, "  error {k}: {v}");
+        }
+        if let Some(c) = &m.cpu {
+            let parts: Vec<String> = crate::cpu::PARTS
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| c.busy[*i] > 0.0)
+                .map(|(i, part)| format!("{part} {:.2} ({} µs)", c.busy[i], thousands(c.micros_per(i, m.flows_per_s))))
+                .collect();
+            let _ = writeln!(
+                out,
+                "  CPU: {:.2} of {} cores busy, per refund: {}; all busy at ~{} refunds/s",
+                c.total(),
+                c.cores,
+                parts.join(", "),
+                thousands(c.bound(m.flows_per_s))
+            );
         }
     }
     out

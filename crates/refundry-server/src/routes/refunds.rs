@@ -25,7 +25,9 @@ fn render(refund: &Refund) -> refundry_app::idempotency::StoredResponse {
 /// Give back all or part of a sale. A whole card sale whose batch is not
 /// settled is voided (撤销); anything else is refunded (退货) to the
 /// original payment method. The refund is queued for the acquirer in the
-/// same transaction and moves pending → processing → succeeded | failed.
+/// same transaction and moves pending → processing → succeeded | failed;
+/// a cash refund is handed back from the drawer, so it is `succeeded` in
+/// this answer already.
 #[utoipa::path(
     post, path = "/v1/refunds", tag = "refunds",
     request_body = CreateRefund,

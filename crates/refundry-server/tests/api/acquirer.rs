@@ -161,8 +161,12 @@ async fn cash_goes_back_from_the_drawer_and_never_to_the_acquirer() {
         .await
         .unwrap();
     let id = refund["id"].as_str().unwrap();
-    let done = t.settled_refund(id).await;
-    assert_eq!(done["status"], "succeeded", "{done}");
+    // settled in the request's own commit: the cashier hands the money over
+    // with the refund already done, and nothing waits in the queue for it
+    assert_eq!(refund["status"], "succeeded", "{refund}");
+    assert_eq!(refund["attempts"], 1);
+    let done: Value = t.get_json(&format!("/v1/refunds/{id}")).await;
+    assert_eq!(done, refund);
     assert_eq!(done["arrived_at"], done["completed_at"]);
     let calls: Value = t.get_json(&format!("/v1/refunds/{id}/attempts")).await;
     let calls = calls["data"].as_array().unwrap();
@@ -172,8 +176,13 @@ async fn cash_goes_back_from_the_drawer_and_never_to_the_acquirer() {
     assert_eq!(calls[0]["stan"], 0);
     assert_eq!(done["acquirer_reference"], format!("CASH-{id}"));
     assert_eq!(sim.received("0220") + sim.received("0200"), before, "the acquirer never saw it");
-    // started and finished in one commit, and both steps are in the audit log
+    // asked, sent and answered in one commit, each step in the audit log
     let actions = t.audit_actions_about(id).await;
     assert_eq!(actions, ["refund.requested", "refund.sent", "refund.succeeded"]);
+    // the same key answers the same refund, and makes no second one
+    let again = t.refund("cash-1", json!({"sale_id": sale["id"], "amount": 1500, "reason": "defective"})).await;
+    assert_eq!(again.json::<Value>().await.unwrap(), refund);
+    let s: Value = t.get_json(&format!("/v1/sales/{}", sale["id"].as_str().unwrap())).await;
+    assert_eq!(s["refunded_amount"], 1500);
     t.shutdown().await;
 }

@@ -65,6 +65,34 @@ async fn a_refund_over_the_limit_waits_for_a_supervisor_who_is_not_the_requester
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_cash_refund_is_handed_over_at_once_by_the_supervisors_leave() {
+    let mut t = spawn().await;
+    let cashier = t.person("wang.fang", "cashier").await;
+    let supervisor = t.person("li.qiang", "supervisor").await;
+    let mut cash = big_sale();
+    cash["payment_method"] = json!({"type": "cash"});
+    let sale = t.post_as(&cashier, "/v1/sales", &cash).send().await.unwrap().json::<Value>().await.unwrap();
+    let body = json!({"sale_id": sale["id"], "amount": 60000, "reason": "defective"});
+    let res = t.post_as(&cashier, "/v1/refunds", &body).header("Idempotency-Key", "big-cash").send().await.unwrap();
+    let refund: Value = res.json().await.unwrap();
+    assert_eq!(refund["status"], "requires_approval", "the drawer waits for the supervisor too");
+    let id = refund["id"].as_str().unwrap();
+    let approved: Value = t
+        .post_as(&supervisor, &format!("/v1/refunds/{id}/approve"), &json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(approved["status"], "succeeded", "{approved}");
+    assert_eq!(approved["acquirer_reference"], format!("CASH-{id}"));
+    let actions = t.audit_actions_about(id).await;
+    assert_eq!(actions, ["refund.requested", "refund.approved", "refund.sent", "refund.succeeded"]);
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_supervisor_cannot_approve_their_own_refund() {
     let mut t = spawn().await;
     let supervisor = t.person("li.qiang", "supervisor").await;

@@ -23,6 +23,7 @@ mod machine;
 mod report;
 mod server;
 
+pub use api::Tenders;
 pub use db::DbKind;
 
 use std::io::IsTerminal;

@@ -5,6 +5,7 @@
 mod common;
 
 use refundry_bench::DbKind;
+use refundry_bench::Tenders;
 use refundry_bench::load::{self, LoadOptions, MixChoice};
 
 #[test]
@@ -23,6 +24,7 @@ fn a_tiny_load_run_writes_its_table() {
         warmup_seconds: 0.5,
         clients: 4,
         sales: 50,
+        tenders: Tenders::Mixed,
         mix: MixChoice::Both,
         ceiling_seconds: 1.0,
         report: report_path.clone(),
@@ -36,7 +38,9 @@ fn a_tiny_load_run_writes_its_table() {
             .contains("| mix | throughput req/s | flows/s | p50 ms | p99 ms | p99.9 ms | errors | time to all-final |")
     );
     assert!(written.contains("| counter | ") && written.contains("| create | "), "{written}");
-    assert!(written.contains("--db sqlite --sales 50 --clients 4 --seconds 2"), "{written}");
+    assert!(written.contains("--db sqlite --sales 50 --tenders mixed --clients 4 --seconds 2"), "{written}");
+    assert!(written.contains("paid by card (every other sale) and cash"), "{written}");
+    assert!(written.contains("Where the CPU went") && written.contains("| server: database writer |"), "{written}");
     assert!(written.contains("kept"), "the other database's section is kept");
     assert_eq!(report.mixes.len(), 2);
     for mix in &report.mixes {
@@ -44,6 +48,8 @@ fn a_tiny_load_run_writes_its_table() {
         assert_eq!(mix.error_count(), 0, "{mix:?}");
         assert_eq!(mix.exhausted, 0);
         assert!(mix.time_to_all_final_s.is_some(), "every refund became final");
+        let cpu = mix.cpu.as_ref().expect("/proc is read on Linux");
+        assert!(cpu.busy[0] > 0.0 && cpu.busy[1] > 0.0, "the load generator and the server both worked: {cpu:?}");
     }
     assert!(report.http_ceiling.requests_per_s > 0.0);
     assert!(report.commit_ceiling_per_s > 0.0);

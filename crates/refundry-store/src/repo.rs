@@ -332,10 +332,9 @@ pub(crate) fn outbox_state_index_predicate(state: &str) -> &'static str {
     }
 }
 
-/// Folds `(refund id, amount, status, item)` rows, ordered by refund id and
-/// with no item where a refund has none, into one holding per refund.
-/// Gathers rows of (status, summed amount | summed quantity of one SKU)
-/// into one [`PriorRefund`] per status.
+/// Gathers rows of (status, amount | quantity of one SKU), one per refund
+/// or refund item or already summed, into one [`PriorRefund`] per status
+/// with its amounts and each SKU's quantities added up.
 pub(crate) fn fold_holdings(
     rows: impl IntoIterator<Item = Result<(RefundStatus, Option<i64>, Option<ItemQuantity>)>>,
 ) -> Result<Vec<PriorRefund>> {
@@ -349,12 +348,65 @@ pub(crate) fn fold_holdings(
                 out.len() - 1
             }
         };
+        let holding = &mut out[at];
         if let Some(amount_minor) = amount_minor {
-            out[at].amount_minor = amount_minor;
+            holding.amount_minor = holding.amount_minor.checked_add(amount_minor).ok_or_else(|| {
+                crate::StoreError::Corrupt(format!("refunds of one sale overflow in {}", status.as_str()))
+            })?;
         }
-        out[at].items.extend(item);
+        if let Some(item) = item {
+            match holding.items.iter_mut().find(|i| i.sku == item.sku) {
+                Some(same) => {
+                    same.quantity = same.quantity.checked_add(item.quantity).ok_or_else(|| {
+                        crate::StoreError::Corrupt(format!("refunds of one sale overflow {}", item.sku))
+                    })?
+                }
+                None => holding.items.push(item),
+            }
+        }
     }
     out.sort_by_key(|p| p.status.as_str());
     out.iter_mut().for_each(|p| p.items.sort_by(|a, b| a.sku.cmp(&b.sku)));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(sku: &str, quantity: u32) -> Option<ItemQuantity> {
+        Some(ItemQuantity { sku: sku.into(), quantity })
+    }
+
+    #[test]
+    fn holdings_add_up_per_status_and_per_sku() {
+        use RefundStatus::{Failed, Pending, Succeeded};
+        let rows = [
+            (Succeeded, Some(300), None),
+            (Pending, Some(100), None),
+            (Succeeded, Some(200), None),
+            (Succeeded, None, item("tea", 1)),
+            (Failed, Some(50), None),
+            (Succeeded, None, item("cup", 1)),
+            (Succeeded, None, item("tea", 2)),
+        ];
+        let held = fold_holdings(rows.into_iter().map(Ok)).unwrap();
+        let by = |s: RefundStatus| held.iter().find(|p| p.status == s).unwrap();
+        assert_eq!(held.len(), 3);
+        assert_eq!(by(Succeeded).amount_minor, 500);
+        assert_eq!(by(Succeeded).items, [item("cup", 1).unwrap(), item("tea", 3).unwrap()]);
+        assert_eq!((by(Pending).amount_minor, by(Failed).amount_minor), (100, 50));
+        // already summed rows fold to the same answer
+        let summed =
+            [(Succeeded, Some(500), None), (Succeeded, None, item("tea", 3)), (Succeeded, None, item("cup", 1))];
+        let again = fold_holdings(summed.into_iter().map(Ok)).unwrap();
+        assert_eq!(again[0].amount_minor, 500);
+        assert_eq!(again[0].items, by(Succeeded).items);
+    }
+
+    #[test]
+    fn an_overflowing_sum_is_an_error_not_a_wrap() {
+        let rows = [(RefundStatus::Succeeded, Some(i64::MAX), None), (RefundStatus::Succeeded, Some(1), None)];
+        assert!(fold_holdings(rows.into_iter().map(Ok)).is_err());
+    }
 }

@@ -538,12 +538,15 @@ impl PolicyRepo for PgTx<'_> {
     }
 
     fn current_policy(&mut self, merchant: MerchantId, store: Option<StoreId>) -> Result<Option<PolicyRecord>> {
-        // a store's own newest version wins over the merchant-wide one
-        // (false sorts before true)
+        // a store's own newest version wins over the merchant-wide one; each
+        // is the last entry of its index range, so nothing is sorted
         self.query_opt(
-            "SELECT version, store_id, body, created_by, created_at FROM refund_policies
-             WHERE merchant_id = $1 AND (store_id IS NULL OR store_id = $2)
-             ORDER BY (store_id IS NULL), version DESC LIMIT 1",
+            "(SELECT version, store_id, body, created_by, created_at FROM refund_policies
+              WHERE merchant_id = $1 AND store_id = $2 ORDER BY version DESC LIMIT 1)
+             UNION ALL
+             (SELECT version, store_id, body, created_by, created_at FROM refund_policies
+              WHERE merchant_id = $1 AND store_id IS NULL ORDER BY version DESC LIMIT 1)
+             LIMIT 1",
             &[&merchant.to_string(), &store.map(|s| s.to_string())],
         )?
         .map(|r| {
@@ -907,13 +910,23 @@ impl RefundRepo for PgTx<'_> {
     }
 
     fn refund_holdings(&mut self, sale: &Sale) -> Result<Vec<PriorRefund>> {
-        let amounts = "SELECT status, SUM(amount_minor)::bigint, NULL, NULL FROM refunds
-             WHERE merchant_id = $1 AND sale_id = $2 GROUP BY status";
-        let items = "SELECT r.status, NULL::bigint, i.sku, SUM(i.quantity)::bigint FROM refunds r
-             JOIN refund_items i ON i.refund_id = r.id
-             WHERE r.merchant_id = $1 AND r.sale_id = $2 GROUP BY r.status, i.sku";
-        let sql = if sale.items.is_empty() { amounts.to_owned() } else { format!("{amounts} UNION ALL {items}") };
-        let rows = self.query(&sql, &[&sale.merchant_id.to_string(), &sale.id.to_string()])?;
+        macro_rules! amounts {
+            () => {
+                "SELECT status, SUM(amount_minor)::bigint, NULL, NULL FROM refunds
+                 WHERE merchant_id = $1 AND sale_id = $2 GROUP BY status"
+            };
+        }
+        let sql = if sale.items.is_empty() {
+            amounts!()
+        } else {
+            concat!(
+                amounts!(),
+                " UNION ALL SELECT r.status, NULL::bigint, i.sku, SUM(i.quantity)::bigint FROM refunds r
+                 JOIN refund_items i ON i.refund_id = r.id
+                 WHERE r.merchant_id = $1 AND r.sale_id = $2 GROUP BY r.status, i.sku"
+            )
+        };
+        let rows = self.query(sql, &[&sale.merchant_id.to_string(), &sale.id.to_string()])?;
         crate::repo::fold_holdings(rows.iter().map(|r| {
             let item = match col::<Option<String>>(r, 2)? {
                 Some(sku) => Some(ItemQuantity { sku, quantity: col_narrow(r, 3)? }),

@@ -482,13 +482,17 @@ impl PolicyRepo for SqliteTx<'_> {
     }
 
     fn current_policy(&mut self, merchant: MerchantId, store: Option<StoreId>) -> Result<Option<PolicyRecord>> {
-        // a store's own newest version wins over the merchant-wide one
+        // a store's own newest version wins over the merchant-wide one; each
+        // is the last entry of its index range, so nothing is sorted
         let row = self
             .conn
             .prepare_cached(
-                "SELECT version, store_id, body, created_by, created_at FROM refund_policies
-                 WHERE merchant_id = ?1 AND (store_id IS NULL OR store_id = ?2)
-                 ORDER BY (store_id IS NULL), version DESC LIMIT 1",
+                "SELECT * FROM (SELECT version, store_id, body, created_by, created_at FROM refund_policies
+                                WHERE merchant_id = ?1 AND store_id = ?2 ORDER BY version DESC LIMIT 1)
+                 UNION ALL
+                 SELECT * FROM (SELECT version, store_id, body, created_by, created_at FROM refund_policies
+                                WHERE merchant_id = ?1 AND store_id IS NULL ORDER BY version DESC LIMIT 1)
+                 LIMIT 1",
             )?
             .query_row(params![merchant.to_string(), store.map(|s| s.to_string())], |r| {
                 Ok((
@@ -1005,15 +1009,24 @@ impl RefundRepo for SqliteTx<'_> {
     }
 
     fn refund_holdings(&mut self, sale: &Sale) -> Result<Vec<PriorRefund>> {
-        // named: to skip sorting for GROUP BY the planner would otherwise
-        // walk all the merchant's refunds by status
-        let amounts = "SELECT status, SUM(amount_minor), NULL, NULL FROM refunds INDEXED BY refunds_by_sale
-             WHERE merchant_id = ?1 AND sale_id = ?2 GROUP BY status";
-        let items = "SELECT r.status, NULL, i.sku, SUM(i.quantity) FROM refunds r INDEXED BY refunds_by_sale
-             JOIN refund_items i ON i.refund_id = r.id
-             WHERE r.merchant_id = ?1 AND r.sale_id = ?2 GROUP BY r.status, i.sku";
-        let sql = if sale.items.is_empty() { amounts.to_owned() } else { format!("{amounts} UNION ALL {items}") };
-        let mut stmt = self.conn.prepare_cached(&sql)?;
+        // a row per refund (and per refund item), summed by the fold: the
+        // index covers them, where GROUP BY status would sort them first
+        macro_rules! amounts {
+            () => {
+                "SELECT status, amount_minor, NULL, NULL FROM refunds INDEXED BY refunds_by_sale
+                 WHERE merchant_id = ?1 AND sale_id = ?2"
+            };
+        }
+        let sql = if sale.items.is_empty() {
+            amounts!()
+        } else {
+            concat!(
+                amounts!(),
+                " UNION ALL SELECT r.status, NULL, i.sku, i.quantity FROM refunds r INDEXED BY refunds_by_sale
+                 JOIN refund_items i ON i.refund_id = r.id WHERE r.merchant_id = ?1 AND r.sale_id = ?2"
+            )
+        };
+        let mut stmt = self.conn.prepare_cached(sql)?;
         let rows = stmt.query_map(params![sale.merchant_id.to_string(), sale.id.to_string()], |r| {
             let item = match r.get::<_, Option<String>>(2)? {
                 Some(sku) => Some(ItemQuantity { sku, quantity: r.get(3)? }),

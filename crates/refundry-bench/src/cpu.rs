@@ -4,6 +4,7 @@
 //! rest. Client and server share the machine, so the sum per refund says
 //! how many refunds per second the machine's cores could carry at all.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use procfs::CurrentSI;
@@ -24,6 +25,9 @@ fn is_writer_thread(comm: &str) -> bool {
 pub struct CpuSample {
     at: Instant,
     parts: [f64; 4],
+    /// PostgreSQL's processes by id: they come and go, and one that ended
+    /// takes its time with it, so a window counts each process's own change.
+    postgres: HashMap<i32, f64>,
     machine_busy: f64,
 }
 
@@ -34,19 +38,26 @@ pub fn sample(server: u32) -> Option<CpuSample> {
     let secs = |s: &procfs::process::Stat| (s.utime + s.stime) as f64 / tick;
     let at = Instant::now();
     let mut parts = [0.0; 4];
-    for task in Process::myself().ok()?.tasks().ok()?.flatten() {
-        parts[0] += task.stat().map(|s| secs(&s)).unwrap_or(0.0);
-    }
-    for task in Process::new(server as i32).ok()?.tasks().ok()?.flatten() {
-        if let Ok(stat) = task.stat() {
-            parts[if is_writer_thread(&stat.comm) { 2 } else { 1 }] += secs(&stat);
+    // a process's own counters keep the time of its threads that ended (a
+    // runtime's blocking threads come and go); the writer threads live as
+    // long as the server, so they are counted by thread
+    parts[0] = secs(&Process::myself().ok()?.stat().ok()?);
+    let server = Process::new(server as i32).ok()?;
+    let server_total = secs(&server.stat().ok()?);
+    for task in server.tasks().ok()?.flatten() {
+        if let Ok(stat) = task.stat()
+            && is_writer_thread(&stat.comm)
+        {
+            parts[2] += secs(&stat);
         }
     }
+    parts[1] = (server_total - parts[2]).max(0.0);
+    let mut postgres = HashMap::new();
     for process in procfs::process::all_processes().ok()?.flatten() {
         if let Ok(stat) = process.stat()
             && stat.comm == "postgres"
         {
-            parts[3] += secs(&stat);
+            postgres.insert(stat.pid, secs(&stat));
         }
     }
     let total = procfs::KernelStats::current().ok()?.total;
@@ -56,7 +67,7 @@ pub fn sample(server: u32) -> Option<CpuSample> {
         + total.irq.unwrap_or(0)
         + total.softirq.unwrap_or(0)
         + total.steal.unwrap_or(0);
-    Some(CpuSample { at, parts, machine_busy: busy_ticks as f64 / tick })
+    Some(CpuSample { at, parts, postgres, machine_busy: busy_ticks as f64 / tick })
 }
 
 /// CPU used between two samples.
@@ -72,9 +83,12 @@ impl CpuUse {
     pub fn between(start: &CpuSample, end: &CpuSample) -> CpuUse {
         let seconds = end.at.duration_since(start.at).as_secs_f64().max(1e-9);
         let mut busy = [0.0; 5];
-        for (i, b) in busy.iter_mut().take(4).enumerate() {
+        for (i, b) in busy.iter_mut().take(3).enumerate() {
             *b = (end.parts[i] - start.parts[i]).max(0.0) / seconds;
         }
+        let postgres: f64 =
+            end.postgres.iter().map(|(pid, now)| (now - start.postgres.get(pid).unwrap_or(&0.0)).max(0.0)).sum();
+        busy[3] = postgres / seconds;
         let machine = (end.machine_busy - start.machine_busy).max(0.0) / seconds;
         busy[4] = (machine - busy[..4].iter().sum::<f64>()).max(0.0);
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
@@ -108,7 +122,7 @@ mod tests {
     use super::*;
 
     fn at(parts: [f64; 4], machine_busy: f64, after: std::time::Duration, base: Instant) -> CpuSample {
-        CpuSample { at: base + after, parts, machine_busy }
+        CpuSample { at: base + after, parts, postgres: HashMap::new(), machine_busy }
     }
 
     #[test]
@@ -122,6 +136,19 @@ mod tests {
         // 1,000 refunds/s at 1.75 cores: 1,750 µs of CPU each, of which the writer 750
         assert!((used.micros_per(2, 1000.0) - 750.0).abs() < 1e-9);
         assert!((used.bound(1000.0) - used.cores as f64 / 0.00175).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_database_process_counts_its_own_change_and_a_new_one_all_its_time() {
+        let base = Instant::now();
+        let mut start = at([0.0; 4], 0.0, std::time::Duration::ZERO, base);
+        start.postgres = HashMap::from([(10, 5.0), (11, 7.0)]);
+        let mut end = at([0.0; 4], 4.0, std::time::Duration::from_secs(1), base);
+        // 11 ended (its time is gone), 12 started
+        end.postgres = HashMap::from([(10, 6.0), (12, 0.5)]);
+        let used = CpuUse::between(&start, &end);
+        assert_eq!(used.busy[3], 1.5);
+        assert_eq!(used.busy[4], 2.5);
     }
 
     #[test]

@@ -838,7 +838,9 @@ fn cpu_markdown(md: &mut String, r: &LoadReport) {
     let _ = writeln!(
         md,
         "\nWhere the CPU went in each measured window (from `/proc`; the machine has {} cores, shared by the load \
-         generator and the server): cores busy on average, and CPU µs per refund (per request for the HTTP ceiling).\n",
+         generator and the server; the server's HTTP and app threads include SQLite's readers, its writer threads \
+         SQLite's WAL checkpointer): cores busy on average, and CPU µs per refund (per request for the HTTP \
+         ceiling).\n",
         first.cores
     );
     let _ = write!(md, "| part |");
@@ -848,6 +850,9 @@ fn cpu_markdown(md: &mut String, r: &LoadReport) {
     let _ = writeln!(md);
     let _ = writeln!(md, "| --- |{}", " ---: | ---: |".repeat(runs.len()));
     for (i, part) in crate::cpu::PARTS.iter().enumerate() {
+        if i == 3 && r.database != DbKind::Postgres {
+            continue;
+        }
         let _ = write!(md, "| {part} |");
         for (_, c, rate) in &runs {
             let _ = write!(md, " {:.2} | {} |", c.busy[i], thousands(c.micros_per(i, *rate)));
@@ -916,7 +921,7 @@ pub fn summary(r: &LoadReport) -> String {
             let parts: Vec<String> = crate::cpu::PARTS
                 .iter()
                 .enumerate()
-                .filter(|(i, _)| c.busy[*i] > 0.0)
+                .filter(|(i, _)| c.busy[*i] >= 0.005)
                 .map(|(i, part)| format!("{part} {:.2} ({} µs)", c.busy[i], thousands(c.micros_per(i, m.flows_per_s))))
                 .collect();
             let _ = writeln!(

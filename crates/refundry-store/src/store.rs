@@ -25,6 +25,30 @@ pub trait WriteJob: Send {
 
 pub type ReadJob = Box<dyn FnOnce(&mut dyn Tx) + Send>;
 
+/// At most as many reads at once as the pool keeps connections: one more
+/// waits, without holding a thread, for a connection to come free rather
+/// than opening one the pool would not keep (on PostgreSQL a new session,
+/// on SQLite a file open and a parse of the whole schema, for one read).
+#[derive(Clone)]
+pub(crate) struct ReadSlots(Arc<tokio::sync::Semaphore>);
+
+impl ReadSlots {
+    pub(crate) fn new(slots: usize) -> ReadSlots {
+        ReadSlots(Arc::new(tokio::sync::Semaphore::new(slots.max(1))))
+    }
+
+    /// Runs `read` on the runtime's blocking pool once a slot is free. If
+    /// the runtime stops first, `read` is dropped unrun (its job answers
+    /// its caller with `Unavailable`).
+    pub(crate) fn run(&self, runtime: &tokio::runtime::Handle, read: impl FnOnce() + Send + 'static) {
+        let slots = Arc::clone(&self.0);
+        runtime.spawn(async move {
+            let Ok(_slot) = slots.acquire_owned().await else { return };
+            let _ = tokio::task::spawn_blocking(read).await;
+        });
+    }
+}
+
 /// A database behind the storage interface.
 pub trait Store: Send + Sync + 'static {
     /// Queues a write. Refuses at once with [`StoreError::Overloaded`] when

@@ -398,3 +398,40 @@ async fn a_claim_looks_only_at_due_jobs_however_many_are_done() {
     assert!(plan.contains("outbox_due"), "the claim should use outbox_due:\n{plan}");
     assert!(!plan.contains("TEMP B-TREE"), "the due jobs come in id order:\n{plan}");
 }
+
+/// A burst of reads takes turns on the pool's connections instead of
+/// opening a connection per read that the pool would then throw away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_reads_runs_no_more_at_once_than_the_pool_keeps() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let readers = 3;
+    let t = testing::open_with(
+        dir.path(),
+        SqliteOptions { readers, ..SqliteOptions::default() },
+        PgOptions { readers, writers: 1, ..PgOptions::default() },
+    );
+    let store = Arc::clone(&t.store);
+    write(&store, |tx| tx.insert_merchant(&merchant("one"))).await.unwrap();
+    let (running, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let reads = (0..32).map(|_| {
+        let (store, running, most) = (Arc::clone(&store), Arc::clone(&running), Arc::clone(&most));
+        tokio::spawn(async move {
+            read(&store, move |tx| {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                let seen = tx.all_merchants();
+                running.fetch_sub(1, Ordering::SeqCst);
+                seen
+            })
+            .await
+        })
+    });
+    for answer in futures::future::join_all(reads).await {
+        assert_eq!(answer.unwrap().unwrap().len(), 1, "every read answered");
+    }
+    let most = most.load(Ordering::SeqCst);
+    assert!(most <= readers, "{most} reads ran at once with {readers} connections");
+    assert!(most > 1, "reads still run side by side");
+}

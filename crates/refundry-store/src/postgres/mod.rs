@@ -26,7 +26,7 @@ pub use repos::PgTx;
 
 use crate::StoreError;
 use crate::deferred::Deferred;
-use crate::store::{ReadJob, Store, Verdict, WriteJob};
+use crate::store::{ReadJob, ReadSlots, Store, Verdict, WriteJob};
 
 /// Most writes grouped into one commit.
 pub const MAX_BATCH: usize = 256;
@@ -112,32 +112,10 @@ impl Connector {
     }
 }
 
-/// At most `readers` read connections open at once: a burst of reads waits
-/// for a connection rather than opening more than the server allows.
-struct ReadSlots {
-    free: Mutex<usize>,
-    freed: std::sync::Condvar,
-}
-
-impl ReadSlots {
-    fn take(&self) {
-        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        while *free == 0 {
-            free = self.freed.wait(free).unwrap_or_else(|p| p.into_inner());
-        }
-        *free -= 1;
-    }
-
-    fn give(&self) {
-        *self.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-        self.freed.notify_one();
-    }
-}
-
 pub struct PgStore {
     writes: SyncSender<Box<dyn WriteJob>>,
     readers: Arc<Mutex<Vec<Conn>>>,
-    read_slots: Arc<ReadSlots>,
+    read_slots: ReadSlots,
     connector: Connector,
     options: PgOptions,
     runtime: tokio::runtime::Handle,
@@ -182,10 +160,7 @@ impl PgStore {
         Ok(PgStore {
             writes,
             readers: Arc::new(Mutex::new(Vec::new())),
-            read_slots: Arc::new(ReadSlots {
-                free: Mutex::new(options.readers.max(1)),
-                freed: std::sync::Condvar::new(),
-            }),
+            read_slots: ReadSlots::new(options.readers),
             connector,
             options,
             runtime: tokio::runtime::Handle::current(),
@@ -338,13 +313,8 @@ impl Store for PgStore {
 
     fn submit_read(&self, job: ReadJob) {
         let readers = Arc::clone(&self.readers);
-        let slots = Arc::clone(&self.read_slots);
         let (connector, keep) = (self.connector.clone(), self.options.readers);
-        self.runtime.spawn_blocking(move || {
-            slots.take();
-            read_with(&readers, &connector, keep, job);
-            slots.give();
-        });
+        self.read_slots.run(&self.runtime, move || read_with(&readers, &connector, keep, job));
     }
 
     fn backend(&self) -> &'static str {

@@ -33,7 +33,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::StoreError;
 use crate::deferred::Deferred;
-use crate::store::{ReadJob, Store, Verdict, WriteJob};
+use crate::store::{ReadJob, ReadSlots, Store, Verdict, WriteJob};
 pub use repos::SqliteTx;
 
 /// Most writes grouped into one commit.
@@ -66,6 +66,7 @@ pub struct SqliteStore {
     path: PathBuf,
     writes: SyncSender<Box<dyn WriteJob>>,
     readers: Arc<Mutex<Vec<Connection>>>,
+    read_slots: ReadSlots,
     options: SqliteOptions,
     runtime: tokio::runtime::Handle,
 }
@@ -100,6 +101,7 @@ impl SqliteStore {
             path,
             writes,
             readers: Arc::new(Mutex::new(Vec::new())),
+            read_slots: ReadSlots::new(options.readers),
             options,
             runtime: tokio::runtime::Handle::current(),
         })
@@ -116,11 +118,20 @@ impl SqliteStore {
     }
 
     fn reader(&self) -> Result<Connection, StoreError> {
-        let pooled = self.readers.lock().map_err(|_| StoreError::Unavailable)?.pop();
-        match pooled {
-            Some(conn) => Ok(conn),
-            None => open_connection(&self.path, true, &self.options),
-        }
+        take_reader(&self.readers, &self.path, &self.options)
+    }
+}
+
+/// A pooled read connection, or a new one when none is free.
+fn take_reader(
+    readers: &Mutex<Vec<Connection>>,
+    path: &Path,
+    options: &SqliteOptions,
+) -> Result<Connection, StoreError> {
+    let pooled = readers.lock().map_err(|_| StoreError::Unavailable)?.pop();
+    match pooled {
+        Some(conn) => Ok(conn),
+        None => open_connection(path, true, options),
     }
 }
 
@@ -308,11 +319,10 @@ impl Store for SqliteStore {
     }
 
     fn submit_read(&self, job: ReadJob) {
-        let conn = self.reader();
-        let readers = Arc::clone(&self.readers);
-        let keep = self.options.readers;
-        self.runtime.spawn_blocking(move || {
-            let conn = match conn {
+        let (pooled, path, options) = (Arc::clone(&self.readers), self.path.clone(), self.options.clone());
+        let (readers, keep) = (Arc::clone(&self.readers), self.options.readers);
+        self.read_slots.run(&self.runtime, move || {
+            let conn = match take_reader(&pooled, &path, &options) {
                 Ok(conn) => conn,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot open a read connection");
@@ -340,7 +350,9 @@ impl Store for SqliteStore {
     fn ping(&self) -> Result<(), StoreError> {
         let conn = self.reader()?;
         conn.query_row("SELECT 1", [], |_| Ok(()))?;
-        if let Ok(mut pool) = self.readers.lock() {
+        if let Ok(mut pool) = self.readers.lock()
+            && pool.len() < self.options.readers
+        {
             pool.push(conn);
         }
         Ok(())

@@ -15,6 +15,13 @@ fn big_sale() -> Value {
     s
 }
 
+/// The refund as `token`'s approval answers it.
+async fn approved_by(t: &TestApp, token: &str, id: &str, body: Value) -> Value {
+    let res = t.post_as(token, &format!("/v1/refunds/{id}/approve"), &body).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    res.json().await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refund_over_the_limit_waits_for_a_supervisor_who_is_not_the_requester() {
     let mut t = spawn().await;
@@ -47,14 +54,7 @@ async fn a_refund_over_the_limit_waits_for_a_supervisor_who_is_not_the_requester
     let queue: Value = t.get_as(&supervisor, "/v1/approvals").send().await.unwrap().json().await.unwrap();
     assert_eq!(queue["data"][0]["id"], id);
 
-    let approved: Value = t
-        .post_as(&supervisor, &format!("/v1/refunds/{id}/approve"), &json!({"note": "checked the kettle"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let approved = approved_by(&t, &supervisor, id, json!({"note": "checked the kettle"})).await;
     assert_eq!(approved["status"], "pending");
     assert_eq!(approved["decision_note"], "checked the kettle");
     assert!(approved["decided_by"].as_str().unwrap().starts_with("user:usr_"));
@@ -77,14 +77,7 @@ async fn an_approved_cash_refund_is_handed_over_at_once_by_the_supervisors_leave
     let refund: Value = res.json().await.unwrap();
     assert_eq!(refund["status"], "requires_approval", "the drawer waits for the supervisor too");
     let id = refund["id"].as_str().unwrap();
-    let approved: Value = t
-        .post_as(&supervisor, &format!("/v1/refunds/{id}/approve"), &json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let approved = approved_by(&t, &supervisor, id, json!({})).await;
     assert_eq!(approved["status"], "succeeded", "{approved}");
     assert_eq!(approved["acquirer_reference"], format!("CASH-{id}"));
     let actions = t.audit_actions_about(id).await;

@@ -186,3 +186,47 @@ async fn cash_goes_back_from_the_drawer_and_never_to_the_acquirer() {
     assert_eq!(s["refunded_amount"], 1500);
     t.shutdown().await;
 }
+
+/// A cash refund whose job an earlier version queued (it let the refund go
+/// ahead, then queued its execution) is still settled from the drawer by
+/// the job runner, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cash_job_queued_by_an_earlier_version_is_still_settled_once() {
+    let (mut t, sim) = with_acquirer().await;
+    let cashier = t.person("wang.fang", "cashier").await;
+    let mut cash = card_sale();
+    cash["payment_method"] = json!({"type": "cash"});
+    cash["amount"] = json!(80000);
+    cash["items"] = json!([{"sku": "kettle", "name": "电水壶 Kettle", "quantity": 1, "unit_amount": 80000}]);
+    let sale = t.post_as(&cashier, "/v1/sales", &cash).send().await.unwrap().json::<Value>().await.unwrap();
+    let body = json!({"sale_id": sale["id"], "amount": 60000, "reason": "defective"});
+    let res = t.post_as(&cashier, "/v1/refunds", &body).header("Idempotency-Key", "old-cash").send().await.unwrap();
+    let waiting: Value = res.json().await.unwrap();
+    assert_eq!(waiting["status"], "requires_approval", "{waiting}");
+    let id = refundry_core::ids::RefundId::parse(waiting["id"].as_str().unwrap()).unwrap();
+    // as an earlier version approved: the refund pending, its job queued
+    refundry_store::write(&t.app.store, move |tx| {
+        let mut refund = tx.lock_refund(id)?.expect("the refund exists");
+        refund.status = refundry_core::refund::RefundStatus::Pending;
+        tx.update_refund(&refund)?;
+        tx.enqueue(&refundry_store::model::NewJob {
+            merchant_id: Some(refund.merchant_id),
+            kind: "refund.execute".into(),
+            payload: json!({"refund_id": id.to_string()}).to_string(),
+            run_after: refund.updated_at,
+        })?;
+        Ok::<_, refundry_app::AppError>(())
+    })
+    .await
+    .unwrap();
+    let before = sim.received("0220") + sim.received("0200");
+    let done = t.settled_refund(&id.to_string()).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["acquirer_reference"], format!("CASH-{id}"));
+    let calls: Value = t.get_json(&format!("/v1/refunds/{id}/attempts")).await;
+    assert_eq!(calls["data"].as_array().unwrap().len(), 1);
+    assert_eq!(sim.received("0220") + sim.received("0200"), before, "the acquirer never saw it");
+    let actions = t.audit_actions_about(&id.to_string()).await;
+    assert_eq!(actions, ["refund.requested", "refund.sent", "refund.succeeded"]);
+    t.shutdown().await;
+}

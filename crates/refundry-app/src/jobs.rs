@@ -394,14 +394,14 @@ fn start_attempt(
     match prepare_attempt(tx, id, job_id, stan_terminal)? {
         Attempt::Done => Ok(Step::Done),
         Attempt::Send(refund, sale, order, Route::Cash) => {
-            record_sent(tx, &refund)?;
+            record_sent(tx, &runner(&refund), &refund, refund.updated_at)?;
             settle_cash(tx, refund, &sale, &order, job_id, config)
         }
         Attempt::Resume(refund, sale, order, Route::Cash) => settle_cash(tx, refund, &sale, &order, job_id, config),
         Attempt::Resume(_, _, order, route) => Ok(Step::Resume(order, route)),
         Attempt::Send(refund, _, order, route) => {
             tx.update_refund(&refund)?;
-            record_sent(tx, &refund)?;
+            record_sent(tx, &runner(&refund), &refund, refund.updated_at)?;
             Ok(Step::Send(order, route))
         }
     }
@@ -427,10 +427,14 @@ fn settle_cash(
     Ok(Step::Done)
 }
 
-fn record_sent(tx: &mut dyn Tx, refund: &Refund) -> Result<(), AppError> {
-    let actor = Actor::system(refund.merchant_id, "job-runner");
+/// `refund.sent` for the refund's current attempt, done by `actor` at `at`.
+fn record_sent(tx: &mut dyn Tx, actor: &Actor, refund: &Refund, at: Timestamp) -> Result<(), AppError> {
     let data = serde_json::json!({"status": "processing", "attempt": refund.attempts});
-    audit::record(tx, &actor, "refund.sent", &refund.id.to_string(), data, refund.updated_at)
+    audit::record(tx, actor, "refund.sent", &refund.id.to_string(), data, at)
+}
+
+fn runner(refund: &Refund) -> Actor {
+    Actor::system(refund.merchant_id, "job-runner")
 }
 
 pub(crate) fn find_sale_of(tx: &mut dyn Tx, refund: &Refund) -> Result<refundry_store::model::Sale, AppError> {
@@ -572,7 +576,7 @@ fn apply_outcome(
     let answered = answer(&mut refund, sale, outcome, processor, config)?;
     tx.update_refund(&refund)?;
     tx.complete_job(job_id, refund.updated_at)?;
-    after_answer(tx, &Actor::system(refund.merchant_id, "job-runner"), &refund, answered, config)
+    after_answer(tx, &runner(&refund), &refund, answered, config)
 }
 
 /// The audit event an answer makes.
@@ -650,6 +654,7 @@ fn after_answer(
 /// the refund in memory and not yet recorded.
 pub(crate) struct CounterSettlement {
     order: RefundOrder,
+    outcome: Outcome,
     answered: Answered,
     at: Timestamp,
 }
@@ -675,8 +680,9 @@ pub(crate) fn settle_at_counter(
     refund.updated_at = at;
     let order = order_of(refund, sale, NO_STAN);
     let drawer = refundry_connectors::cash::CashDrawer;
-    let answered = answer(refund, Some(sale), &drawer.answer(&order), drawer.name(), config)?;
-    Ok(Some(CounterSettlement { order, answered, at }))
+    let outcome = drawer.answer(&order);
+    let answered = answer(refund, Some(sale), &outcome, drawer.name(), config)?;
+    Ok(Some(CounterSettlement { order, outcome, answered, at }))
 }
 
 /// Records a counter settlement after the refund row: the attempt's
@@ -689,12 +695,11 @@ pub(crate) fn record_counter_settlement(
     settled: CounterSettlement,
     config: &crate::AppConfig,
 ) -> Result<(), AppError> {
-    let CounterSettlement { order, answered, at } = settled;
-    let data = serde_json::json!({"status": "processing", "attempt": refund.attempts});
-    audit::record(tx, actor, "refund.sent", &refund.id.to_string(), data, at)?;
+    let CounterSettlement { order, outcome, answered, at } = settled;
+    record_sent(tx, actor, refund, at)?;
     let drawer = refundry_connectors::cash::CashDrawer;
-    let outcome = Ok(Some(drawer.answer(&order)));
-    tx.record_call(&call_record(&drawer, refund.id, &order, Call::Submit, at, Duration::ZERO, &outcome))?;
+    let answered_call = Ok(Some(outcome));
+    tx.record_call(&call_record(&drawer, refund.id, &order, Call::Submit, at, Duration::ZERO, &answered_call))?;
     after_answer(tx, actor, refund, answered, config)
 }
 

@@ -63,12 +63,37 @@ impl Default for SqliteOptions {
 }
 
 pub struct SqliteStore {
-    path: PathBuf,
     writes: SyncSender<Box<dyn WriteJob>>,
-    readers: Arc<Mutex<Vec<Connection>>>,
+    readers: Arc<ReaderPool>,
     read_slots: ReadSlots,
-    options: SqliteOptions,
     runtime: tokio::runtime::Handle,
+}
+
+/// Read-only connections kept between reads, and what opens a new one.
+struct ReaderPool {
+    idle: Mutex<Vec<Connection>>,
+    path: PathBuf,
+    options: SqliteOptions,
+}
+
+impl ReaderPool {
+    /// An idle connection, or a new one when none is.
+    fn take(&self) -> Result<Connection, StoreError> {
+        let idle = self.idle.lock().map_err(|_| StoreError::Unavailable)?.pop();
+        match idle {
+            Some(conn) => Ok(conn),
+            None => open_connection(&self.path, true, &self.options),
+        }
+    }
+
+    /// Keeps `conn` for the next read, unless the pool is full.
+    fn give_back(&self, conn: Connection) {
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < self.options.readers
+        {
+            idle.push(conn);
+        }
+    }
 }
 
 impl SqliteStore {
@@ -98,11 +123,9 @@ impl SqliteStore {
             .spawn(move || writer_loop(writer, queue, committed, restart))
             .map_err(spawn_failed)?;
         Ok(SqliteStore {
-            path,
             writes,
-            readers: Arc::new(Mutex::new(Vec::new())),
             read_slots: ReadSlots::new(options.readers),
-            options,
+            readers: Arc::new(ReaderPool { idle: Mutex::new(Vec::new()), path, options }),
             runtime: tokio::runtime::Handle::current(),
         })
     }
@@ -114,24 +137,7 @@ impl SqliteStore {
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn reader(&self) -> Result<Connection, StoreError> {
-        take_reader(&self.readers, &self.path, &self.options)
-    }
-}
-
-/// A pooled read connection, or a new one when none is free.
-fn take_reader(
-    readers: &Mutex<Vec<Connection>>,
-    path: &Path,
-    options: &SqliteOptions,
-) -> Result<Connection, StoreError> {
-    let pooled = readers.lock().map_err(|_| StoreError::Unavailable)?.pop();
-    match pooled {
-        Some(conn) => Ok(conn),
-        None => open_connection(path, true, options),
+        &self.readers.path
     }
 }
 
@@ -319,10 +325,9 @@ impl Store for SqliteStore {
     }
 
     fn submit_read(&self, job: ReadJob) {
-        let (pooled, path, options) = (Arc::clone(&self.readers), self.path.clone(), self.options.clone());
-        let (readers, keep) = (Arc::clone(&self.readers), self.options.readers);
+        let readers = Arc::clone(&self.readers);
         self.read_slots.run(&self.runtime, move || {
-            let conn = match take_reader(&pooled, &path, &options) {
+            let conn = match readers.take() {
                 Ok(conn) => conn,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot open a read connection");
@@ -335,11 +340,7 @@ impl Store for SqliteStore {
                 let _ = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut tx)));
                 let _ = exec(&conn, "COMMIT");
             }
-            if let Ok(mut pool) = readers.lock()
-                && pool.len() < keep
-            {
-                pool.push(conn);
-            }
+            readers.give_back(conn);
         });
     }
 
@@ -348,13 +349,9 @@ impl Store for SqliteStore {
     }
 
     fn ping(&self) -> Result<(), StoreError> {
-        let conn = self.reader()?;
+        let conn = self.readers.take()?;
         conn.query_row("SELECT 1", [], |_| Ok(()))?;
-        if let Ok(mut pool) = self.readers.lock()
-            && pool.len() < self.options.readers
-        {
-            pool.push(conn);
-        }
+        self.readers.give_back(conn);
         Ok(())
     }
 }

@@ -173,12 +173,11 @@ fn detect(
         let window = jiff::SignedDuration::from_mins(i64::from(config.duplicate_window_minutes));
         let from = sale.captured_at.checked_sub(window).unwrap_or(sale.captured_at);
         let to = sale.captured_at.checked_add(window).unwrap_or(sale.captured_at);
-        let mut same_card = Vec::new();
-        for other in tx.sales_with_fingerprint(merchant, fp, from, to)? {
-            if let Some(s) = tx.find_sale(merchant, other)? {
-                same_card.push(SaleFacts::of(&s, Some(fp.clone()), None));
-            }
-        }
+        let same_card: Vec<SaleFacts> = tx
+            .sales_with_fingerprint(merchant, fp, from, to)?
+            .iter()
+            .map(|s| SaleFacts::of(s, Some(fp.clone()), None))
+            .collect();
         findings.extend(
             duplicate_charges(&same_card, config.duplicate_window_minutes)
                 .into_iter()

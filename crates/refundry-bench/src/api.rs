@@ -111,17 +111,19 @@ impl Api {
         Ok(written["version"].as_i64().unwrap_or_default())
     }
 
-    /// Records one sale of [`SALE_AMOUNT`] without items, paid by card (a
-    /// batch not yet settled) or in cash; answers its id.
-    pub async fn create_sale(&self, voucher_no: &str, card: bool) -> anyhow::Result<String> {
+    /// Records one sale of [`SALE_AMOUNT`] without items, paid by the card
+    /// ending in `card_last4` (a batch not yet settled) or else in cash;
+    /// answers its id.
+    pub async fn create_sale(&self, voucher_no: &str, card_last4: Option<&str>) -> anyhow::Result<String> {
         let captured_at = jiff::Timestamp::now()
             .checked_sub(jiff::SignedDuration::from_secs(60))
             .context("clock out of range")?
             .to_string();
-        let method = if card {
-            json!({"type": "card", "brand": "unionpay", "first6": "622202", "last4": "1234", "entry_mode": "chip"})
-        } else {
-            json!({"type": "cash"})
+        let method = match card_last4 {
+            Some(last4) => {
+                json!({"type": "card", "brand": "unionpay", "first6": "622202", "last4": last4, "entry_mode": "chip"})
+            }
+            None => json!({"type": "cash"}),
         };
         let body = json!({
             "amount": SALE_AMOUNT, "currency": "cny", "payment_method": method,
@@ -232,7 +234,11 @@ pub async fn load_sales(api: &Api, count: usize, clients: usize, tenders: Tender
                         return Ok::<_, anyhow::Error>(made);
                     }
                     let voucher_no = format!("{:08}", i + 1);
-                    let id = api.create_sale(&voucher_no, tenders.card(i)).await?;
+                    // one card per sale, as at a real counter: one card paying
+                    // the same amount again and again is what the duplicate
+                    // charge detector is there to flag
+                    let last4 = tenders.card(i).then(|| format!("{:04}", i % 10_000));
+                    let id = api.create_sale(&voucher_no, last4.as_deref()).await?;
                     let body = serde_json::to_vec(&json!({"sale_id": id, "amount": 100, "reason": "other"}))?;
                     let preview = Api::send(api.post("/v1/refunds/preview", body, None))
                         .await

@@ -379,7 +379,7 @@ async fn killer(
             let mut last;
             pg_note = loop {
                 probe += 1;
-                match api.create_sale(&format!("probe-{probe}"), false).await {
+                match api.create_sale(&format!("probe-{probe}"), None).await {
                     Ok(_) => {
                         break format!(
                             "done: PostgreSQL restarted; the server made a write again {:.1} s after the restart began",

@@ -189,14 +189,16 @@ pub trait CorrectionRepo {
     ) -> Result<()>;
     /// (card fingerprint, order reference) of a sale, when recorded.
     fn sale_signals(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Option<(Option<String>, Option<String>)>>;
-    /// Sales of the same card fingerprint captured in [from, to].
+    /// Sales of the same card fingerprint captured in [from, to], oldest
+    /// first, at most 100, read in one statement (a weak fingerprint may
+    /// match many sales of a busy store).
     fn sales_with_fingerprint(
         &mut self,
         merchant: MerchantId,
         fingerprint: &str,
         from: Timestamp,
         to: Timestamp,
-    ) -> Result<Vec<SaleId>>;
+    ) -> Result<Vec<Sale>>;
     /// Amounts of the store's sales recorded before `before`, newest first.
     fn store_sale_amounts(
         &mut self,

@@ -1730,15 +1730,14 @@ impl CorrectionRepo for PgTx<'_> {
         fingerprint: &str,
         from: Timestamp,
         to: Timestamp,
-    ) -> Result<Vec<SaleId>> {
-        self.query(
-            "SELECT sale_id FROM sale_signals WHERE merchant_id = $1 AND card_fingerprint = $2
-             AND captured_at >= $3 AND captured_at <= $4 ORDER BY captured_at LIMIT 100",
-            &[&merchant.to_string(), &fingerprint, &to_micros(from), &to_micros(to)],
-        )?
-        .iter()
-        .map(|r| col_id(r, 0, SaleId::parse))
-        .collect()
+    ) -> Result<Vec<Sale>> {
+        let sql = format!(
+            "SELECT {SALE_COLUMNS}, {SALE_ITEMS} FROM sales WHERE merchant_id = $1 AND id IN (
+                 SELECT sale_id FROM sale_signals WHERE merchant_id = $1 AND card_fingerprint = $2
+                 AND captured_at >= $3 AND captured_at <= $4 ORDER BY captured_at LIMIT 100)
+             ORDER BY captured_at, id"
+        );
+        self.sales_from(&sql, &[&merchant.to_string(), &fingerprint, &to_micros(from), &to_micros(to)])
     }
 
     fn store_sale_amounts(

@@ -2008,15 +2008,22 @@ impl CorrectionRepo for SqliteTx<'_> {
         fingerprint: &str,
         from: Timestamp,
         to: Timestamp,
-    ) -> Result<Vec<SaleId>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT sale_id FROM sale_signals WHERE merchant_id = ?1 AND card_fingerprint = ?2
-             AND captured_at >= ?3 AND captured_at <= ?4 ORDER BY captured_at LIMIT 100",
-        )?;
-        let rows = stmt.query_map(params![merchant.to_string(), fingerprint, to_micros(from), to_micros(to)], |r| {
-            r.get::<_, String>(0)
-        })?;
-        rows.map(|r| parse_id(r?, SaleId::parse)).collect()
+    ) -> Result<Vec<Sale>> {
+        let sql = format!(
+            "SELECT {SALE_COLUMNS} FROM sales WHERE merchant_id = ?1 AND id IN (
+                 SELECT sale_id FROM sale_signals WHERE merchant_id = ?1 AND card_fingerprint = ?2
+                 AND captured_at >= ?3 AND captured_at <= ?4 ORDER BY captured_at LIMIT 100)
+             ORDER BY captured_at, id"
+        );
+        self.sales_from(
+            &sql,
+            &[
+                Value::Text(merchant.to_string()),
+                Value::Text(fingerprint.to_owned()),
+                Value::Integer(to_micros(from)),
+                Value::Integer(to_micros(to)),
+            ],
+        )
     }
 
     fn store_sale_amounts(

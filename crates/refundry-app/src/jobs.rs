@@ -8,7 +8,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use rand::Rng;
 use refundry_connectors::{Outcome, Processor, ProcessorError, RefundOrder};
-use refundry_core::ids::RefundId;
+use refundry_core::ids::{MerchantId, RefundId};
 use refundry_core::refund::{RefundEvent, RefundStatus};
 use refundry_core::sale::PaymentMethod;
 use refundry_store::Tx;
@@ -16,6 +16,7 @@ use refundry_store::model::{AcquirerCall, Job, Refund};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Semaphore, watch};
 
+use crate::stans::StanRuns;
 use crate::{Actor, App, AppError, ErrorCode, audit};
 
 pub const EXECUTE_REFUND: &str = "refund.execute";
@@ -222,6 +223,9 @@ enum Step {
     /// It was sent before and the answer was never recorded: ask first.
     Resume(RefundOrder, Route),
     Done,
+    /// The terminal's reserved trace numbers are used up: nothing was
+    /// written; reserve more and start again.
+    NeedStans(MerchantId, String),
 }
 
 /// Executes a refund at the acquirer. The refund moves to `processing`
@@ -235,15 +239,31 @@ async fn execute_refund(app: &App, job: &Job) -> Result<(), AppError> {
         .map_err(|e| AppError::new(ErrorCode::Internal, format!("bad job payload: {e}")))?;
     let job_id = job.id;
     let stan_terminal = app.processor.stan_terminal().map(str::to_owned);
-    let config = app.config.clone();
-    let step = refundry_store::write(&app.store, move |tx| {
-        start_attempt(tx, refund_id, job_id, stan_terminal.as_deref(), &config)
-    })
-    .await?;
-    let (order, route, resume) = match step {
-        Step::Done => return Ok(()),
-        Step::Send(order, route) => (order, route, false),
-        Step::Resume(order, route) => (order, route, true),
+    let mut reservations = 0;
+    let (order, route, resume) = loop {
+        let (stan_terminal, config, stans) = (stan_terminal.clone(), app.config.clone(), Arc::clone(&app.stans));
+        let step = refundry_store::write(&app.store, move |tx| {
+            start_attempt(tx, refund_id, job_id, stan_terminal.as_deref(), &stans, &config)
+        })
+        .await?;
+        match step {
+            // refunds running beside this one may use up a new run before
+            // this one takes from it: try a few times, then leave it to the
+            // job's retry
+            Step::NeedStans(merchant, terminal) if reservations < 3 => {
+                reservations += 1;
+                app.stans.reserve(&app.store, merchant, &terminal).await?;
+            }
+            Step::NeedStans(_, terminal) => {
+                return Err(AppError::new(
+                    ErrorCode::Unavailable,
+                    format!("no trace number of terminal {terminal} was left after {reservations} reservations"),
+                ));
+            }
+            Step::Done => return Ok(()),
+            Step::Send(order, route) => break (order, route, false),
+            Step::Resume(order, route) => break (order, route, true),
+        }
     };
     let processor = app.processor_for(route);
     let mut calls = Vec::new();
@@ -374,6 +394,8 @@ fn load(tx: &mut dyn Tx, id: RefundId) -> Result<Refund, AppError> {
 /// A new attempt, decided but not yet written.
 enum Attempt {
     Done,
+    /// No reserved trace number of this terminal is left.
+    NeedStans(MerchantId, String),
     /// Sent before, and its answer never recorded.
     Resume(Refund, Box<refundry_store::model::Sale>, RefundOrder, Route),
     /// The refund, moved to `processing` (not yet written), and the order
@@ -389,10 +411,12 @@ fn start_attempt(
     id: RefundId,
     job_id: i64,
     stan_terminal: Option<&str>,
+    stans: &StanRuns,
     config: &crate::AppConfig,
 ) -> Result<Step, AppError> {
-    match prepare_attempt(tx, id, job_id, stan_terminal)? {
+    match prepare_attempt(tx, id, job_id, stan_terminal, stans)? {
         Attempt::Done => Ok(Step::Done),
+        Attempt::NeedStans(merchant, terminal) => Ok(Step::NeedStans(merchant, terminal)),
         Attempt::Send(refund, sale, order, Route::Cash) => {
             record_sent(tx, &runner(&refund), &refund, refund.updated_at)?;
             settle_cash(tx, refund, &sale, &order, job_id, config)
@@ -449,6 +473,7 @@ fn prepare_attempt(
     id: RefundId,
     job_id: i64,
     stan_terminal: Option<&str>,
+    stans: &StanRuns,
 ) -> Result<Attempt, AppError> {
     let mut refund = load(tx, id)?;
     let resume = match refund.status {
@@ -478,7 +503,10 @@ fn prepare_attempt(
     let stan = match route {
         Route::Cash => NO_STAN,
         Route::Card | Route::Wallet => {
-            let stan = tx.next_stan(refund.merchant_id, stan_terminal.unwrap_or(&sale.terminal_id))?;
+            let terminal = stan_terminal.unwrap_or(&sale.terminal_id);
+            let Some(stan) = stans.take(refund.merchant_id, terminal) else {
+                return Ok(Attempt::NeedStans(refund.merchant_id, terminal.to_owned()));
+            };
             refund.stan = Some(stan);
             stan
         }

@@ -25,6 +25,7 @@ pub mod refunds;
 pub mod reports;
 pub mod sales;
 pub mod self_service;
+pub mod stans;
 pub mod timeline;
 pub mod users;
 pub mod watch;
@@ -194,6 +195,8 @@ pub struct App {
     pub wallet_processor: Option<Arc<dyn Processor>>,
     /// Each store's people over the last weeks, for the abuse rules.
     pub(crate) cashier_activity: Arc<abuse::ActivityCache>,
+    /// Trace numbers reserved ahead for acquirer messages.
+    pub(crate) stans: Arc<stans::StanRuns>,
 }
 
 impl App {
@@ -211,6 +214,7 @@ impl App {
                 .unwrap_or_default(),
             wallet_processor: None,
             cashier_activity: Arc::new(abuse::ActivityCache::default()),
+            stans: Arc::new(stans::StanRuns::default()),
         }
     }
 

@@ -1,6 +1,8 @@
 //! The storage interface: one trait per aggregate, all synchronous, all
 //! inside the caller's transaction.
 
+use std::ops::RangeInclusive;
+
 use jiff::Timestamp;
 use refundry_core::ids::{
     CorrectionId, DisputeId, EvidenceId, KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId,
@@ -22,8 +24,55 @@ pub trait MerchantRepo {
     fn stores_of(&mut self, merchant: MerchantId) -> Result<Vec<StoreRecord>>;
     fn insert_terminal(&mut self, terminal: &Terminal) -> Result<()>;
     fn find_terminal(&mut self, merchant: MerchantId, terminal_id: &str) -> Result<Option<Terminal>>;
-    /// The terminal's next STAN, 1 to 999999 and round again.
-    fn next_stan(&mut self, merchant: MerchantId, terminal_id: &str) -> Result<u32>;
+    /// Reserves the terminal's next `count` STANs (1 to 999999 and round
+    /// again; `count` taken as 1 to [`STAN_MAX`]): a run that never
+    /// crosses the wrap, the numbers before it being skipped instead. Once
+    /// the transaction commits the run is the caller's alone, used or not.
+    fn reserve_stans(&mut self, merchant: MerchantId, terminal_id: &str, count: u32) -> Result<RangeInclusive<u32>>;
+}
+
+/// The largest trace number a terminal sends (field 11 has six digits).
+pub const STAN_MAX: u32 = 999_999;
+
+/// The SQL of a STAN reservation, the same in both dialects but for how
+/// parameters are named: the counter moves on by the run's length, or
+/// starts again at the run's length when the run would pass [`STAN_MAX`].
+macro_rules! reserve_stans_sql {
+    ($merchant:literal, $terminal:literal, $count:literal) => {
+        concat!(
+            "INSERT INTO terminal_counters (merchant_id, terminal_id, last_stan) VALUES (",
+            $merchant,
+            ", ",
+            $terminal,
+            ", ",
+            $count,
+            ")
+             ON CONFLICT (merchant_id, terminal_id) DO UPDATE SET last_stan = CASE
+                 WHEN terminal_counters.last_stan + ",
+            $count,
+            " > 999999 THEN ",
+            $count,
+            "
+                 ELSE terminal_counters.last_stan + ",
+            $count,
+            " END
+             RETURNING last_stan"
+        )
+    };
+}
+pub(crate) use reserve_stans_sql;
+
+/// A reservation's length, within what a terminal can count.
+pub(crate) fn stan_count(count: u32) -> u32 {
+    count.clamp(1, STAN_MAX)
+}
+
+/// The run of STANs that ends at `last`, `count` long.
+pub(crate) fn stan_run(last: i64, count: u32) -> Result<RangeInclusive<u32>> {
+    let corrupt = || crate::StoreError::corrupt(format!("STAN counter at {last} after a run of {count}"));
+    let last = u32::try_from(last).ok().filter(|&l| l <= STAN_MAX).ok_or_else(corrupt)?;
+    let first = last.checked_sub(count - 1).filter(|&f| f >= 1).ok_or_else(corrupt)?;
+    Ok(first..=last)
 }
 
 pub trait KeyRepo {

@@ -435,3 +435,34 @@ async fn a_burst_of_reads_runs_no_more_at_once_than_the_pool_keeps() {
     assert!(most <= readers, "{most} reads ran at once with {readers} connections");
     assert!(most > 1, "reads still run side by side");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stan_runs_reserved_at_once_never_overlap_and_skip_to_one_at_the_wrap() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = open(&dir);
+    let store = Arc::clone(&t.store);
+    let m = merchant("stans");
+    let id = m.id;
+    write(&store, move |tx| tx.insert_merchant(&m)).await.unwrap();
+    let reservations = (0..24).map(|i| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move { write(&store, move |tx| tx.reserve_stans(id, "T1", 1 + i % 5 * 50)).await.unwrap() })
+    });
+    let mut runs: Vec<_> = futures::future::join_all(reservations).await.into_iter().map(|r| r.unwrap()).collect();
+    runs.sort_by_key(|r| *r.start());
+    assert_eq!(*runs[0].start(), 1, "a terminal counts from 1");
+    for pair in runs.windows(2) {
+        assert_eq!(*pair[1].start(), pair[0].end() + 1, "runs follow each other without overlap: {pair:?}");
+    }
+    let other = write(&store, move |tx| tx.reserve_stans(id, "T2", 3)).await.unwrap();
+    assert_eq!(other, 1..=3, "each terminal has its own counter");
+    // close to the end: a run that would pass 999999 starts again at 1
+    let last = *runs.last().unwrap().end();
+    let near_end = write(&store, move |tx| tx.reserve_stans(id, "T1", 999_990 - last)).await.unwrap();
+    assert_eq!(near_end, last + 1..=999_990);
+    assert_eq!(write(&store, move |tx| tx.reserve_stans(id, "T1", 9)).await.unwrap(), 999_991..=999_999);
+    assert_eq!(write(&store, move |tx| tx.reserve_stans(id, "T1", 2)).await.unwrap(), 1..=2);
+    assert_eq!(write(&store, move |tx| tx.reserve_stans(id, "T1", 5)).await.unwrap(), 3..=7);
+    let skipped = write(&store, move |tx| tx.reserve_stans(id, "T1", 999_995)).await.unwrap();
+    assert_eq!(skipped, 1..=999_995, "8 to 999999 would pass the end: they are skipped");
+}

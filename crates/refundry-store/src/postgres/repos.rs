@@ -6,6 +6,7 @@
 //! the same database at once.
 
 use std::collections::HashMap;
+use std::ops::RangeInclusive;
 
 use jiff::Timestamp;
 use postgres::types::{FromSql, ToSql};
@@ -307,15 +308,16 @@ impl MerchantRepo for PgTx<'_> {
         Ok(())
     }
 
-    fn next_stan(&mut self, merchant: MerchantId, terminal_id: &str) -> Result<u32> {
-        // the row lock of the upsert orders concurrent writers: each gets its own STAN
+    fn reserve_stans(&mut self, merchant: MerchantId, terminal_id: &str, count: u32) -> Result<RangeInclusive<u32>> {
+        // the counter's row lock orders concurrent reservations, each of a run
+        // of its own; taken once a run, not once a refund, since the row stays
+        // locked until the whole batch commits
+        let count = crate::repo::stan_count(count);
         let row = self.query_one(
-            "INSERT INTO terminal_counters (merchant_id, terminal_id, last_stan) VALUES ($1, $2, 1)
-             ON CONFLICT (merchant_id, terminal_id) DO UPDATE SET last_stan = (terminal_counters.last_stan % 999999) + 1
-             RETURNING last_stan",
-            &[&merchant.to_string(), &terminal_id],
+            crate::repo::reserve_stans_sql!("$1", "$2", "$3::bigint"),
+            &[&merchant.to_string(), &terminal_id, &i64::from(count)],
         )?;
-        col_narrow(&row, 0)
+        crate::repo::stan_run(col(&row, 0)?, count)
     }
 
     fn find_terminal(&mut self, merchant: MerchantId, terminal_id: &str) -> Result<Option<Terminal>> {

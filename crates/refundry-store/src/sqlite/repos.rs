@@ -1,5 +1,7 @@
 //! The storage interface on a SQLite connection inside a transaction.
 
+use std::ops::RangeInclusive;
+
 use jiff::Timestamp;
 use refundry_core::card::{First6, Last4};
 use refundry_core::ids::{
@@ -186,8 +188,13 @@ impl MerchantRepo for SqliteTx<'_> {
         Ok(())
     }
 
-    fn next_stan(&mut self, merchant: MerchantId, terminal_id: &str) -> Result<u32> {
-        self.bump_stan(merchant, terminal_id)
+    fn reserve_stans(&mut self, merchant: MerchantId, terminal_id: &str, count: u32) -> Result<RangeInclusive<u32>> {
+        let count = crate::repo::stan_count(count);
+        let last: i64 = self
+            .conn
+            .prepare_cached(crate::repo::reserve_stans_sql!("?1", "?2", "?3"))?
+            .query_row(params![merchant.to_string(), terminal_id, count], |r| r.get(0))?;
+        crate::repo::stan_run(last, count)
     }
 
     fn find_terminal(&mut self, merchant: MerchantId, terminal_id: &str) -> Result<Option<Terminal>> {
@@ -207,20 +214,6 @@ impl MerchantRepo for SqliteTx<'_> {
             })
         })
         .transpose()
-    }
-}
-
-impl SqliteTx<'_> {
-    fn bump_stan(&self, merchant: MerchantId, terminal_id: &str) -> Result<u32> {
-        let stan: i64 = self
-            .conn
-            .prepare_cached(
-                "INSERT INTO terminal_counters (merchant_id, terminal_id, last_stan) VALUES (?1, ?2, 1)
-                 ON CONFLICT (merchant_id, terminal_id) DO UPDATE SET last_stan = (last_stan % 999999) + 1
-                 RETURNING last_stan",
-            )?
-            .query_row(params![merchant.to_string(), terminal_id], |r| r.get(0))?;
-        u32::try_from(stan).map_err(StoreError::corrupt)
     }
 }
 

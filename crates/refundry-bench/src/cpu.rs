@@ -14,6 +14,9 @@ use procfs::process::Process;
 pub const PARTS: [&str; 5] =
     ["load generator", "server: HTTP and app", "server: database writer", "PostgreSQL backends", "rest of the machine"];
 
+/// The index in [`PARTS`] of PostgreSQL's backends, which a SQLite run has not.
+pub const POSTGRES: usize = 3;
+
 /// Threads of the server that run the database writer (their names are
 /// set by the store: `refundry-sqlite`, `refundry-pg-writer-N`).
 fn is_writer_thread(comm: &str) -> bool {
@@ -88,7 +91,7 @@ impl CpuUse {
         }
         let postgres: f64 =
             end.postgres.iter().map(|(pid, now)| (now - start.postgres.get(pid).unwrap_or(&0.0)).max(0.0)).sum();
-        busy[3] = postgres / seconds;
+        busy[POSTGRES] = postgres / seconds;
         let machine = (end.machine_busy - start.machine_busy).max(0.0) / seconds;
         busy[4] = (machine - busy[..4].iter().sum::<f64>()).max(0.0);
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
@@ -107,6 +110,11 @@ impl CpuUse {
     /// CPU microseconds per unit of work done at `rate` per second.
     pub fn micros_per(&self, part: usize, rate: f64) -> f64 {
         if rate > 0.0 { self.busy[part] / rate * 1e6 } else { 0.0 }
+    }
+
+    /// CPU µs of every part together per unit, at `rate` units a second.
+    pub fn total_micros_per(&self, rate: f64) -> f64 {
+        if rate > 0.0 { self.total() / rate * 1e6 } else { 0.0 }
     }
 
     /// The rate at which the machine's cores would all be busy, if every
@@ -135,6 +143,8 @@ mod tests {
         assert_eq!(used.total(), 1.75);
         // 1,000 refunds/s at 1.75 cores: 1,750 µs of CPU each, of which the writer 750
         assert!((used.micros_per(2, 1000.0) - 750.0).abs() < 1e-9);
+        assert!((used.total_micros_per(1000.0) - 1750.0).abs() < 1e-9);
+        assert_eq!(used.total_micros_per(0.0), 0.0, "nothing done, nothing to share out");
         assert!((used.bound(1000.0) - used.cores as f64 / 0.00175).abs() < 1e-6);
     }
 
@@ -147,7 +157,7 @@ mod tests {
         // 11 ended (its time is gone), 12 started
         end.postgres = HashMap::from([(10, 6.0), (12, 0.5)]);
         let used = CpuUse::between(&start, &end);
-        assert_eq!(used.busy[3], 1.5);
+        assert_eq!(used.busy[POSTGRES], 1.5);
         assert_eq!(used.busy[4], 2.5);
     }
 

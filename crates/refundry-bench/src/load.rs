@@ -850,7 +850,7 @@ fn cpu_markdown(md: &mut String, r: &LoadReport) {
     let _ = writeln!(md);
     let _ = writeln!(md, "| --- |{}", " ---: | ---: |".repeat(runs.len()));
     for (i, part) in crate::cpu::PARTS.iter().enumerate() {
-        if i == 3 && r.database != DbKind::Postgres {
+        if i == crate::cpu::POSTGRES && r.database != DbKind::Postgres {
             continue;
         }
         let _ = write!(md, "| {part} |");
@@ -862,7 +862,7 @@ fn cpu_markdown(md: &mut String, r: &LoadReport) {
     let _ = write!(md, "| **all** |");
     for (_, c, rate) in &runs {
         let _ =
-            write!(md, " **{:.2}** (idle {:.2}) | **{}** |", c.total(), c.idle(), thousands(c.total() / rate * 1e6));
+            write!(md, " **{:.2}** (idle {:.2}) | **{}** |", c.total(), c.idle(), thousands(c.total_micros_per(*rate)));
     }
     let _ = writeln!(md);
     let _ = writeln!(

@@ -77,7 +77,7 @@ impl From<postgres::Error> for StoreError {
         // the server is going down, starting up or dropped us (class 57:
         // operator intervention; class 08: connection exception): a restart,
         // not a fault of the request, so the caller may try again
-        if code.code().starts_with("57") || code.code().starts_with("08") {
+        if lost_connection(code.code()) {
             tracing::warn!(error = %e, "PostgreSQL is restarting or refused the connection");
             return StoreError::Unavailable;
         }
@@ -89,4 +89,11 @@ impl From<postgres::Error> for StoreError {
                 .contains(code);
         StoreError::Backend { message: format!("{} ({})", db.message(), code.code()), retryable }
     }
+}
+
+/// SQLSTATE classes of a PostgreSQL server going away: operator
+/// intervention (57: shutting down, starting up, a terminated backend) and
+/// connection exceptions (08).
+pub(crate) fn lost_connection(sqlstate: &str) -> bool {
+    sqlstate.starts_with("57") || sqlstate.starts_with("08")
 }

@@ -377,17 +377,11 @@ async fn a_claim_looks_only_at_due_jobs_however_many_are_done() {
     let claim = "SELECT id FROM outbox WHERE state IN ('ready', 'running')
         AND ((state = 'ready' AND run_after <= 0) OR (state = 'running' AND lease_until <= 0)) ORDER BY id LIMIT 128";
     let plan = match &t.scratch {
-        Some(scratch) => {
-            let mut client = scratch.client();
-            let claim = claim.to_owned();
-            std::thread::spawn(move || {
-                client.batch_execute("ANALYZE outbox").unwrap();
-                let rows = client.query(&format!("EXPLAIN {claim}"), &[]).unwrap();
-                rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>().join("\n")
-            })
-            .join()
-            .unwrap()
-        }
+        Some(scratch) => on_postgres(scratch, move |client| {
+            client.batch_execute("ANALYZE outbox").unwrap();
+            let rows = client.query(&format!("EXPLAIN {claim}"), &[]).unwrap();
+            rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>().join("\n")
+        }),
         None => {
             let conn = rusqlite::Connection::open(dir.path().join("test.db")).unwrap();
             let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {claim}")).unwrap();
@@ -465,4 +459,48 @@ async fn stan_runs_reserved_at_once_never_overlap_and_skip_to_one_at_the_wrap() 
     assert_eq!(write(&store, move |tx| tx.reserve_stans(id, "T1", 5)).await.unwrap(), 3..=7);
     let skipped = write(&store, move |tx| tx.reserve_stans(id, "T1", 999_995)).await.unwrap();
     assert_eq!(skipped, 1..=999_995, "8 to 999999 would pass the end: they are skipped");
+}
+
+/// Runs SQL on a direct connection to the test's PostgreSQL schema, off
+/// the async threads (the client drives its own runtime).
+fn on_postgres<T: Send + 'static>(
+    scratch: &testing::Scratch,
+    f: impl FnOnce(&mut postgres::Client) -> T + Send + 'static,
+) -> T {
+    let mut client = scratch.client();
+    std::thread::spawn(move || f(&mut client)).join().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_commit_went_unanswered_runs_again_if_it_did_not_take_effect() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = open(&dir);
+    // PostgreSQL only: SQLite commits in the process, with no answer to lose
+    let Some(scratch) = &t.scratch else { return };
+    // the first merchant so named makes its backend kill itself while
+    // committing: the writer's COMMIT gets no answer, and nothing took effect
+    on_postgres(scratch, |c| {
+        c.batch_execute(
+            "CREATE SEQUENCE dies_once;
+             CREATE FUNCTION die_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+                 IF nextval('dies_once') = 1 THEN PERFORM pg_terminate_backend(pg_backend_pid()); END IF;
+                 RETURN NULL;
+             END $$;
+             CREATE CONSTRAINT TRIGGER die_at_commit AFTER INSERT ON merchants DEFERRABLE INITIALLY DEFERRED
+                 FOR EACH ROW WHEN (NEW.name = 'dies at commit') EXECUTE FUNCTION die_at_commit();",
+        )
+        .unwrap()
+    });
+    let m = merchant("dies at commit");
+    let id = m.id.to_string();
+    let made = write(&t.store, move |tx| tx.insert_merchant(&m)).await;
+    assert!(made.is_ok(), "the write ran again once its transaction was known to be rolled back: {made:?}");
+    let (tries, rows) = on_postgres(scratch, move |c| {
+        let tries: i64 = c.query_one("SELECT last_value FROM dies_once", &[]).unwrap().get(0);
+        let rows: i64 = c.query_one("SELECT count(*) FROM merchants WHERE id = $1", &[&id]).unwrap().get(0);
+        (tries, rows)
+    });
+    assert_eq!(tries, 2, "the write's first commit was the one cut off");
+    assert_eq!(rows, 1, "made once");
 }

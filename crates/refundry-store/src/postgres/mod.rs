@@ -209,7 +209,7 @@ fn writer_loop(mut conn: Option<Conn>, connector: Connector, queue: Arc<Mutex<Re
                     }
                 },
             };
-            pending = run_batch(live, pending);
+            pending = run_batch(live, &connector, pending);
         }
     }
 }
@@ -221,7 +221,11 @@ fn writer_loop(mut conn: Option<Conn>, connector: Connector, queue: Arc<Mutex<Re
 /// `RELEASE`), one round trip per job rather than two; after a job rolled
 /// back, the savepoint it leaves serves the next job as it is, and the last
 /// one needs no release before `COMMIT`.
-fn run_batch(conn: &mut Conn, batch: Vec<(Box<dyn WriteJob>, u32)>) -> Vec<(Box<dyn WriteJob>, u32)> {
+fn run_batch(
+    conn: &mut Conn,
+    connector: &Connector,
+    batch: Vec<(Box<dyn WriteJob>, u32)>,
+) -> Vec<(Box<dyn WriteJob>, u32)> {
     let mut kept = Vec::with_capacity(batch.len());
     let mut again = Vec::new();
     let mut deferred = Deferred::default();
@@ -257,7 +261,7 @@ fn run_batch(conn: &mut Conn, batch: Vec<(Box<dyn WriteJob>, u32)>) -> Vec<(Box<
         }
     }
     // the rows every write touches are written last, just before commit
-    let committed = conn.tx().apply_deferred(deferred).and_then(|()| Ok(conn.client().batch_execute("COMMIT")?));
+    let committed = conn.tx().apply_deferred(deferred).and_then(|()| commit(conn, connector));
     match committed {
         Ok(()) => kept.into_iter().for_each(|(job, _)| job.finish(Ok(()))),
         Err(err) => {
@@ -267,6 +271,71 @@ fn run_batch(conn: &mut Conn, batch: Vec<(Box<dyn WriteJob>, u32)>) -> Vec<(Box<
         }
     }
     counted(again)
+}
+
+/// How long a writer keeps asking whether a commit whose answer was lost
+/// took effect (PostgreSQL restarting takes some seconds).
+const RESOLVE_FOR: Duration = Duration::from_secs(30);
+
+/// Commits the batch. When the connection breaks while COMMIT is in flight
+/// (a restart, a killed backend) the transaction may or may not have taken
+/// effect; rather than answer every job of the batch "unavailable", which
+/// hides a refund that was made behind an error, the writer asks a new
+/// connection what became of the transaction: committed, the jobs are
+/// answered as usual; rolled back, they run again like any retried job.
+fn commit(conn: &mut Conn, connector: &Connector) -> Result<(), StoreError> {
+    let xid: Option<String> = conn.client().query_one("SELECT pg_current_xact_id_if_assigned()::text", &[])?.get(0);
+    let Err(e) = conn.client().batch_execute("COMMIT") else { return Ok(()) };
+    if e.as_db_error().is_some_and(|db| !crate::error::lost_connection(db.code().code())) {
+        // the server answered, and a COMMIT it refused did not take effect
+        return Err(e.into());
+    }
+    let lost = StoreError::from(e);
+    // a transaction that never wrote had nothing to lose
+    let Some(xid) = xid else { return Ok(()) };
+    match transaction_outcome(connector, &xid, RESOLVE_FOR) {
+        Some(true) => {
+            tracing::warn!(xid, "the answer to COMMIT was lost; the transaction took effect");
+            Ok(())
+        }
+        Some(false) => {
+            tracing::warn!(xid, "the answer to COMMIT was lost; the transaction was rolled back, its jobs run again");
+            Err(StoreError::Backend {
+                message: "the connection broke during COMMIT, which did not take effect".into(),
+                retryable: true,
+            })
+        }
+        None => {
+            tracing::error!(xid, "the answer to COMMIT was lost and what became of it could not be learned");
+            Err(lost)
+        }
+    }
+}
+
+/// Whether transaction `xid` committed (`Some(true)`) or was rolled back
+/// (`Some(false)`), asked on new connections until `patience` runs out;
+/// `None` when that could not be learned.
+fn transaction_outcome(connector: &Connector, xid: &str, patience: Duration) -> Option<bool> {
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        let status = connector.connect().and_then(|mut conn| {
+            let row = conn.client().query_one("SELECT pg_xact_status($1::text::xid8)", &[&xid])?;
+            Ok(row.get::<_, Option<String>>(0))
+        });
+        match status.as_ref().map(|s| s.as_deref()) {
+            Ok(Some("committed")) => return Some(true),
+            Ok(Some("aborted")) => return Some(false),
+            // too old or unknown to the server: nobody can tell any more
+            Ok(None) => return None,
+            // "in progress": the broken backend has not finished with it yet;
+            // or the server is not back yet
+            Ok(Some(_)) | Err(_) => {}
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Jobs whose transaction failed with `err` run again if it may pass next

@@ -416,55 +416,55 @@ impl App {
         let (actor, config, activity) = (actor.clone(), self.config.clone(), self.cashier_activity.snapshot());
         let endpoint = "POST /v1/corrections/{id}/refund";
         let answer = refundry_store::write(&self.store, move |tx| {
-            if let Some(stored) = idempotency::check(tx, actor.merchant_id, endpoint, idem.as_ref())? {
-                return Ok(Replay::Stored(stored));
-            }
-            // the case's sale row first: two resolutions of one case take
-            // turns, and the second sees what the first did
-            let sale_of_case = visible(tx, &actor, id)?.sale_id;
-            tx.lock_sale(actor.merchant_id, sale_of_case)?;
-            let mut record = visible(tx, &actor, id)?;
-            if !refund_came_to_nothing(tx, &record)? {
-                open_only(&record)?;
-            }
-            let sale = tx.find_sale(actor.merchant_id, record.sale_id)?.ok_or_else(|| not_found(id))?;
-            let amount = ask.amount_minor.or_else(|| default_amount(&record, &sale)).ok_or_else(|| {
-                AppError::validation("amount", "say how much to give back: this kind of case has no amount of its own")
-            })?;
-            Money::positive(amount, sale.amount.currency).map_err(|e| AppError::from_amount("amount", e))?;
-            let reason =
-                if record.kind == "duplicate_charge" { RefundReason::Duplicate } else { RefundReason::WrongCharge };
-            let request = RefundRequest {
-                sale_id: sale.id,
-                ask: RefundAsk::Amount(amount),
-                reason,
-                note: Some(ask.note.clone().unwrap_or_else(|| format!("correction {id}"))),
-                customer: None,
-                card_token: None,
-            };
-            let refund = crate::refunds::request_refund_tx(tx, &actor, &request, &config, &activity)?;
-            let before = record.status.clone();
-            record.status = "refunded".to_owned();
-            record.refund_id = Some(refund.id);
-            record.resolution_note = ask.note.clone();
-            if let Some(cause) = cause {
-                record.cause = cause.as_str().to_owned();
-            }
-            if ask.responsible_party.is_some() {
-                record.responsible_party = ask.responsible_party.clone();
-            }
-            record.updated_at = refund.created_at;
-            tx.update_correction(&record)?;
-            let data = serde_json::json!({
-                "refund_id": refund.id.to_string(), "refund_type": refund.refund_type.as_str(), "amount": amount,
-                "refund_status": refund.status.as_str(), "cause": record.cause,
-                "responsible_party": record.responsible_party,
-                "before": {"status": before}, "after": {"status": record.status},
-            });
-            audit::record(tx, &actor, "correction.refunded", &record.id.to_string(), data, record.updated_at)?;
-            let answer = (record, refund);
-            idempotency::remember(tx, actor.merchant_id, endpoint, idem.as_ref(), &answer)?;
-            Ok::<_, AppError>(Replay::Fresh(answer))
+            idempotency::once(tx, actor.merchant_id, endpoint, idem.as_ref(), |tx| {
+                // the case's sale row first: two resolutions of one case take
+                // turns, and the second sees what the first did
+                let sale_of_case = visible(tx, &actor, id)?.sale_id;
+                tx.lock_sale(actor.merchant_id, sale_of_case)?;
+                let mut record = visible(tx, &actor, id)?;
+                if !refund_came_to_nothing(tx, &record)? {
+                    open_only(&record)?;
+                }
+                let sale = tx.find_sale(actor.merchant_id, record.sale_id)?.ok_or_else(|| not_found(id))?;
+                let amount = ask.amount_minor.or_else(|| default_amount(&record, &sale)).ok_or_else(|| {
+                    AppError::validation(
+                        "amount",
+                        "say how much to give back: this kind of case has no amount of its own",
+                    )
+                })?;
+                Money::positive(amount, sale.amount.currency).map_err(|e| AppError::from_amount("amount", e))?;
+                let reason =
+                    if record.kind == "duplicate_charge" { RefundReason::Duplicate } else { RefundReason::WrongCharge };
+                let request = RefundRequest {
+                    sale_id: sale.id,
+                    ask: RefundAsk::Amount(amount),
+                    reason,
+                    note: Some(ask.note.clone().unwrap_or_else(|| format!("correction {id}"))),
+                    customer: None,
+                    card_token: None,
+                };
+                let refund = crate::refunds::request_refund_tx(tx, &actor, &request, &config, &activity)?;
+                let before = record.status.clone();
+                record.status = "refunded".to_owned();
+                record.refund_id = Some(refund.id);
+                record.resolution_note = ask.note.clone();
+                if let Some(cause) = cause {
+                    record.cause = cause.as_str().to_owned();
+                }
+                if ask.responsible_party.is_some() {
+                    record.responsible_party = ask.responsible_party.clone();
+                }
+                record.updated_at = refund.created_at;
+                tx.update_correction(&record)?;
+                let data = serde_json::json!({
+                    "refund_id": refund.id.to_string(), "refund_type": refund.refund_type.as_str(), "amount": amount,
+                    "refund_status": refund.status.as_str(), "cause": record.cause,
+                    "responsible_party": record.responsible_party,
+                    "before": {"status": before}, "after": {"status": record.status},
+                });
+                audit::record(tx, &actor, "correction.refunded", &record.id.to_string(), data, record.updated_at)?;
+                Ok((record, refund))
+            })
         })
         .await?;
         if matches!(answer, Replay::Fresh(_)) {

@@ -82,8 +82,44 @@ pub enum Replay<T> {
     Stored(StoredResponse),
 }
 
+/// Runs a command under its key, inside its transaction: the stored answer
+/// when the key was used; else the command, its answer stored with its
+/// effect.
+///
+/// A command that refuses is asked about the key once more. The same key
+/// sent twice at once runs twice, side by side; on PostgreSQL the second
+/// waits on a row the first holds (the sale, for a refund), and once the
+/// first commits, the second would otherwise refuse because of the first's
+/// own effect ("nothing left to refund") instead of replaying it.
+pub(crate) fn once<T>(
+    tx: &mut dyn Tx,
+    merchant: MerchantId,
+    endpoint: &str,
+    idem: Option<&Idempotency<T>>,
+    command: impl FnOnce(&mut dyn Tx) -> Result<T, AppError>,
+) -> Result<Replay<T>, AppError> {
+    if let Some(stored) = check(tx, merchant, endpoint, idem)? {
+        return Ok(Replay::Stored(stored));
+    }
+    match command(tx) {
+        Ok(result) => {
+            remember(tx, merchant, endpoint, idem, &result)?;
+            Ok(Replay::Fresh(result))
+        }
+        // a storage failure may have left the transaction unable to answer
+        // anything more; it is retried or reported as it is
+        Err(refused) if idem.is_none() || refundry_store::AsStoreError::as_store_error(&refused).is_some() => {
+            Err(refused)
+        }
+        Err(refused) => match check(tx, merchant, endpoint, idem)? {
+            Some(stored) => Ok(Replay::Stored(stored)),
+            None => Err(refused),
+        },
+    }
+}
+
 /// Looks the key up inside the transaction.
-pub(crate) fn check<T>(
+fn check<T>(
     tx: &mut dyn Tx,
     merchant: MerchantId,
     endpoint: &str,
@@ -104,7 +140,7 @@ pub(crate) fn check<T>(
 }
 
 /// Stores the answer beside the effect, in the same transaction.
-pub(crate) fn remember<T>(
+fn remember<T>(
     tx: &mut dyn Tx,
     merchant: MerchantId,
     endpoint: &str,

@@ -148,12 +148,9 @@ impl App {
         let config = self.config.clone();
         let activity = self.cashier_activity.snapshot();
         let answer = refundry_store::write(&self.store, move |tx| {
-            if let Some(stored) = idempotency::check(tx, actor.merchant_id, ENDPOINT, idem.as_ref())? {
-                return Ok(Replay::Stored(stored));
-            }
-            let refund = request_refund_tx(tx, &actor, &request, &config, &activity)?;
-            idempotency::remember(tx, actor.merchant_id, ENDPOINT, idem.as_ref(), &refund)?;
-            Ok::<_, AppError>(Replay::Fresh(refund))
+            idempotency::once(tx, actor.merchant_id, ENDPOINT, idem.as_ref(), |tx| {
+                request_refund_tx(tx, &actor, &request, &config, &activity)
+            })
         })
         .await?;
         if let Replay::Fresh(refund) = &answer {

@@ -141,13 +141,11 @@ impl App {
         let fingerprint =
             self.config.corrections.fingerprint_key.of_sale(&new.payment_method, new.card_token.as_deref());
         let answer = refundry_store::write(&self.store, move |tx| {
-            if let Some(stored) = idempotency::check(tx, actor.merchant_id, "POST /v1/sales", idem.as_ref())? {
-                return Ok(Replay::Stored(stored));
-            }
-            let view = record_sale_tx(tx, &actor, &new)?;
-            crate::corrections::after_sale(tx, &view.sale, fingerprint.as_deref(), new.order_ref.as_deref())?;
-            idempotency::remember(tx, actor.merchant_id, "POST /v1/sales", idem.as_ref(), &view)?;
-            Ok::<_, AppError>(Replay::Fresh(view))
+            idempotency::once(tx, actor.merchant_id, "POST /v1/sales", idem.as_ref(), |tx| {
+                let view = record_sale_tx(tx, &actor, &new)?;
+                crate::corrections::after_sale(tx, &view.sale, fingerprint.as_deref(), new.order_ref.as_deref())?;
+                Ok(view)
+            })
         })
         .await?;
         if matches!(answer, Replay::Fresh(_)) {

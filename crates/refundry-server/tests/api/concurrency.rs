@@ -56,3 +56,26 @@ async fn twenty_simultaneous_requests_with_one_key_make_one_refund() {
     assert_eq!(t.sandbox.times_applied(done["id"].as_str().unwrap()), 1);
     t.shutdown().await;
 }
+
+/// The same retry, for everything the sale has left: a twin that waited for
+/// the first to finish must replay its answer, not refuse because the first
+/// refund used the sale up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_simultaneous_requests_with_one_key_for_the_whole_sale_all_get_the_one_refund() {
+    let mut t = spawn().await;
+    let sale = t.create_sale(card_sale()).await;
+    let id = sale["id"].as_str().unwrap().to_owned();
+    let body = json!({"sale_id": id, "amount": sale["amount"], "reason": "duplicate"});
+    let answers = join_all((0..20).map(|_| t.refund("one-key-all", body.clone()))).await;
+    let mut bodies = Vec::new();
+    for res in answers {
+        let status = res.status();
+        let text = res.text().await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{text}");
+        bodies.push(text);
+    }
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "every answer is the first answer");
+    let list: Value = t.get_json(&format!("/v1/refunds?sale_id={id}")).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+    t.shutdown().await;
+}

@@ -386,9 +386,13 @@ fn call_record(
 }
 
 /// The refund, locked against concurrent moves until commit.
-fn load(tx: &mut dyn Tx, id: RefundId) -> Result<Refund, AppError> {
-    tx.lock_refund(id)?
-        .ok_or_else(|| AppError::new(ErrorCode::Internal, format!("job names refund {id}, which does not exist")))
+/// The job's refund, locked, with its sale.
+fn load(tx: &mut dyn Tx, id: RefundId) -> Result<(Refund, refundry_store::model::Sale), AppError> {
+    let (refund, sale) = tx
+        .lock_refund_with_sale(id)?
+        .ok_or_else(|| AppError::new(ErrorCode::Internal, format!("job names refund {id}, which does not exist")))?;
+    let sale = sale.ok_or_else(|| AppError::new(ErrorCode::Internal, format!("refund {id} names a missing sale")))?;
+    Ok((refund, sale))
 }
 
 /// A new attempt, decided but not yet written.
@@ -447,7 +451,7 @@ fn settle_cash(
     let outcome = drawer.answer(order);
     let answered = Ok(Some(outcome.clone()));
     tx.record_call(&call_record(&drawer, refund.id, order, Call::Submit, crate::now(), Duration::ZERO, &answered))?;
-    apply_outcome(tx, refund, Some(sale), job_id, &outcome, drawer.name(), config)?;
+    apply_outcome(tx, refund, sale, job_id, &outcome, drawer.name(), config)?;
     Ok(Step::Done)
 }
 
@@ -475,7 +479,7 @@ fn prepare_attempt(
     stan_terminal: Option<&str>,
     stans: &StanRuns,
 ) -> Result<Attempt, AppError> {
-    let mut refund = load(tx, id)?;
+    let (mut refund, sale) = load(tx, id)?;
     let resume = match refund.status {
         RefundStatus::Pending => false,
         RefundStatus::Processing => true,
@@ -490,7 +494,6 @@ fn prepare_attempt(
             return Ok(Attempt::Done);
         }
     };
-    let sale = find_sale_of(tx, &refund)?;
     let route = Route::of(&sale.payment_method);
     if resume && let Some(stan) = refund.stan.or((route == Route::Cash).then_some(NO_STAN)) {
         let order = order_of(&refund, &sale, stan);
@@ -580,14 +583,13 @@ fn finish_attempt(
     processor: &str,
     config: &crate::AppConfig,
 ) -> Result<(), AppError> {
-    let refund = load(tx, id)?;
+    let (refund, sale) = load(tx, id)?;
     if refund.status != RefundStatus::Processing {
         // another runner recorded the answer first
         tx.complete_job(job_id, crate::now())?;
         return Ok(());
     }
-    let sale = tx.find_sale(refund.merchant_id, refund.sale_id)?;
-    apply_outcome(tx, refund, sale.as_ref(), job_id, outcome, processor, config)
+    apply_outcome(tx, refund, &sale, job_id, outcome, processor, config)
 }
 
 /// Records the acquirer's answer on a `processing` refund (one write of
@@ -595,7 +597,7 @@ fn finish_attempt(
 fn apply_outcome(
     tx: &mut dyn Tx,
     mut refund: Refund,
-    sale: Option<&refundry_store::model::Sale>,
+    sale: &refundry_store::model::Sale,
     job_id: i64,
     outcome: &Outcome,
     processor: &str,
@@ -616,7 +618,7 @@ struct Answered {
 /// Moves a `processing` refund to the acquirer's answer, in memory.
 fn answer(
     refund: &mut Refund,
-    sale: Option<&refundry_store::model::Sale>,
+    sale: &refundry_store::model::Sale,
     outcome: &Outcome,
     processor: &str,
     config: &crate::AppConfig,
@@ -627,10 +629,10 @@ fn answer(
         Outcome::Approved { acquirer_reference } => {
             refund.acquirer_reference = Some(acquirer_reference.clone());
             refund.completed_at = Some(now);
-            let days = match sale.map(|s| &s.payment_method) {
-                Some(PaymentMethod::Cash) | None => 0,
-                Some(PaymentMethod::Card { .. }) => arrival.card,
-                Some(PaymentMethod::Wallet { .. }) => arrival.wallet,
+            let days = match &sale.payment_method {
+                PaymentMethod::Cash => 0,
+                PaymentMethod::Card { .. } => arrival.card,
+                PaymentMethod::Wallet { .. } => arrival.wallet,
             };
             refund.expected_arrival_at =
                 Some(now.saturating_add(SignedDuration::from_hours(24 * i64::from(days))).unwrap_or(now));
@@ -709,7 +711,7 @@ pub(crate) fn settle_at_counter(
     let order = order_of(refund, sale, NO_STAN);
     let drawer = refundry_connectors::cash::CashDrawer;
     let outcome = drawer.answer(&order);
-    let answered = answer(refund, Some(sale), &outcome, drawer.name(), config)?;
+    let answered = answer(refund, sale, &outcome, drawer.name(), config)?;
     Ok(Some(CounterSettlement { order, outcome, answered, at }))
 }
 

@@ -631,6 +631,12 @@ async fn exercise(options: &CrashOptions, refundry: &Refundry, report: &mut Cras
     // a refund the API cannot show is also looked for in the database,
     // where a missing one is counted as lost
     report.violations.extend(check_api(&api, &acks).await);
+    if !report.violations.is_empty() {
+        // what the server said about it, while its log is still there
+        for line in server.logged_errors(20) {
+            say(format!("server: {line}"));
+        }
+    }
     server.stop().await?;
     Ok(Exercised { acks, unanswered })
 }

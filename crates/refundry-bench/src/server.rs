@@ -154,16 +154,23 @@ impl Server {
         Ok(())
     }
 
-    /// The end of the server's log, for error messages.
     /// The running server's process id.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
     }
 
+    /// The end of the server's log, for error messages.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(15)..].join("\n")
+    }
+
+    /// The last `n` errors the server logged, over all its restarts.
+    pub fn logged_errors(&self, n: usize) -> Vec<String> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let errors: Vec<&str> = text.lines().filter(|l| l.contains("ERROR")).collect();
+        errors[errors.len().saturating_sub(n)..].iter().map(|l| (*l).to_owned()).collect()
     }
 
     /// Starts the (stopped or killed) server again on the same database and

@@ -128,6 +128,10 @@ pub trait RefundRepo {
     /// Reads the refund and holds it against concurrent changes until the
     /// transaction ends (status moves must not race).
     fn lock_refund(&mut self, id: RefundId) -> Result<Option<Refund>>;
+    /// [`lock_refund`](RefundRepo::lock_refund), with the refund's sale
+    /// (`None` if it is missing), which a backend may read in the same
+    /// statement.
+    fn lock_refund_with_sale(&mut self, id: RefundId) -> Result<Option<(Refund, Option<Sale>)>>;
     fn refunds_of_sale(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Vec<Refund>>;
     /// What the sale's refunds hold, as the arithmetic needs it: one entry
     /// per status, with the amounts and the item quantities of that

@@ -585,20 +585,25 @@ const SALE_ITEMS: &str = "(SELECT json_agg(json_build_array(i.sku, i.name, i.qua
 
 /// The sale, with its items from the [`SALE_ITEMS`] column after the rest.
 fn sale_from_row(r: &Row) -> Result<Sale> {
-    let payment_method = match col::<&str>(r, 6)? {
+    sale_from_row_at(r, 0)
+}
+
+/// The sale whose columns start at column `at` of the row.
+fn sale_from_row_at(r: &Row, at: usize) -> Result<Sale> {
+    let payment_method = match col::<&str>(r, at + 6)? {
         "card" => {
             let card_column =
                 |idx| col::<Option<&str>>(r, idx)?.ok_or_else(|| StoreError::corrupt("card sale without card columns"));
             PaymentMethod::Card {
-                brand: parse_wire(card_column(7)?, CardBrand::parse, "card brand")?,
-                first6: First6::parse(card_column(8)?).map_err(StoreError::corrupt)?,
-                last4: Last4::parse(card_column(9)?).map_err(StoreError::corrupt)?,
-                entry_mode: parse_wire(card_column(10)?, EntryMode::parse, "entry mode")?,
+                brand: parse_wire(card_column(at + 7)?, CardBrand::parse, "card brand")?,
+                first6: First6::parse(card_column(at + 8)?).map_err(StoreError::corrupt)?,
+                last4: Last4::parse(card_column(at + 9)?).map_err(StoreError::corrupt)?,
+                entry_mode: parse_wire(card_column(at + 10)?, EntryMode::parse, "entry mode")?,
             }
         }
         "wallet" => PaymentMethod::Wallet {
             wallet: parse_wire(
-                col::<Option<&str>>(r, 11)?.ok_or_else(|| StoreError::corrupt("wallet sale without wallet"))?,
+                col::<Option<&str>>(r, at + 11)?.ok_or_else(|| StoreError::corrupt("wallet sale without wallet"))?,
                 Wallet::parse,
                 "wallet",
             )?,
@@ -607,25 +612,25 @@ fn sale_from_row(r: &Row) -> Result<Sale> {
         other => return Err(StoreError::corrupt(format!("unknown payment method {other:?}"))),
     };
     Ok(Sale {
-        id: col_id(r, 0, SaleId::parse)?,
-        merchant_id: col_id(r, 1, MerchantId::parse)?,
-        store_id: col_id(r, 2, StoreId::parse)?,
-        terminal_id: col(r, 3)?,
-        amount: Money::new(col(r, 4)?, col_currency(r, 5)?),
+        id: col_id(r, at, SaleId::parse)?,
+        merchant_id: col_id(r, at + 1, MerchantId::parse)?,
+        store_id: col_id(r, at + 2, StoreId::parse)?,
+        terminal_id: col(r, at + 3)?,
+        amount: Money::new(col(r, at + 4)?, col_currency(r, at + 5)?),
         payment_method,
-        voucher_no: col(r, 12)?,
-        rrn: col(r, 13)?,
-        auth_code: col(r, 14)?,
-        batch_no: col(r, 15)?,
-        captured_at: col_time(r, 16)?,
-        created_at: col_time(r, 17)?,
-        items: items_from_json(r, 19)?
+        voucher_no: col(r, at + 12)?,
+        rrn: col(r, at + 13)?,
+        auth_code: col(r, at + 14)?,
+        batch_no: col(r, at + 15)?,
+        captured_at: col_time(r, at + 16)?,
+        created_at: col_time(r, at + 17)?,
+        items: items_from_json(r, at + 19)?
             .into_iter()
             .map(|(sku, name, quantity, unit_amount_minor)| {
                 Ok(LineItem { sku, name, quantity: narrow(quantity)?, unit_amount_minor })
             })
             .collect::<Result<_>>()?,
-        cashier: col(r, 18)?,
+        cashier: col(r, at + 18)?,
     })
 }
 
@@ -650,6 +655,9 @@ const REFUND_COLUMNS: &str = "id, merchant_id, sale_id, type, status, amount_min
 /// [`SALE_ITEMS`] for sales.
 const REFUND_ITEMS: &str = "(SELECT json_agg(json_build_array(i.sku, i.quantity, i.amount_minor) ORDER BY i.sku)::text \
     FROM refund_items i WHERE i.refund_id = refunds.id)";
+
+/// Columns of [`REFUND_COLUMNS`] and [`REFUND_ITEMS`] together.
+const REFUND_COLUMN_COUNT: usize = 26;
 
 /// The refund, with its items from the [`REFUND_ITEMS`] column after the rest.
 fn refund_from_row(r: &Row) -> Result<Refund> {
@@ -902,6 +910,22 @@ impl RefundRepo for PgTx<'_> {
         // the status the first committed
         let sql = format!("SELECT {REFUND_COLUMNS}, {REFUND_ITEMS} FROM refunds WHERE id = $1 FOR UPDATE");
         Ok(self.refunds_from(&sql, &[&id.to_string()])?.pop())
+    }
+
+    fn lock_refund_with_sale(&mut self, id: RefundId) -> Result<Option<(Refund, Option<Sale>)>> {
+        // one round trip instead of two for every attempt the job runner makes
+        let sql = format!(
+            "SELECT * FROM (SELECT {REFUND_COLUMNS}, {REFUND_ITEMS} FROM refunds WHERE id = $1 FOR UPDATE) r
+             LEFT JOIN LATERAL (SELECT {SALE_COLUMNS}, {SALE_ITEMS} FROM sales
+                 WHERE sales.merchant_id = r.merchant_id AND sales.id = r.sale_id) s ON true"
+        );
+        let Some(row) = self.query(&sql, &[&id.to_string()])?.pop() else { return Ok(None) };
+        let refund = refund_from_row(&row)?;
+        let sale = match col::<Option<&str>>(&row, REFUND_COLUMN_COUNT)? {
+            None => None,
+            Some(_) => Some(sale_from_row_at(&row, REFUND_COLUMN_COUNT)?),
+        };
+        Ok(Some((refund, sale)))
     }
 
     fn refunds_of_sale(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Vec<Refund>> {

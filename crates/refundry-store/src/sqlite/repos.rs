@@ -968,6 +968,13 @@ impl RefundRepo for SqliteTx<'_> {
         self.find_refund_any_merchant(id)
     }
 
+    fn lock_refund_with_sale(&mut self, id: RefundId) -> Result<Option<(Refund, Option<Sale>)>> {
+        // in the process, two statements cost no more than one
+        let Some(refund) = self.lock_refund(id)? else { return Ok(None) };
+        let sale = self.find_sale(refund.merchant_id, refund.sale_id)?;
+        Ok(Some((refund, sale)))
+    }
+
     fn refunds_of_sale(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Vec<Refund>> {
         // every refund of a sale is read for each new refund of it: fetch
         // their items in one query, not one per refund

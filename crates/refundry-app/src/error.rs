@@ -106,7 +106,9 @@ impl From<StoreError> for AppError {
             StoreError::Unavailable => ErrorCode::Unavailable,
             _ => ErrorCode::Internal,
         };
-        if code == ErrorCode::Internal {
+        // a conflict is run again by the store, and is no failure unless it
+        // keeps coming back (the store says so then)
+        if code == ErrorCode::Internal && !e.is_retryable() {
             tracing::error!(error = %e, "storage failure");
         }
         let detail = match code {

@@ -632,9 +632,11 @@ async fn exercise(options: &CrashOptions, refundry: &Refundry, report: &mut Cras
     // where a missing one is counted as lost
     report.violations.extend(check_api(&api, &acks).await);
     if !report.violations.is_empty() {
-        // what the server said about it, while its log is still there
-        for line in server.logged_errors(20) {
-            say(format!("server: {line}"));
+        // what the server said about it, before its working directory goes
+        let kept = std::path::PathBuf::from(format!("crash-server-{}.log", report.seed));
+        match server.keep_log(&kept) {
+            Ok(_) => say(format!("the server's log is kept in {}", kept.display())),
+            Err(e) => say(format!("WARNING: could not keep the server's log: {e}")),
         }
     }
     server.stop().await?;

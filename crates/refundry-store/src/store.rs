@@ -97,16 +97,26 @@ where
     }
 
     fn finish(self: Box<Self>, committed: Result<(), StoreError>) {
-        let answer = match (committed, self.result) {
-            // a refused job was rolled back whatever the commit did
-            (_, Some(Err(e))) => Err(e),
-            (Ok(()), Some(Ok(r))) => Ok(r),
-            // the batch failed (a lost connection, say): that is the answer,
-            // also for a job that never got to run
-            (Err(e), _) => Err(E::from(e)),
-            (Ok(()), None) => Err(E::from(StoreError::JobPanicked)),
-        };
-        let _ = self.reply.send(answer);
+        let _ = self.reply.send(answer_of(committed, self.result));
+    }
+}
+
+/// A write job's answer, from how its batch ended and its own last run.
+fn answer_of<R, E>(committed: Result<(), StoreError>, result: Option<Result<R, E>>) -> Result<R, E>
+where
+    E: From<StoreError> + AsStoreError,
+{
+    match (committed, result) {
+        // it met a conflict and was to run again, but its batch failed
+        // first (a lost connection, say): the conflict is not its answer
+        (Err(e), Some(Err(last))) if last.as_store_error().is_some_and(StoreError::is_retryable) => Err(E::from(e)),
+        // a refused job was rolled back whatever the commit did
+        (_, Some(Err(e))) => Err(e),
+        (Ok(()), Some(Ok(r))) => Ok(r),
+        // the batch failed: that is the answer, also for a job that never
+        // got to run
+        (Err(e), _) => Err(E::from(e)),
+        (Ok(()), None) => Err(E::from(StoreError::JobPanicked)),
     }
 }
 
@@ -139,4 +149,36 @@ where
         let _ = reply.send(f(tx));
     }));
     answer.await.unwrap_or_else(|_| Err(E::from(StoreError::Unavailable)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(committed: Result<(), StoreError>, result: Option<Result<u8, StoreError>>) -> Result<u8, StoreError> {
+        answer_of(committed, result)
+    }
+
+    #[test]
+    fn a_committed_job_gets_its_result_and_a_refused_one_its_refusal() {
+        assert_eq!(answer(Ok(()), Some(Ok(7))).unwrap(), 7);
+        let refused = answer(Err(StoreError::Unavailable), Some(Err(StoreError::corrupt("refused"))));
+        assert!(matches!(refused, Err(StoreError::Corrupt(_))), "{refused:?}");
+        assert!(matches!(answer(Err(StoreError::Unavailable), Some(Ok(7))), Err(StoreError::Unavailable)));
+        assert!(matches!(answer(Err(StoreError::Unavailable), None), Err(StoreError::Unavailable)));
+        assert!(matches!(answer(Ok(()), None), Err(StoreError::JobPanicked)));
+    }
+
+    #[test]
+    fn a_job_waiting_to_run_again_when_its_batch_fails_gets_the_failure_not_its_conflict() {
+        // the same Idempotency-Key sent twice at once: the second met the
+        // first's key (a conflict, run again to replay it), then PostgreSQL
+        // went away before it ran again
+        let lost =
+            answer(Err(StoreError::Unavailable), Some(Err(StoreError::Duplicate("idempotency_keys_pkey".into()))));
+        assert!(matches!(lost, Err(StoreError::Unavailable)), "{lost:?}");
+        // conflicts on every try, and nothing else went wrong: the conflict
+        let gave_up = answer(Ok(()), Some(Err(StoreError::Duplicate("idempotency_keys_pkey".into()))));
+        assert!(matches!(gave_up, Err(StoreError::Duplicate(_))), "{gave_up:?}");
+    }
 }

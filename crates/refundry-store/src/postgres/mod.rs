@@ -254,7 +254,10 @@ fn run_batch(
         }
         match verdict {
             Verdict::Retry if tries < MAX_RETRIES => again.push((job, tries + 1)),
-            _ => {
+            verdict => {
+                if verdict == Verdict::Retry {
+                    tracing::error!(tries, "a write met conflicts on every try; it is answered with the last one");
+                }
                 deferred.absorb(queued);
                 kept.push((job, tries));
             }

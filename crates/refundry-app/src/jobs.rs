@@ -385,8 +385,8 @@ fn call_record(
     }
 }
 
-/// The refund, locked against concurrent moves until commit.
-/// The job's refund, locked, with its sale.
+/// The job's refund, locked against concurrent moves until commit, with
+/// its sale.
 fn load(tx: &mut dyn Tx, id: RefundId) -> Result<(Refund, refundry_store::model::Sale), AppError> {
     let (refund, sale) = tx
         .lock_refund_with_sale(id)?

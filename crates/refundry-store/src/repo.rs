@@ -26,8 +26,9 @@ pub trait MerchantRepo {
     fn find_terminal(&mut self, merchant: MerchantId, terminal_id: &str) -> Result<Option<Terminal>>;
     /// Reserves the terminal's next `count` STANs (1 to 999999 and round
     /// again; `count` taken as 1 to [`STAN_MAX`]): a run that never
-    /// crosses the wrap, the numbers before it being skipped instead. Once
-    /// the transaction commits the run is the caller's alone, used or not.
+    /// crosses the wrap; when it would, the numbers left before 999999 are
+    /// skipped and the run starts at 1. Once the transaction commits the
+    /// run is the caller's alone, used or not.
     fn reserve_stans(&mut self, merchant: MerchantId, terminal_id: &str, count: u32) -> Result<RangeInclusive<u32>>;
 }
 
@@ -36,7 +37,8 @@ pub const STAN_MAX: u32 = 999_999;
 
 /// The SQL of a STAN reservation, the same in both dialects but for how
 /// parameters are named: the counter moves on by the run's length, or
-/// starts again at the run's length when the run would pass [`STAN_MAX`].
+/// starts again at the run's length when the run would pass [`STAN_MAX`]
+/// (written out as 999999: `concat!` takes only literals).
 macro_rules! reserve_stans_sql {
     ($merchant:literal, $terminal:literal, $count:literal) => {
         concat!(

@@ -504,3 +504,181 @@ async fn a_write_whose_commit_went_unanswered_runs_again_if_it_did_not_take_effe
     assert_eq!(tries, 2, "the write's first commit was the one cut off");
     assert_eq!(rows, 1, "made once");
 }
+
+/// What a sale's refunds hold is summed by triggers as refunds are written
+/// and moved between statuses. After a long random run of both, on a sale
+/// of items and one without, the sums read are those of the refund rows
+/// themselves, status by status and SKU by SKU.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sales_holdings_stay_the_sum_of_its_refunds_through_inserts_and_moves() {
+    use refundry_core::ids::{RefundId, SaleId};
+    use refundry_core::money::{Currency, Money};
+    use refundry_core::refund::{ItemQuantity, PlannedItem, PriorRefund, RefundReason, RefundStatus, RefundType};
+    use refundry_core::sale::{LineItem, PaymentMethod};
+    use refundry_store::model::{Refund, Sale, Terminal};
+
+    const STATUSES: [RefundStatus; 8] = [
+        RefundStatus::RequiresApproval,
+        RefundStatus::Pending,
+        RefundStatus::Processing,
+        RefundStatus::Succeeded,
+        RefundStatus::Failed,
+        RefundStatus::Rejected,
+        RefundStatus::Expired,
+        RefundStatus::Canceled,
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let t = open(&dir);
+    let store = Arc::clone(&t.store);
+    let m = merchant("holdings");
+    let (mid, sid) = (m.id, StoreId::generate());
+    let now = refundry_store::time::now();
+    let sale = |items: Vec<LineItem>| Sale {
+        id: SaleId::generate(),
+        merchant_id: mid,
+        store_id: sid,
+        terminal_id: "T1".into(),
+        amount: Money::new(1_000_000, Currency::CNY),
+        payment_method: PaymentMethod::Cash,
+        voucher_no: None,
+        rrn: None,
+        auth_code: None,
+        batch_no: None,
+        captured_at: now,
+        created_at: now,
+        items,
+        cashier: None,
+    };
+    let line = |sku: &str| LineItem { sku: sku.into(), name: sku.into(), quantity: 1000, unit_amount_minor: 1 };
+    let (plain, itemised) = (sale(Vec::new()), sale(vec![line("tea"), line("cup"), line("pot")]));
+    let sales = [plain.clone(), itemised.clone()];
+    write(&store, move |tx| {
+        tx.insert_merchant(&m)?;
+        tx.insert_store(&StoreRecord { id: sid, merchant_id: mid, name: "s".into(), created_at: now })?;
+        tx.insert_terminal(&Terminal { merchant_id: mid, terminal_id: "T1".into(), store_id: sid, created_at: now })?;
+        sales.iter().try_for_each(|s| tx.insert_sale(s))
+    })
+    .await
+    .unwrap();
+
+    // a small deterministic generator: the run is the same every time
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move |below: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % below
+    };
+    let mut written: Vec<Refund> = Vec::new();
+    for round in 0..40 {
+        let mut changes = Vec::new();
+        for _ in 0..8 {
+            if written.is_empty() || next(3) > 0 {
+                let on = if next(2) == 0 { &plain } else { &itemised };
+                let items: Vec<PlannedItem> = if on.items.is_empty() {
+                    Vec::new()
+                } else {
+                    let mut items = Vec::new();
+                    for i in &on.items {
+                        if next(2) == 0 {
+                            items.push(PlannedItem {
+                                sku: i.sku.clone(),
+                                quantity: 1 + next(3) as u32,
+                                amount_minor: 1,
+                            });
+                        }
+                    }
+                    items
+                };
+                let refund = Refund {
+                    id: RefundId::generate(),
+                    merchant_id: mid,
+                    sale_id: on.id,
+                    refund_type: RefundType::Refund,
+                    status: STATUSES[next(8) as usize],
+                    amount: Money::new(1 + next(500) as i64, Currency::CNY),
+                    reason: RefundReason::CustomerRequest,
+                    note: None,
+                    items,
+                    failure_reason: None,
+                    acquirer_reference: None,
+                    attempts: 0,
+                    requested_by: "user:wang".into(),
+                    policy_version: 0,
+                    decision: "{}".into(),
+                    approval_expires_at: None,
+                    decided_by: None,
+                    decision_note: None,
+                    stan: None,
+                    expected_arrival_at: None,
+                    arrived_at: None,
+                    customer_contact: None,
+                    created_at: now,
+                    updated_at: now,
+                    completed_at: None,
+                };
+                written.push(refund.clone());
+                changes.push((true, refund));
+            } else {
+                let at = next(written.len() as u64) as usize;
+                written[at].status = STATUSES[next(8) as usize];
+                written[at].attempts += 1;
+                changes.push((false, written[at].clone()));
+            }
+        }
+        // the same refund inserted and moved in one transaction, too
+        write(&store, move |tx| {
+            changes.iter().try_for_each(|(new, r)| if *new { tx.insert_refund(r) } else { tx.update_refund(r) })
+        })
+        .await
+        .unwrap();
+        for on in [&plain, &itemised] {
+            let mut expected: Vec<PriorRefund> = Vec::new();
+            for r in written.iter().filter(|r| r.sale_id == on.id) {
+                let at = match expected.iter().position(|p| p.status == r.status) {
+                    Some(at) => at,
+                    None => {
+                        expected.push(PriorRefund { amount_minor: 0, status: r.status, items: Vec::new() });
+                        expected.len() - 1
+                    }
+                };
+                expected[at].amount_minor += r.amount.minor;
+                for item in &r.items {
+                    match expected[at].items.iter_mut().find(|i| i.sku == item.sku) {
+                        Some(i) => i.quantity += item.quantity,
+                        None => {
+                            expected[at].items.push(ItemQuantity { sku: item.sku.clone(), quantity: item.quantity })
+                        }
+                    }
+                }
+            }
+            expected.sort_by_key(|p| p.status.as_str());
+            expected.iter_mut().for_each(|p| p.items.sort_by(|a, b| a.sku.cmp(&b.sku)));
+            let on = on.clone();
+            let held = read(&store, move |tx| tx.refund_holdings(&on)).await.unwrap();
+            assert_eq!(held, expected, "round {round}");
+        }
+    }
+
+    // the sums follow a refund's sale and amount as written: changing
+    // either afterwards is refused rather than leaving the sums wrong
+    let first = written[0].id.to_string();
+    let changed =
+        on_backend_sql(&t, &dir, &format!("UPDATE refunds SET amount_minor = amount_minor + 1 WHERE id = '{first}'"));
+    assert!(changed.is_err(), "changing a written refund's amount must be refused");
+}
+
+/// Runs one statement on the test's database behind the store's back.
+fn on_backend_sql(t: &TestStore, dir: &tempfile::TempDir, sql: &str) -> Result<(), String> {
+    match &t.scratch {
+        Some(scratch) => {
+            let mut client = scratch.client();
+            let sql = sql.to_owned();
+            std::thread::spawn(move || client.batch_execute(&sql).map_err(|e| e.to_string())).join().unwrap()
+        }
+        None => {
+            let conn = rusqlite::Connection::open(dir.path().join("test.db")).map_err(|e| e.to_string())?;
+            conn.execute_batch(sql).map_err(|e| e.to_string())
+        }
+    }
+}

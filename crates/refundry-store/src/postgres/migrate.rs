@@ -6,7 +6,10 @@ use postgres::Client;
 
 use crate::StoreError;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../../../../migrations/postgres/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../../../../migrations/postgres/0001_init.sql")),
+    (2, "sale_holdings", include_str!("../../../../migrations/postgres/0002_sale_holdings.sql")),
+];
 
 /// An arbitrary constant naming Refundry's migration lock.
 const LOCK_KEY: i64 = 0x5265_6675_6e64_7279;

@@ -936,10 +936,12 @@ impl RefundRepo for PgTx<'_> {
     }
 
     fn refund_holdings(&mut self, sale: &Sale) -> Result<Vec<PriorRefund>> {
+        // the sums the triggers keep (migration 0002), one row per status
+        // and per status and SKU
         macro_rules! amounts {
             () => {
-                "SELECT status, SUM(amount_minor)::bigint, NULL, NULL FROM refunds
-                 WHERE merchant_id = $1 AND sale_id = $2 GROUP BY status"
+                "SELECT status, amount_minor, NULL, NULL::bigint FROM sale_holdings
+                 WHERE merchant_id = $1 AND sale_id = $2 AND amount_minor > 0"
             };
         }
         let sql = if sale.items.is_empty() {
@@ -947,9 +949,8 @@ impl RefundRepo for PgTx<'_> {
         } else {
             concat!(
                 amounts!(),
-                " UNION ALL SELECT r.status, NULL::bigint, i.sku, SUM(i.quantity)::bigint FROM refunds r
-                 JOIN refund_items i ON i.refund_id = r.id
-                 WHERE r.merchant_id = $1 AND r.sale_id = $2 GROUP BY r.status, i.sku"
+                " UNION ALL SELECT status, NULL::bigint, sku, quantity FROM sale_item_holdings
+                 WHERE merchant_id = $1 AND sale_id = $2 AND quantity > 0"
             )
         };
         let rows = self.query(sql, &[&sale.merchant_id.to_string(), &sale.id.to_string()])?;

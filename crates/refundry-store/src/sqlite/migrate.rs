@@ -5,7 +5,10 @@ use rusqlite::Connection;
 
 use crate::StoreError;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../../../../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../../../../migrations/sqlite/0001_init.sql")),
+    (2, "sale_holdings", include_str!("../../../../migrations/sqlite/0002_sale_holdings.sql")),
+];
 
 pub fn run(conn: &mut Connection) -> Result<Vec<String>, StoreError> {
     conn.execute_batch(

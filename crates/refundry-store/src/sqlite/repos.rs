@@ -1009,12 +1009,12 @@ impl RefundRepo for SqliteTx<'_> {
     }
 
     fn refund_holdings(&mut self, sale: &Sale) -> Result<Vec<PriorRefund>> {
-        // a row per refund (and per refund item), summed by the fold: the
-        // index covers them, where GROUP BY status would sort them first
+        // the sums the triggers keep (migration 0002), one row per status
+        // and per status and SKU
         macro_rules! amounts {
             () => {
-                "SELECT status, amount_minor, NULL, NULL FROM refunds INDEXED BY refunds_by_sale
-                 WHERE merchant_id = ?1 AND sale_id = ?2"
+                "SELECT status, amount_minor, NULL, NULL FROM sale_holdings
+                 WHERE merchant_id = ?1 AND sale_id = ?2 AND amount_minor > 0"
             };
         }
         let sql = if sale.items.is_empty() {
@@ -1022,8 +1022,8 @@ impl RefundRepo for SqliteTx<'_> {
         } else {
             concat!(
                 amounts!(),
-                " UNION ALL SELECT r.status, NULL, i.sku, i.quantity FROM refunds r INDEXED BY refunds_by_sale
-                 JOIN refund_items i ON i.refund_id = r.id WHERE r.merchant_id = ?1 AND r.sale_id = ?2"
+                " UNION ALL SELECT status, NULL, sku, quantity FROM sale_item_holdings
+                 WHERE merchant_id = ?1 AND sale_id = ?2 AND quantity > 0"
             )
         };
         let mut stmt = self.conn.prepare_cached(sql)?;

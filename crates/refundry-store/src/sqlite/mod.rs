@@ -39,6 +39,9 @@ pub use repos::SqliteTx;
 /// Most writes grouped into one commit.
 pub const MAX_BATCH: usize = 512;
 
+/// Bytes in front of each page in the WAL file.
+const WAL_FRAME_HEADER: i64 = 24;
+
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
     /// Writes waiting for the writer before new ones are refused.
@@ -109,8 +112,13 @@ impl SqliteStore {
         let (writes, queue) = sync_channel(options.write_queue);
         let (committed, commits) = sync_channel(1);
         // journal_size_limit: a WAL that grew in a burst is cut back when it
-        // starts over
-        writer.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+        // starts over, but not below twice the size at which it starts over
+        // in steady use: a limit under that size cut the file back at every
+        // restart and the next commits grew it again, a few milliseconds of
+        // the writer's time each round
+        let page_size: i64 = writer.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        let wal_bytes = options.wal_restart_frames.saturating_mul(page_size + WAL_FRAME_HEADER);
+        writer.pragma_update(None, "journal_size_limit", wal_bytes.saturating_mul(2).max(64 * 1024 * 1024))?;
         let restart = Arc::new(AtomicBool::new(false));
         let (restart_due, restart_frames) = (Arc::clone(&restart), options.wal_restart_frames);
         let spawn_failed = |e: std::io::Error| StoreError::Backend { message: e.to_string(), retryable: false };

@@ -19,6 +19,7 @@ pub mod db;
 pub mod load;
 
 mod api;
+mod commits;
 mod machine;
 mod report;
 mod server;

@@ -145,6 +145,8 @@ pub struct MixResult {
     pub time_to_all_final_s: Option<f64>,
     /// Where the machine's CPU went in the measured window (Linux only).
     pub cpu: Option<CpuUse>,
+    /// The store's group commits in the measured window, from its metrics.
+    pub commits: Option<crate::commits::Commits>,
 }
 
 impl MixResult {
@@ -431,6 +433,16 @@ async fn drive(
             Some(CpuUse::between(&start, &crate::cpu::sample(pid)?))
         })
     });
+    let commits = {
+        let (api, from, to) = (api.clone(), run.measure_from, run.stop_at);
+        tokio::spawn(async move {
+            tokio::time::sleep_until(from.into()).await;
+            let start = crate::commits::sample(&api).await?;
+            tokio::time::sleep_until(to.into()).await;
+            let end = crate::commits::sample(&api).await?;
+            crate::commits::Commits::between(&start, &end, to.duration_since(from).as_secs_f64())
+        })
+    };
     let handles: Vec<_> = (0..clients).map(|_| tokio::spawn(Arc::clone(&run).client(workload))).collect();
     let mut stats = Stats::new();
     for h in handles {
@@ -444,6 +456,7 @@ async fn drive(
         Some(sampler) => sampler.await.ok().flatten(),
         None => None,
     };
+    let commits = commits.await.ok().flatten();
     let end = stats.last_answer.unwrap_or_else(Instant::now).max(measure_from + Duration::from_millis(1));
     let measured_s = end.duration_since(measure_from).as_secs_f64();
     MixResult {
@@ -465,6 +478,7 @@ async fn drive(
         refunds_made: stats.refunds_made,
         time_to_all_final_s: None,
         cpu,
+        commits,
     }
 }
 
@@ -799,6 +813,7 @@ fn markdown(options: &LoadOptions, r: &LoadReport, refundry: &Refundry, database
          transaction (group commit), so refunds/s can exceed the one-row-per-commit ceiling."
     );
     cpu_markdown(&mut md, r);
+    commits_markdown(&mut md, r);
     let warmup_errors: u64 = r.mixes.iter().flat_map(|m| m.warmup_errors.values()).sum();
     let exhausted: u64 = r.mixes.iter().map(|m| m.exhausted).sum();
     if warmup_errors > 0 {
@@ -877,6 +892,46 @@ fn cpu_markdown(md: &mut String, r: &LoadReport) {
     );
 }
 
+/// The store's group commits per mix, as its own metrics counted them.
+fn commits_markdown(md: &mut String, r: &LoadReport) {
+    let runs: Vec<(&MixResult, &crate::commits::Commits)> =
+        r.mixes.iter().filter_map(|m| m.commits.as_ref().map(|c| (m, c))).collect();
+    if runs.is_empty() {
+        return;
+    }
+    let sqlite = r.database == DbKind::Sqlite;
+    let _ = writeln!(
+        md,
+        "\nGroup commits in each measured window, from the server's `/metrics` (`refundry_store_batch_seconds`, \
+         `refundry_store_commit_batch_size`{}): writes of every kind per batch, and each batch's time from its \
+         first statement to its durable commit.{}\n",
+        if sqlite { ", `refundry_store_wal_restart_seconds`" } else { "" },
+        if sqlite {
+            " A WAL restart is the writer's pause, between two batches, to finish copying the WAL into the database \
+             file so that the WAL can start over; every write queued meanwhile waits for it."
+        } else {
+            ""
+        }
+    );
+    let restart_cols = if sqlite { " WAL restarts/s | ms per restart |" } else { "" };
+    let _ = writeln!(md, "| mix | batches/s | writes per batch | ms per batch |{restart_cols}");
+    let _ = writeln!(md, "| --- | ---: | ---: | ---: |{}", if sqlite { " ---: | ---: |" } else { "" });
+    for (m, c) in runs {
+        let _ = write!(
+            md,
+            "| {} | {} | {:.1} | {:.2} |",
+            m.mix,
+            thousands(c.batches_per_s),
+            c.writes_per_batch,
+            c.ms_per_batch
+        );
+        if sqlite {
+            let _ = write!(md, " {:.1} | {:.1} |", c.restarts_per_s, c.ms_per_restart);
+        }
+        let _ = writeln!(md);
+    }
+}
+
 fn ratio(x: f64, of: f64) -> String {
     let r = if of > 0.0 { x / of } else { 0.0 };
     if r >= 0.1 { format!("{r:.2}") } else { format!("{r:.4}") }
@@ -932,6 +987,18 @@ pub fn summary(r: &LoadReport) -> String {
                 parts.join(", "),
                 thousands(c.bound(m.flows_per_s))
             );
+        }
+        if let Some(c) = &m.commits {
+            let mut line = format!(
+                "  commits: {} batches/s of {:.1} writes, {:.2} ms each",
+                thousands(c.batches_per_s),
+                c.writes_per_batch,
+                c.ms_per_batch
+            );
+            if c.restarts_per_s > 0.0 {
+                line += &format!("; WAL restarts {:.1}/s, {:.1} ms each", c.restarts_per_s, c.ms_per_restart);
+            }
+            let _ = writeln!(out, "{line}");
         }
     }
     out

@@ -80,5 +80,7 @@ async fn openapi_health_readiness_and_metrics_are_served() {
     t.create_sale(card_sale()).await;
     let metrics = t.client.get(format!("{}/metrics", t.base)).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("refundry_http_requests_total"), "{metrics}");
+    // how long the store's batches take, commit included: the tail of write latency
+    assert!(metrics.contains("refundry_store_batch_seconds"), "{metrics}");
     t.shutdown().await;
 }

@@ -195,6 +195,7 @@ fn writer_loop(mut conn: Option<Conn>, connector: Connector, queue: Arc<Mutex<Re
             batch
         };
         metrics::histogram!("refundry_store_commit_batch_size").record(batch.len() as f64);
+        let started = std::time::Instant::now();
         let mut pending = batch;
         while !pending.is_empty() {
             let live = match conn.as_mut().filter(|c| !c.is_closed()) {
@@ -211,6 +212,7 @@ fn writer_loop(mut conn: Option<Conn>, connector: Connector, queue: Arc<Mutex<Re
             };
             pending = run_batch(live, &connector, pending);
         }
+        metrics::histogram!("refundry_store_batch_seconds").record(started.elapsed().as_secs_f64());
     }
 }
 

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -195,16 +195,22 @@ fn writer_loop(
             }
         }
         metrics::histogram!("refundry_store_commit_batch_size").record(batch.len() as f64);
+        let started = Instant::now();
         run_batch(&conn, batch);
+        metrics::histogram!("refundry_store_batch_seconds").record(started.elapsed().as_secs_f64());
         if restart.swap(false, Ordering::Relaxed) {
             // The checkpointer copies frames while the writer appends more,
             // so it never catches up and the WAL never starts over: it grew
             // past a gigabyte under load, and every page read searched its
             // index. Between batches nothing is appended; what is left to
-            // copy is small, and the next write starts the WAL over.
+            // copy is small, and the next write starts the WAL over. Every
+            // write queued meanwhile waits: the pause is measured, since it
+            // is what sets the tail of write latency under load.
+            let paused = Instant::now();
             if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
                 tracing::warn!(error = %e, "the writer's WAL checkpoint failed");
             }
+            metrics::histogram!("refundry_store_wal_restart_seconds").record(paused.elapsed().as_secs_f64());
         }
         // a nudge already waiting is enough
         let _ = committed.try_send(());

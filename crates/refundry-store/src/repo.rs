@@ -137,9 +137,10 @@ pub trait RefundRepo {
     fn refunds_of_sale(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Vec<Refund>>;
     /// What the sale's refunds hold, as the arithmetic needs it: one entry
     /// per status, with the amounts and the item quantities of that
-    /// status's refunds summed. Read for every new refund, so the database
-    /// sums rather than sending each earlier refund. Item quantities are
-    /// summed only for a sale with items: refunds of one without have none.
+    /// status's refunds summed. Read for every new refund, so it is read
+    /// from running sums the database keeps (migration 0002) rather than
+    /// from each earlier refund. Item quantities are read only for a sale
+    /// with items: refunds of one without have none.
     fn refund_holdings(&mut self, sale: &Sale) -> Result<Vec<PriorRefund>>;
     fn list_refunds(&mut self, merchant: MerchantId, query: &RefundQuery) -> Result<Vec<Refund>>;
     /// What `requested_by` holds in refunds made on business day `day`
@@ -389,9 +390,10 @@ pub(crate) fn outbox_state_index_predicate(state: &str) -> &'static str {
     }
 }
 
-/// Gathers rows of (status, amount | quantity of one SKU), one per refund
-/// or refund item or already summed, into one [`PriorRefund`] per status
-/// with its amounts and each SKU's quantities added up.
+/// Gathers rows of (status, amount | quantity of one SKU), as the stores
+/// read them from the running sums (or any finer split of the same), into
+/// one [`PriorRefund`] per status with its amounts and each SKU's
+/// quantities added up.
 pub(crate) fn fold_holdings(
     rows: impl IntoIterator<Item = Result<(RefundStatus, Option<i64>, Option<ItemQuantity>)>>,
 ) -> Result<Vec<PriorRefund>> {

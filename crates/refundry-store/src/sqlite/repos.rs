@@ -976,8 +976,8 @@ impl RefundRepo for SqliteTx<'_> {
     }
 
     fn refunds_of_sale(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Vec<Refund>> {
-        // every refund of a sale is read for each new refund of it: fetch
-        // their items in one query, not one per refund
+        // a sale's timeline and its dispute evidence list every refund of
+        // it: fetch their items in one query, not one per refund
         let sql = format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE merchant_id = ?1 AND sale_id = ?2 ORDER BY id");
         let (merchant, sale) = (merchant.to_string(), sale.to_string());
         let rows = self

@@ -2,7 +2,8 @@
 //! window: two reads of its `/metrics`, one at each end, and the
 //! difference. The batches' length and the SQLite writer's pauses while
 //! the WAL starts over are what set the tail of write latency, so the
-//! report shows them beside the latencies they explain.
+//! report shows them beside the latencies they explain, with the
+//! checkpoints that run beside the writer.
 
 use crate::api::Api;
 
@@ -14,6 +15,8 @@ pub struct CommitTotals {
     writes: f64,
     restarts: f64,
     restart_seconds: f64,
+    checkpoints: f64,
+    checkpoint_seconds: f64,
 }
 
 impl CommitTotals {
@@ -30,6 +33,8 @@ impl CommitTotals {
                 "refundry_store_commit_batch_size_sum" => &mut t.writes,
                 "refundry_store_wal_restart_seconds_count" => &mut t.restarts,
                 "refundry_store_wal_restart_seconds_sum" => &mut t.restart_seconds,
+                "refundry_store_checkpoint_seconds_count" => &mut t.checkpoints,
+                "refundry_store_checkpoint_seconds_sum" => &mut t.checkpoint_seconds,
                 _ => continue,
             };
             *slot = value;
@@ -49,6 +54,10 @@ pub struct Commits {
     /// and for how long each time.
     pub restarts_per_s: f64,
     pub ms_per_restart: f64,
+    /// SQLite only: checkpoints of the WAL into the database file, run
+    /// beside the writer.
+    pub checkpoints_per_s: f64,
+    pub ms_per_checkpoint: f64,
 }
 
 impl Commits {
@@ -58,16 +67,16 @@ impl Commits {
             return None;
         }
         let restarts = end.restarts - start.restarts;
+        let checkpoints = end.checkpoints - start.checkpoints;
+        let per = |seconds: f64, count: f64| if count > 0.0 { seconds * 1000.0 / count } else { 0.0 };
         Some(Commits {
             batches_per_s: batches / seconds,
             writes_per_batch: (end.writes - start.writes) / batches,
             ms_per_batch: (end.batch_seconds - start.batch_seconds) * 1000.0 / batches,
             restarts_per_s: restarts / seconds,
-            ms_per_restart: if restarts > 0.0 {
-                (end.restart_seconds - start.restart_seconds) * 1000.0 / restarts
-            } else {
-                0.0
-            },
+            ms_per_restart: per(end.restart_seconds - start.restart_seconds, restarts),
+            checkpoints_per_s: checkpoints / seconds,
+            ms_per_checkpoint: per(end.checkpoint_seconds - start.checkpoint_seconds, checkpoints),
         })
     }
 }
@@ -93,10 +102,14 @@ mod tests {
                  refundry_store_commit_batch_size_sum {}\n\
                  refundry_store_wal_restart_seconds_sum {}\n\
                  refundry_store_wal_restart_seconds_count {restarts}\n\
+                 refundry_store_checkpoint_seconds_sum {}\n\
+                 refundry_store_checkpoint_seconds_count {}\n\
                  refundry_http_requests_total{{status=\"201\"}} 99\n",
                 f64::from(batches) * 0.003,
                 batches * 20,
                 f64::from(restarts) * 0.010,
+                f64::from(restarts) * 0.040,
+                restarts * 8,
             )
         };
         let (start, end) = (CommitTotals::parse(&at(100, 1)), CommitTotals::parse(&at(700, 4)));
@@ -106,9 +119,12 @@ mod tests {
         assert!((c.ms_per_batch - 3.0).abs() < 1e-9);
         assert_eq!(c.restarts_per_s, 1.5);
         assert!((c.ms_per_restart - 10.0).abs() < 1e-9);
+        assert_eq!(c.checkpoints_per_s, 12.0);
+        assert!((c.ms_per_checkpoint - 5.0).abs() < 1e-9);
         // PostgreSQL has no WAL restarts; a window without batches says nothing
         let pg = Commits::between(&CommitTotals::parse(&at(1, 0)), &CommitTotals::parse(&at(3, 0)), 1.0).unwrap();
         assert_eq!((pg.restarts_per_s, pg.ms_per_restart), (0.0, 0.0));
+        assert_eq!((pg.checkpoints_per_s, pg.ms_per_checkpoint), (0.0, 0.0));
         assert_eq!(Commits::between(&start, &start, 2.0), None);
     }
 }

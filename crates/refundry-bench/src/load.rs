@@ -905,17 +905,19 @@ fn commits_markdown(md: &mut String, r: &LoadReport) {
         "\nGroup commits in each measured window, from the server's `/metrics` (`refundry_store_batch_seconds`, \
          `refundry_store_commit_batch_size`{}): writes of every kind per batch, and each batch's time from its \
          first statement to its durable commit.{}\n",
-        if sqlite { ", `refundry_store_wal_restart_seconds`" } else { "" },
+        if sqlite { ", `refundry_store_wal_restart_seconds`, `refundry_store_checkpoint_seconds`" } else { "" },
         if sqlite {
             " A WAL restart is the writer's pause, between two batches, to finish copying the WAL into the database \
-             file so that the WAL can start over; every write queued meanwhile waits for it."
+             file so that the WAL can start over; every write queued meanwhile waits for it. Checkpoints copy the \
+             WAL into the database file on a thread of their own, beside the writer."
         } else {
             ""
         }
     );
-    let restart_cols = if sqlite { " WAL restarts/s | ms per restart |" } else { "" };
+    let restart_cols =
+        if sqlite { " WAL restarts/s | ms per restart | checkpoints/s | ms per checkpoint |" } else { "" };
     let _ = writeln!(md, "| mix | batches/s | writes per batch | ms per batch |{restart_cols}");
-    let _ = writeln!(md, "| --- | ---: | ---: | ---: |{}", if sqlite { " ---: | ---: |" } else { "" });
+    let _ = writeln!(md, "| --- | ---: | ---: | ---: |{}", if sqlite { " ---: | ---: | ---: | ---: |" } else { "" });
     for (m, c) in runs {
         let _ = write!(
             md,
@@ -926,7 +928,11 @@ fn commits_markdown(md: &mut String, r: &LoadReport) {
             c.ms_per_batch
         );
         if sqlite {
-            let _ = write!(md, " {:.1} | {:.1} |", c.restarts_per_s, c.ms_per_restart);
+            let _ = write!(
+                md,
+                " {:.1} | {:.1} | {:.1} | {:.1} |",
+                c.restarts_per_s, c.ms_per_restart, c.checkpoints_per_s, c.ms_per_checkpoint
+            );
         }
         let _ = writeln!(md);
     }
@@ -997,6 +1003,9 @@ pub fn summary(r: &LoadReport) -> String {
             );
             if c.restarts_per_s > 0.0 {
                 line += &format!("; WAL restarts {:.1}/s, {:.1} ms each", c.restarts_per_s, c.ms_per_restart);
+            }
+            if c.checkpoints_per_s > 0.0 {
+                line += &format!("; checkpoints {:.1}/s, {:.1} ms each", c.checkpoints_per_s, c.ms_per_checkpoint);
             }
             let _ = writeln!(out, "{line}");
         }

@@ -210,9 +210,8 @@ fn writer_loop(mut conn: Option<Conn>, connector: Connector, queue: Arc<Mutex<Re
                     }
                 },
             };
-            pending = run_batch(live, &connector, pending);
+            pending = run_batch(live, &connector, pending, started);
         }
-        metrics::histogram!("refundry_store_batch_seconds").record(started.elapsed().as_secs_f64());
     }
 }
 
@@ -227,6 +226,7 @@ fn run_batch(
     conn: &mut Conn,
     connector: &Connector,
     batch: Vec<(Box<dyn WriteJob>, u32)>,
+    started: std::time::Instant,
 ) -> Vec<(Box<dyn WriteJob>, u32)> {
     let mut kept = Vec::with_capacity(batch.len());
     let mut again = Vec::new();
@@ -267,6 +267,9 @@ fn run_batch(
     }
     // the rows every write touches are written last, just before commit
     let committed = conn.tx().apply_deferred(deferred).and_then(|()| commit(conn, connector));
+    // recorded before anyone is answered: whoever reads the metrics after
+    // an answer sees the commit that gave it
+    metrics::histogram!("refundry_store_batch_seconds").record(started.elapsed().as_secs_f64());
     match committed {
         Ok(()) => kept.into_iter().for_each(|(job, _)| job.finish(Ok(()))),
         Err(err) => {

@@ -196,8 +196,13 @@ fn writer_loop(
         }
         metrics::histogram!("refundry_store_commit_batch_size").record(batch.len() as f64);
         let started = Instant::now();
-        run_batch(&conn, batch);
+        let (jobs, outcome) = run_batch(&conn, batch);
+        // recorded before anyone is answered: whoever reads the metrics
+        // after an answer sees the batch that gave it
         metrics::histogram!("refundry_store_batch_seconds").record(started.elapsed().as_secs_f64());
+        for job in jobs {
+            job.finish(outcome.clone());
+        }
         if restart.swap(false, Ordering::Relaxed) {
             // The checkpointer copies frames while the writer appends more,
             // so it never catches up and the WAL never starts over: it grew
@@ -278,24 +283,23 @@ fn checkpoint(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
     counts
 }
 
+/// A batch's jobs, with its commit's outcome to answer them with.
+type Ran = (Vec<Box<dyn WriteJob>>, Result<(), StoreError>);
+
 /// Runs a batch in one transaction and commits it: first without
 /// savepoints; if a job was refused after it wrote, everything is rolled
 /// back and the batch runs again with a savepoint around each job (the jobs
 /// may run more than once, as [`crate::write`] says).
-fn run_batch(conn: &Connection, mut batch: Vec<Box<dyn WriteJob>>) {
-    let fail_all = |batch: Vec<Box<dyn WriteJob>>, e: rusqlite::Error| {
-        let err = StoreError::from(e);
-        batch.into_iter().for_each(|job| job.finish(Err(err.clone())));
-    };
+fn run_batch(conn: &Connection, mut batch: Vec<Box<dyn WriteJob>>) -> Ran {
     if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
-        return fail_all(batch, e);
+        return (batch, Err(e.into()));
     }
     let deferred = match run_unguarded(conn, &mut batch) {
         Some(deferred) => deferred,
         None => {
             metrics::counter!("refundry_store_batch_replays_total").increment(1);
             if let Err(e) = exec(conn, "ROLLBACK").and_then(|()| exec(conn, "BEGIN IMMEDIATE")) {
-                return fail_all(batch, e);
+                return (batch, Err(e.into()));
             }
             let mut deferred = Deferred::default();
             for job in batch.iter_mut() {
@@ -312,9 +316,7 @@ fn run_batch(conn: &Connection, mut batch: Vec<Box<dyn WriteJob>>) {
         tracing::error!(error = %e, "commit failed; the whole batch was rolled back");
         let _ = exec(conn, "ROLLBACK");
     }
-    for job in batch {
-        job.finish(committed.clone());
-    }
+    (batch, committed)
 }
 
 /// Runs the jobs one after another in the open transaction; returns the

@@ -1,6 +1,9 @@
 //! Writes to rows that every refund of a merchant touches — the audit
 //! chain head and a cashier's daily total — are queued by the write jobs
-//! and applied when their batch is about to commit.
+//! and applied when their batch is about to commit. So are the records of
+//! acquirer calls, which nothing reads back inside a write: applied as one
+//! statement per batch, they cost PostgreSQL one round trip per batch
+//! instead of one per refund.
 //!
 //! Such a row, written early, stays locked until commit, and every other
 //! writer of the merchant waits on it for the whole rest of the batch.
@@ -10,11 +13,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use refundry_core::ids::MerchantId;
+use refundry_core::ids::{MerchantId, RefundId};
 use sha2::{Digest, Sha256};
 
 use crate::error::StoreError;
-use crate::model::{AuditEvent, WebhookEndpoint};
+use crate::model::{AcquirerCall, AuditEvent, WebhookEndpoint};
 
 /// What write jobs queued, for their batch's commit.
 #[derive(Debug, Default)]
@@ -24,6 +27,8 @@ pub struct Deferred {
     pub audit: Vec<AuditEvent>,
     /// Moves of daily refund totals by (merchant, requested_by, day).
     pub daily: BTreeMap<(MerchantId, String, String), i64>,
+    /// Acquirer calls recorded, in the order recorded.
+    pub calls: Vec<AcquirerCall>,
     /// Webhook endpoints read, by merchant. Nearly every change emits an
     /// event and looks up its merchant's endpoints; within a batch they are
     /// read once. A job's reads join the batch only when the job is kept,
@@ -41,6 +46,7 @@ impl Deferred {
     /// A kept job's queue joins its batch's.
     pub fn absorb(&mut self, job: Deferred) {
         self.audit.extend(job.audit);
+        self.calls.extend(job.calls);
         for (key, delta) in job.daily {
             *self.daily.entry(key).or_default() += delta;
         }
@@ -76,6 +82,18 @@ impl Deferred {
 
     pub(crate) fn endpoints_changed(&mut self, merchant: MerchantId) {
         self.endpoints.insert(merchant, EndpointsSeen::Changed);
+    }
+
+    /// The calls queued for `refund` in `earlier` (the batch so far), then
+    /// here: a read of a refund's calls inside a write must see them.
+    pub fn calls_pending(&self, earlier: Option<&Deferred>, refund: RefundId) -> Vec<AcquirerCall> {
+        [earlier, Some(self)]
+            .into_iter()
+            .flatten()
+            .flat_map(|d| &d.calls)
+            .filter(|c| c.refund_id == refund)
+            .cloned()
+            .collect()
     }
 
     /// What is queued for a daily total, here and in `earlier` (the batch so

@@ -559,17 +559,149 @@ async fn a_write_whose_commit_went_unanswered_runs_again_if_it_did_not_take_effe
     assert_eq!(rows, 1, "made once");
 }
 
+/// A cash sale of 10,000.00 yuan at terminal T1 of `store`.
+fn cash_sale(
+    merchant: MerchantId,
+    store: StoreId,
+    items: Vec<refundry_core::sale::LineItem>,
+) -> refundry_store::model::Sale {
+    use refundry_core::money::{Currency, Money};
+    let now = refundry_store::time::now();
+    refundry_store::model::Sale {
+        id: refundry_core::ids::SaleId::generate(),
+        merchant_id: merchant,
+        store_id: store,
+        terminal_id: "T1".into(),
+        amount: Money::new(1_000_000, Currency::CNY),
+        payment_method: refundry_core::sale::PaymentMethod::Cash,
+        voucher_no: None,
+        rrn: None,
+        auth_code: None,
+        batch_no: None,
+        captured_at: now,
+        created_at: now,
+        items,
+        cashier: None,
+    }
+}
+
+/// A refund of part of `sale`, as written before it is sent.
+fn refund_of(
+    sale: &refundry_store::model::Sale,
+    status: refundry_core::refund::RefundStatus,
+    amount_minor: i64,
+    items: Vec<refundry_core::refund::PlannedItem>,
+) -> refundry_store::model::Refund {
+    use refundry_core::refund::{RefundReason, RefundType};
+    let now = refundry_store::time::now();
+    refundry_store::model::Refund {
+        id: refundry_core::ids::RefundId::generate(),
+        merchant_id: sale.merchant_id,
+        sale_id: sale.id,
+        refund_type: RefundType::Refund,
+        status,
+        amount: refundry_core::money::Money::new(amount_minor, sale.amount.currency),
+        reason: RefundReason::CustomerRequest,
+        note: None,
+        items,
+        failure_reason: None,
+        acquirer_reference: None,
+        attempts: 0,
+        requested_by: "user:wang".into(),
+        policy_version: 0,
+        decision: "{}".into(),
+        approval_expires_at: None,
+        decided_by: None,
+        decision_note: None,
+        stan: None,
+        expected_arrival_at: None,
+        arrived_at: None,
+        customer_contact: None,
+        created_at: now,
+        updated_at: now,
+        completed_at: None,
+    }
+}
+
+/// The merchant, its store with terminal T1, and `sales` there.
+async fn seed_sales(store: &Arc<dyn Store>, m: Merchant, sid: StoreId, sales: Vec<refundry_store::model::Sale>) {
+    let now = refundry_store::time::now();
+    let mid = m.id;
+    write(store, move |tx| {
+        tx.insert_merchant(&m)?;
+        tx.insert_store(&StoreRecord { id: sid, merchant_id: mid, name: "s".into(), created_at: now })?;
+        let terminal = refundry_store::model::Terminal {
+            merchant_id: mid,
+            terminal_id: "T1".into(),
+            store_id: sid,
+            created_at: now,
+        };
+        tx.insert_terminal(&terminal)?;
+        sales.iter().try_for_each(|s| tx.insert_sale(s))
+    })
+    .await
+    .unwrap();
+}
+
+/// Acquirer calls are written with their batch's commit: a write reads
+/// back the calls it made, a refused write leaves none, and they read back
+/// in the order they were made, across writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acquirer_calls_are_kept_with_their_write_and_read_back_in_order() {
+    use refundry_core::refund::RefundStatus;
+    use refundry_store::model::AcquirerCall;
+    let dir = tempfile::tempdir().unwrap();
+    let t = open(&dir);
+    let store = Arc::clone(&t.store);
+    let m = merchant("calls");
+    let sale = cash_sale(m.id, StoreId::generate(), Vec::new());
+    let sid = sale.store_id;
+    seed_sales(&store, m, sid, vec![sale.clone()]).await;
+    let refund = refund_of(&sale, RefundStatus::Processing, 100, Vec::new());
+    let id = refund.id;
+    let call = move |attempt: u32, kind: &str, outcome: &str| AcquirerCall {
+        refund_id: id,
+        attempt,
+        stan: 40 + attempt,
+        kind: kind.into(),
+        processor: "sandbox".into(),
+        started_at: refundry_store::time::now(),
+        duration_ms: 12,
+        outcome: outcome.into(),
+        response_code: None,
+        detail: format!("{kind} {attempt}"),
+    };
+    let seen = write(&store, move |tx| {
+        tx.insert_refund(&refund)?;
+        tx.record_call(&call(1, "submit", "timeout"))?;
+        tx.record_call(&call(1, "inquire", "approved"))?;
+        Ok::<_, E>(tx.calls_of(id)?.len())
+    })
+    .await
+    .unwrap();
+    assert_eq!(seen, 2, "a write sees the calls it recorded");
+    let refused = write(&store, move |tx| {
+        tx.record_call(&call(2, "submit", "declined"))?;
+        Err::<(), E>(E::Refused)
+    })
+    .await;
+    assert!(matches!(refused, Err(E::Refused)));
+    write(&store, move |tx| tx.record_call(&call(3, "submit", "approved"))).await.unwrap();
+    let calls = read(&store, move |tx| tx.calls_of(id)).await.unwrap();
+    let details: Vec<&str> = calls.iter().map(|c| c.detail.as_str()).collect();
+    assert_eq!(details, ["submit 1", "inquire 1", "submit 3"], "the refused write's call is not kept");
+    assert_eq!(calls[0], AcquirerCall { started_at: calls[0].started_at, ..call(1, "submit", "timeout") });
+}
+
 /// What a sale's refunds hold is summed by triggers as refunds are written
 /// and moved between statuses. After a long random run of both, on a sale
 /// of items and one without, the sums read are those of the refund rows
 /// themselves, status by status and SKU by SKU.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sales_holdings_stay_the_sum_of_its_refunds_through_inserts_and_moves() {
-    use refundry_core::ids::{RefundId, SaleId};
-    use refundry_core::money::{Currency, Money};
-    use refundry_core::refund::{ItemQuantity, PlannedItem, PriorRefund, RefundReason, RefundStatus, RefundType};
-    use refundry_core::sale::{LineItem, PaymentMethod};
-    use refundry_store::model::{Refund, Sale, Terminal};
+    use refundry_core::refund::{ItemQuantity, PlannedItem, PriorRefund, RefundStatus};
+    use refundry_core::sale::LineItem;
+    use refundry_store::model::Refund;
 
     const STATUSES: [RefundStatus; 8] = [
         RefundStatus::RequiresApproval,
@@ -586,34 +718,10 @@ async fn a_sales_holdings_stay_the_sum_of_its_refunds_through_inserts_and_moves(
     let store = Arc::clone(&t.store);
     let m = merchant("holdings");
     let (mid, sid) = (m.id, StoreId::generate());
-    let now = refundry_store::time::now();
-    let sale = |items: Vec<LineItem>| Sale {
-        id: SaleId::generate(),
-        merchant_id: mid,
-        store_id: sid,
-        terminal_id: "T1".into(),
-        amount: Money::new(1_000_000, Currency::CNY),
-        payment_method: PaymentMethod::Cash,
-        voucher_no: None,
-        rrn: None,
-        auth_code: None,
-        batch_no: None,
-        captured_at: now,
-        created_at: now,
-        items,
-        cashier: None,
-    };
     let line = |sku: &str| LineItem { sku: sku.into(), name: sku.into(), quantity: 1000, unit_amount_minor: 1 };
-    let (plain, itemised) = (sale(Vec::new()), sale(vec![line("tea"), line("cup"), line("pot")]));
-    let sales = [plain.clone(), itemised.clone()];
-    write(&store, move |tx| {
-        tx.insert_merchant(&m)?;
-        tx.insert_store(&StoreRecord { id: sid, merchant_id: mid, name: "s".into(), created_at: now })?;
-        tx.insert_terminal(&Terminal { merchant_id: mid, terminal_id: "T1".into(), store_id: sid, created_at: now })?;
-        sales.iter().try_for_each(|s| tx.insert_sale(s))
-    })
-    .await
-    .unwrap();
+    let plain = cash_sale(mid, sid, Vec::new());
+    let itemised = cash_sale(mid, sid, vec![line("tea"), line("cup"), line("pot")]);
+    seed_sales(&store, m, sid, vec![plain.clone(), itemised.clone()]).await;
 
     // a small deterministic generator: the run is the same every time
     let mut seed = 0x2545_f491_4f6c_dd1du64;
@@ -644,33 +752,7 @@ async fn a_sales_holdings_stay_the_sum_of_its_refunds_through_inserts_and_moves(
                     }
                     items
                 };
-                let refund = Refund {
-                    id: RefundId::generate(),
-                    merchant_id: mid,
-                    sale_id: on.id,
-                    refund_type: RefundType::Refund,
-                    status: STATUSES[next(8) as usize],
-                    amount: Money::new(1 + next(500) as i64, Currency::CNY),
-                    reason: RefundReason::CustomerRequest,
-                    note: None,
-                    items,
-                    failure_reason: None,
-                    acquirer_reference: None,
-                    attempts: 0,
-                    requested_by: "user:wang".into(),
-                    policy_version: 0,
-                    decision: "{}".into(),
-                    approval_expires_at: None,
-                    decided_by: None,
-                    decision_note: None,
-                    stan: None,
-                    expected_arrival_at: None,
-                    arrived_at: None,
-                    customer_contact: None,
-                    created_at: now,
-                    updated_at: now,
-                    completed_at: None,
-                };
+                let refund = refund_of(on, STATUSES[next(8) as usize], 1 + next(500) as i64, items);
                 written.push(refund.clone());
                 changes.push((true, refund));
             } else {

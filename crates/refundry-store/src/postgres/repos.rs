@@ -48,9 +48,42 @@ impl<'c> PgTx<'c> {
         std::mem::take(&mut self.queued)
     }
 
-    /// Applies a batch's deferred writes: daily totals (one statement), then
-    /// the audit events (below).
+    /// Applies a batch's deferred writes: acquirer calls and daily totals
+    /// (one statement each), then the audit events (below).
     pub(crate) fn apply_deferred(&mut self, deferred: Deferred) -> Result<()> {
+        if !deferred.calls.is_empty() {
+            let calls = &deferred.calls;
+            let text = |f: fn(&AcquirerCall) -> &str| calls.iter().map(f).collect::<Vec<&str>>();
+            let refunds: Vec<String> = calls.iter().map(|c| c.refund_id.to_string()).collect();
+            let attempts: Vec<i64> = calls.iter().map(|c| i64::from(c.attempt)).collect();
+            let stans: Vec<i64> = calls.iter().map(|c| i64::from(c.stan)).collect();
+            let started: Vec<i64> = calls.iter().map(|c| to_micros(c.started_at)).collect();
+            let durations: Vec<i64> = calls.iter().map(|c| c.duration_ms).collect();
+            let codes: Vec<Option<&str>> = calls.iter().map(|c| c.response_code.as_deref()).collect();
+            // WITH ORDINALITY: ids are given in the order the calls were made
+            self.execute(
+                "INSERT INTO acquirer_calls (refund_id, attempt, stan, kind, processor, started_at, duration_ms,
+                 outcome, response_code, detail)
+                 SELECT refund_id, attempt, stan, kind, processor, started_at, duration_ms, outcome, response_code, detail
+                 FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bigint[],
+                             $7::bigint[], $8::text[], $9::text[], $10::text[])
+                      WITH ORDINALITY AS c (refund_id, attempt, stan, kind, processor, started_at, duration_ms,
+                                            outcome, response_code, detail, n)
+                 ORDER BY n",
+                &[
+                    &refunds,
+                    &attempts,
+                    &stans,
+                    &text(|c| &c.kind),
+                    &text(|c| &c.processor),
+                    &started,
+                    &durations,
+                    &text(|c| &c.outcome),
+                    &codes,
+                    &text(|c| &c.detail),
+                ],
+            )?;
+        }
         if !deferred.daily.is_empty() {
             let (mut merchants, mut by, mut days, mut deltas) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for ((merchant, who, day), delta) in &deferred.daily {
@@ -1061,22 +1094,7 @@ impl RefundRepo for PgTx<'_> {
     }
 
     fn record_call(&mut self, c: &AcquirerCall) -> Result<()> {
-        self.execute(
-            "INSERT INTO acquirer_calls (refund_id, attempt, stan, kind, processor, started_at, duration_ms, outcome,
-             response_code, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            &[
-                &c.refund_id.to_string(),
-                &i64::from(c.attempt),
-                &i64::from(c.stan),
-                &c.kind,
-                &c.processor,
-                &to_micros(c.started_at),
-                &c.duration_ms,
-                &c.outcome,
-                &c.response_code,
-                &c.detail,
-            ],
-        )?;
+        self.queued.calls.push(c.clone());
         Ok(())
     }
 
@@ -1101,6 +1119,7 @@ impl RefundRepo for PgTx<'_> {
                     detail: col(r, 8)?,
                 })
             })
+            .chain(self.queued.calls_pending(self.batch, refund).into_iter().map(Ok))
             .collect()
     }
 

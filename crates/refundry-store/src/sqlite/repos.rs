@@ -46,6 +46,24 @@ impl<'c> SqliteTx<'c> {
     /// events linked into their chains with the new heads. The single
     /// writer orders every append.
     pub(crate) fn apply_deferred(&mut self, deferred: Deferred) -> Result<()> {
+        let mut call = self.conn.prepare_cached(
+            "INSERT INTO acquirer_calls (refund_id, attempt, stan, kind, processor, started_at, duration_ms, outcome,
+             response_code, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?;
+        for c in &deferred.calls {
+            call.execute(params![
+                c.refund_id.to_string(),
+                c.attempt,
+                c.stan,
+                c.kind,
+                c.processor,
+                to_micros(c.started_at),
+                c.duration_ms,
+                c.outcome,
+                c.response_code,
+                c.detail
+            ])?;
+        }
         let mut add = self.conn.prepare_cached(
             "INSERT INTO daily_refund_totals (merchant_id, requested_by, day, held_minor) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (merchant_id, requested_by, day) DO UPDATE SET held_minor = held_minor + excluded.held_minor",
@@ -1148,23 +1166,7 @@ impl RefundRepo for SqliteTx<'_> {
     }
 
     fn record_call(&mut self, c: &AcquirerCall) -> Result<()> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO acquirer_calls (refund_id, attempt, stan, kind, processor, started_at, duration_ms, outcome,
-                 response_code, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?
-            .execute(params![
-                c.refund_id.to_string(),
-                c.attempt,
-                c.stan,
-                c.kind,
-                c.processor,
-                to_micros(c.started_at),
-                c.duration_ms,
-                c.outcome,
-                c.response_code,
-                c.detail
-            ])?;
+        self.queued.calls.push(c.clone());
         Ok(())
     }
 
@@ -1195,6 +1197,7 @@ impl RefundRepo for SqliteTx<'_> {
                 detail,
             })
         })
+        .chain(self.queued.calls_pending(self.batch, refund).into_iter().map(Ok))
         .collect()
     }
 

@@ -91,12 +91,23 @@ pub fn gtin13_valid(s: &str) -> bool {
 
 /// True when the text holds something that looks like a full card number:
 /// a run of 13 to 19 digits, optionally grouped by single spaces or dashes
-/// as people write them, that passes the Luhn check.
+/// as people write them, that passes the Luhn check. Refundry's own ids
+/// standing as words (`sale_` and 32 hex digits) are skipped: about one in
+/// a hundred holds such a run among its hex digits, and a note or a
+/// summary that names a sale must not read as card data.
 pub fn contains_card_number(text: &str) -> bool {
     let bytes = text.as_bytes();
     let mut digits: Vec<u8> = Vec::with_capacity(24);
     let mut i = 0;
     while i <= bytes.len() {
+        if let Some(len) = id_at(bytes, i) {
+            if run_is_card_number(&digits) {
+                return true;
+            }
+            digits.clear();
+            i += len;
+            continue;
+        }
         let b = bytes.get(i).copied();
         match b {
             Some(d) if d.is_ascii_digit() => digits.push(d),
@@ -112,6 +123,18 @@ pub fn contains_card_number(text: &str) -> bool {
         i += 1;
     }
     false
+}
+
+/// The length of the word at `at` when it starts there and is one of our
+/// ids; a word is checked once, from its first byte.
+fn id_at(bytes: &[u8], at: usize) -> Option<usize> {
+    let in_word = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_';
+    if !bytes.get(at)?.is_ascii_lowercase() || at.checked_sub(1).and_then(|p| bytes.get(p)).is_some_and(in_word) {
+        return None;
+    }
+    let len = bytes[at..].iter().take_while(|b| in_word(b)).count();
+    let word = std::str::from_utf8(&bytes[at..at + len]).ok()?;
+    crate::ids::looks_like_id(word).then_some(len)
 }
 
 fn run_is_card_number(digits: &[u8]) -> bool {
@@ -186,6 +209,22 @@ mod tests {
         assert!(contains_card_number(";4111111111111111=25121010000012300000?"));
         assert!(!contains_card_number("4200001234202611261234567890"));
         assert!(contains_card_number("6222021234567890128"));
+    }
+
+    #[test]
+    fn our_ids_in_text_are_not_card_numbers_but_a_card_number_beside_one_is() {
+        // a real sale id whose hex digits hold a Luhn-valid 16-digit run
+        let id = "sale_01a21d2b8513773783536225a7846d67";
+        assert!(luhn_valid(b"8513773783536225"));
+        assert!(!contains_card_number(id));
+        assert!(!contains_card_number(&format!("交易编号：{id}，金额 1200.00")));
+        assert!(!contains_card_number(&format!("see {id} and re_01a21d2b8513773783536225a7846d67.")));
+        assert!(contains_card_number(&format!("{id} 4111111111111111")));
+        assert!(contains_card_number(&format!("4111 1111 1111 1111 {id}")));
+        // not one of ours: a prefix too long, or not 32 hex digits
+        assert!(contains_card_number("salesx_01a21d2b8513773783536225a7846d67"));
+        assert!(contains_card_number("sale_4111111111111111"));
+        assert!(contains_card_number("x_sale_01a21d2b8513773783536225a7846d67"));
     }
 
     #[test]

@@ -179,7 +179,11 @@ pub trait RefundRepo {
         to: Timestamp,
         limit: u32,
     ) -> Result<Vec<RefundDuration>>;
+    /// Queues the call with the batch's deferred writes (see
+    /// [`crate::deferred`]): it is written just before the batch commits.
     fn record_call(&mut self, call: &AcquirerCall) -> Result<()>;
+    /// The refund's calls in the order made, those queued by this write
+    /// and its batch included.
     fn calls_of(&mut self, refund: RefundId) -> Result<Vec<AcquirerCall>>;
 }
 

@@ -15,16 +15,17 @@ use crate::page::{bare_message, lang_of};
 
 const MAX_FORM_BYTES: usize = 64 * 1024;
 
-/// Our own ids and tokens are hex or base64 that may hold a Luhn-valid run
-/// of digits by chance; they are not typed by people.
-fn is_ours(field: &str, value: &str) -> bool {
-    field == csrf::FIELD || field == "idem" || field == "after" || refundry_core::ids::looks_like_id(value)
+/// Our own tokens are hex or base64 that may hold a Luhn-valid run of
+/// digits by chance; they are not typed by people. (Our ids are skipped by
+/// the detector itself.)
+fn is_ours(field: &str) -> bool {
+    field == csrf::FIELD || field == "idem" || field == "after"
 }
 
 /// The first field holding card data.
 fn offending(pairs: &[u8]) -> Option<String> {
     form_urlencoded::parse(pairs)
-        .find(|(k, v)| is_forbidden_key(k) || (!is_ours(k, v) && value_is_sensitive(k, v)))
+        .find(|(k, v)| is_forbidden_key(k) || (!is_ours(k) && value_is_sensitive(k, v)))
         .map(|(k, _)| k.into_owned())
 }
 

@@ -34,8 +34,10 @@ pub fn record(
         source: actor.source.clone(),
         action: action.to_owned(),
         subject: subject.to_owned(),
-        // the chain hashes this text as stored, so verifying needs no re-encoding
-        data: data.to_string(),
+        // the chain hashes this text as stored, so verifying needs no
+        // re-encoding; the same text as `Display` writes, through a byte
+        // buffer rather than a formatter (it is in every audited write)
+        data: serde_json::to_string(&data).unwrap_or_default(),
         prev_hash: String::new(),
         hash: String::new(),
     };

@@ -159,13 +159,24 @@ fn parse_stored(record: &PolicyRecord) -> Result<Parsed, AppError> {
 }
 
 /// The stored form of a decision: outcome and every reason in both languages.
-pub fn decision_json(d: &Decision) -> serde_json::Value {
-    serde_json::json!({
-        "outcome": d.outcome.as_str(),
-        "reasons": d.reasons.iter().map(|r| serde_json::json!({
-            "code": r.code, "outcome": r.outcome.as_str(), "en": r.en, "zh": r.zh,
-        })).collect::<Vec<_>>(),
-    })
+pub fn decision_json(d: &Decision) -> String {
+    // written straight from the decision, not through a `Value`: this is in
+    // every refund's write; keys sorted, as a `Value` printed them
+    #[derive(serde::Serialize)]
+    struct Stored<'a> {
+        outcome: &'static str,
+        reasons: Vec<Reason<'a>>,
+    }
+    #[derive(serde::Serialize)]
+    struct Reason<'a> {
+        code: &'static str,
+        en: &'a str,
+        outcome: &'static str,
+        zh: &'a str,
+    }
+    let reasons =
+        d.reasons.iter().map(|r| Reason { code: r.code, en: &r.en, outcome: r.outcome.as_str(), zh: &r.zh }).collect();
+    serde_json::to_string(&Stored { outcome: d.outcome.as_str(), reasons }).unwrap_or_default()
 }
 
 /// The business day (`YYYY-MM-DD` in the merchant's time zone) of an instant.
@@ -284,5 +295,40 @@ impl App {
             })
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use refundry_core::policy::{Decision, Outcome, PolicyReason};
+
+    use super::decision_json;
+
+    /// The stored text is what release builds wrote through a
+    /// `serde_json::Value` before (keys sorted; a test build's features may
+    /// keep insertion order instead), and reads back as that `Value`.
+    #[test]
+    fn a_decision_is_stored_as_its_value_printed() {
+        let reason =
+            |code, outcome, en: &str| PolicyReason { code, outcome, en: en.into(), zh: format!("「{en}」\n") };
+        let decision = Decision {
+            outcome: Outcome::RequiresApproval,
+            reasons: vec![
+                reason("over_amount", Outcome::RequiresApproval, "over \"500.00\""),
+                reason("within_policy", Outcome::Approve, "ok"),
+            ],
+        };
+        let stored = decision_json(&decision);
+        assert_eq!(
+            stored,
+            r#"{"outcome":"requires_approval","reasons":[{"code":"over_amount","en":"over \"500.00\"","outcome":"requires_approval","zh":"「over \"500.00\"」\n"},{"code":"within_policy","en":"ok","outcome":"approve","zh":"「ok」\n"}]}"#
+        );
+        let value = serde_json::json!({
+            "outcome": decision.outcome.as_str(),
+            "reasons": decision.reasons.iter().map(|r| serde_json::json!({
+                "code": r.code, "outcome": r.outcome.as_str(), "en": r.en, "zh": r.zh,
+            })).collect::<Vec<_>>(),
+        });
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&stored).unwrap(), value);
     }
 }

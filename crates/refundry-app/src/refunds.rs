@@ -362,7 +362,7 @@ pub(crate) fn request_refund_tx(
         attempts: 0,
         requested_by: actor.identity(),
         policy_version: preview.policy_version,
-        decision: decision_json(&preview.decision).to_string(),
+        decision: decision_json(&preview.decision),
         approval_expires_at: needs_approval.then(|| now.saturating_add(ttl).unwrap_or(now)),
         decided_by: None,
         decision_note: None,

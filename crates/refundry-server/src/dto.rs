@@ -2,6 +2,7 @@
 //! and into domain types. Only this crate knows JSON shapes.
 
 use jiff::Timestamp;
+use jiff::fmt::temporal::DateTimePrinter;
 use refundry_app::sales::{NewSale, SaleView};
 use refundry_app::{AppError, ErrorCode};
 use refundry_core::card::{First6, Last4};
@@ -43,7 +44,8 @@ pub fn parse_time(field: &str, text: &str) -> Result<Timestamp, ApiError> {
 
 pub fn rfc3339(t: Timestamp) -> String {
     // whole microseconds, UTC, `Z`: what the store keeps
-    t.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+    const PRINTER: DateTimePrinter = DateTimePrinter::new().precision(Some(6));
+    PRINTER.timestamp_to_string(&t)
 }
 
 // ---------- sales ----------
@@ -1196,4 +1198,19 @@ pub struct CorrectionList {
 pub struct CorrectionRefundDto {
     pub correction: CorrectionDto,
     pub refund: RefundDto,
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::Timestamp;
+
+    use super::rfc3339;
+
+    #[test]
+    fn times_are_printed_in_utc_to_the_microsecond() {
+        let at = |s: &str| s.parse::<Timestamp>().unwrap();
+        assert_eq!(rfc3339(at("2026-11-26T10:00:00+08:00")), "2026-11-26T02:00:00.000000Z");
+        assert_eq!(rfc3339(at("2026-11-26T02:00:00.1234567Z")), "2026-11-26T02:00:00.123456Z");
+        assert_eq!(rfc3339(at("1999-12-31T23:59:59.000001Z")), "1999-12-31T23:59:59.000001Z");
+    }
 }

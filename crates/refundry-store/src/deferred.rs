@@ -5,6 +5,14 @@
 //! statement per batch, they cost PostgreSQL one round trip per batch
 //! instead of one per refund.
 //!
+//! Two reads are kept for the rest of the batch too: the policy in force
+//! (every refund asks for it, and it changes only when a job writes one,
+//! which makes the batch read it afresh) and a daily total as stored (only
+//! the batch's own commit moves it). On PostgreSQL each is a round trip per
+//! refund saved; a policy or total another writer commits meanwhile
+//! counts from the next batch on, as it would for a read made just before
+//! that commit.
+//!
 //! Such a row, written early, stays locked until commit, and every other
 //! writer of the merchant waits on it for the whole rest of the batch.
 //! Applied last, in one fixed key order, it is locked only for the final
@@ -13,11 +21,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use refundry_core::ids::{MerchantId, RefundId};
+use refundry_core::ids::{MerchantId, RefundId, StoreId};
 use sha2::{Digest, Sha256};
 
 use crate::error::StoreError;
-use crate::model::{AcquirerCall, AuditEvent, WebhookEndpoint};
+use crate::model::{AcquirerCall, AuditEvent, PolicyRecord, WebhookEndpoint};
 
 /// What write jobs queued, for their batch's commit.
 #[derive(Debug, Default)]
@@ -34,13 +42,25 @@ pub struct Deferred {
     /// read once. A job's reads join the batch only when the job is kept,
     /// and a merchant whose endpoints a job changed is read afresh.
     endpoints: HashMap<MerchantId, EndpointsSeen>,
+    /// Policies in force read, by merchant and then by store; every refund
+    /// asks for its store's. Kept the same way as the endpoints: a merchant
+    /// one of whose policies a job wrote is read afresh.
+    policies: HashMap<MerchantId, PoliciesSeen>,
+    /// Daily totals as stored when the batch first read them. Only the
+    /// batch's own commit moves them (see `daily`), so a later read in the
+    /// batch adds what is queued to this instead of asking again.
+    daily_stored: HashMap<(MerchantId, String, String), i64>,
 }
 
+type PoliciesSeen = Seen<HashMap<Option<StoreId>, Option<PolicyRecord>>>;
+
 #[derive(Debug, Clone)]
-enum EndpointsSeen {
-    Read(Vec<WebhookEndpoint>),
+enum Seen<T> {
+    Read(T),
     Changed,
 }
+
+type EndpointsSeen = Seen<Vec<WebhookEndpoint>>;
 
 impl Deferred {
     /// A kept job's queue joins its batch's.
@@ -52,13 +72,32 @@ impl Deferred {
         }
         for (merchant, seen) in job.endpoints {
             match seen {
-                EndpointsSeen::Changed => {
-                    self.endpoints.insert(merchant, EndpointsSeen::Changed);
+                Seen::Changed => {
+                    self.endpoints.insert(merchant, Seen::Changed);
                 }
                 read => {
                     self.endpoints.entry(merchant).or_insert(read);
                 }
             }
+        }
+        for (merchant, seen) in job.policies {
+            match (self.policies.get_mut(&merchant), seen) {
+                (_, Seen::Changed) => {
+                    self.policies.insert(merchant, Seen::Changed);
+                }
+                (Some(Seen::Read(kept)), Seen::Read(read)) => {
+                    for (store, policy) in read {
+                        kept.entry(store).or_insert(policy);
+                    }
+                }
+                (Some(Seen::Changed), Seen::Read(_)) => {}
+                (None, read) => {
+                    self.policies.insert(merchant, read);
+                }
+            }
+        }
+        for (key, stored) in job.daily_stored {
+            self.daily_stored.entry(key).or_insert(stored);
         }
     }
 
@@ -70,18 +109,54 @@ impl Deferred {
         merchant: MerchantId,
     ) -> Option<Vec<WebhookEndpoint>> {
         match self.endpoints.get(&merchant).or_else(|| earlier.and_then(|b| b.endpoints.get(&merchant)))? {
-            EndpointsSeen::Read(endpoints) => Some(endpoints.clone()),
-            EndpointsSeen::Changed => None,
+            Seen::Read(endpoints) => Some(endpoints.clone()),
+            Seen::Changed => None,
         }
     }
 
     /// Keeps what was read, unless the job changed the merchant's endpoints.
     pub(crate) fn note_endpoints(&mut self, merchant: MerchantId, endpoints: &[WebhookEndpoint]) {
-        self.endpoints.entry(merchant).or_insert_with(|| EndpointsSeen::Read(endpoints.to_vec()));
+        self.endpoints.entry(merchant).or_insert_with(|| Seen::Read(endpoints.to_vec()));
     }
 
     pub(crate) fn endpoints_changed(&mut self, merchant: MerchantId) {
-        self.endpoints.insert(merchant, EndpointsSeen::Changed);
+        self.endpoints.insert(merchant, Seen::Changed);
+    }
+
+    /// The policy in force for `store` as read earlier in this job or its
+    /// batch (`earlier`), unless either wrote one of the merchant's since:
+    /// `Some(None)` when it was read and there was none.
+    pub(crate) fn policy_read(
+        &self,
+        earlier: Option<&Deferred>,
+        merchant: MerchantId,
+        store: Option<StoreId>,
+    ) -> Option<Option<PolicyRecord>> {
+        match self.policies.get(&merchant).or_else(|| earlier.and_then(|b| b.policies.get(&merchant)))? {
+            Seen::Read(stores) => stores.get(&store).cloned(),
+            Seen::Changed => None,
+        }
+    }
+
+    /// Keeps what was read, unless the job wrote one of the merchant's
+    /// policies.
+    pub(crate) fn note_policy(&mut self, merchant: MerchantId, store: Option<StoreId>, policy: Option<&PolicyRecord>) {
+        if let Seen::Read(stores) = self.policies.entry(merchant).or_insert_with(|| Seen::Read(HashMap::new())) {
+            stores.entry(store).or_insert_with(|| policy.cloned());
+        }
+    }
+
+    pub(crate) fn policies_changed(&mut self, merchant: MerchantId) {
+        self.policies.insert(merchant, Seen::Changed);
+    }
+
+    /// A daily total as stored, if this job or its batch read it already.
+    pub(crate) fn daily_stored(&self, earlier: Option<&Deferred>, key: &(MerchantId, String, String)) -> Option<i64> {
+        self.daily_stored.get(key).or_else(|| earlier.and_then(|b| b.daily_stored.get(key))).copied()
+    }
+
+    pub(crate) fn note_daily_stored(&mut self, key: (MerchantId, String, String), stored: i64) {
+        self.daily_stored.entry(key).or_insert(stored);
     }
 
     /// The calls queued for `refund` in `earlier` (the batch so far), then
@@ -240,6 +315,66 @@ mod tests {
         later.note_endpoints(a, &[endpoint(a, "we_2")]);
         batch.absorb(later);
         assert!(Deferred::default().endpoints_read(Some(&batch), a).is_none(), "changed stays changed");
+    }
+
+    fn policy(merchant: MerchantId, version: i64) -> PolicyRecord {
+        PolicyRecord {
+            merchant_id: merchant,
+            version,
+            store_id: None,
+            body: "{}".into(),
+            created_by: "user:wang".into(),
+            created_at: jiff::Timestamp::from_second(1_900_000_000).unwrap(),
+        }
+    }
+
+    #[test]
+    fn policies_read_serve_the_batch_until_a_job_writes_one() {
+        let (a, b) = (MerchantId::generate(), MerchantId::generate());
+        let (north, south) = (Some(StoreId::generate()), Some(StoreId::generate()));
+        let mut batch = Deferred::default();
+        let mut job = Deferred::default();
+        assert_eq!(job.policy_read(Some(&batch), a, north), None);
+        job.note_policy(a, north, Some(&policy(a, 3)));
+        job.note_policy(a, south, None);
+        assert_eq!(job.policy_read(Some(&batch), a, north).unwrap().unwrap().version, 3);
+        batch.absorb(job);
+        let next = Deferred::default();
+        assert_eq!(next.policy_read(Some(&batch), a, north).unwrap().unwrap().version, 3);
+        assert_eq!(next.policy_read(Some(&batch), a, south), Some(None), "none in force is kept too");
+        assert_eq!(next.policy_read(Some(&batch), a, None), None, "each store is read on its own");
+        assert_eq!(next.policy_read(Some(&batch), b, north), None, "each merchant is read on its own");
+
+        let mut writer = Deferred::default();
+        writer.policies_changed(a);
+        assert_eq!(writer.policy_read(Some(&batch), a, north), None, "the writer sees its own policy");
+        writer.note_policy(a, north, Some(&policy(a, 4)));
+        assert_eq!(writer.policy_read(Some(&batch), a, north), None, "a changed merchant is never kept");
+        batch.absorb(writer);
+        assert_eq!(Deferred::default().policy_read(Some(&batch), a, north), None);
+        let mut later = Deferred::default();
+        later.note_policy(a, north, Some(&policy(a, 4)));
+        batch.absorb(later);
+        assert_eq!(Deferred::default().policy_read(Some(&batch), a, north), None, "changed stays changed");
+    }
+
+    #[test]
+    fn a_daily_total_is_read_once_a_batch_and_counts_what_is_queued() {
+        let a = MerchantId::generate();
+        let key = (a, "user:wang".to_owned(), "2026-11-27".to_owned());
+        let mut batch = Deferred::default();
+        let mut job = Deferred::default();
+        assert_eq!(job.daily_stored(Some(&batch), &key), None);
+        job.note_daily_stored(key.clone(), 500);
+        job.daily.insert(key.clone(), 100);
+        batch.absorb(job);
+        let mut next = Deferred::default();
+        assert_eq!(next.daily_stored(Some(&batch), &key), Some(500), "as stored, before the batch commits");
+        next.daily.insert(key.clone(), 20);
+        assert_eq!(next.daily_pending(Some(&batch), a, "user:wang", "2026-11-27"), 120);
+        next.note_daily_stored(key.clone(), 999);
+        batch.absorb(next);
+        assert_eq!(batch.daily_stored(None, &key), Some(500), "the first read stands for the batch");
     }
 
     #[test]

@@ -351,6 +351,62 @@ async fn deferred_totals_and_audit_events_commit_with_their_write_or_not_at_all(
     assert_eq!(head, Some((40, prev)));
 }
 
+/// The policy in force is read once a batch, and a write of one makes the
+/// rest of the batch read it afresh: writes racing with new versions each
+/// see the newest committed before them, and the version they just wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_write_reads_the_newest_policy_though_its_batch_reads_it_once() {
+    use refundry_store::model::PolicyRecord;
+
+    let dir = tempfile::tempdir().unwrap();
+    let t = open(&dir);
+    let store = Arc::clone(&t.store);
+    let m = merchant("policies");
+    let (mid, sid) = (m.id, StoreId::generate());
+    write(&store, move |tx| {
+        tx.insert_merchant(&m)?;
+        tx.insert_store(&StoreRecord { id: sid, merchant_id: mid, name: "s".into(), created_at: Timestamp::now() })
+    })
+    .await
+    .unwrap();
+    let writes = (0..60).map(|i| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            write(&store, move |tx| {
+                let version = |p: Option<PolicyRecord>| p.map_or(0, |p| p.version);
+                let seen = version(tx.current_policy(mid, Some(sid))?);
+                let latest = tx.latest_policy_version(mid)?;
+                if i % 4 == 0 {
+                    tx.insert_policy(&PolicyRecord {
+                        merchant_id: mid,
+                        version: latest + 1,
+                        store_id: None,
+                        body: "{}".into(),
+                        created_by: "user:wang".into(),
+                        created_at: Timestamp::now(),
+                    })?;
+                    let own = version(tx.current_policy(mid, Some(sid))?);
+                    assert_eq!(own, latest + 1, "a write reads the policy it wrote");
+                }
+                // every fifth write is refused after it wrote: its policy is
+                // gone, and so is anything it made the batch keep
+                if i % 5 == 4 { Err(E::Refused) } else { Ok((seen, latest)) }
+            })
+            .await
+        })
+    });
+    let results = futures::future::join_all(writes).await;
+    let seen: Vec<(i64, i64)> = results.into_iter().filter_map(|r| r.unwrap().ok()).collect();
+    assert_eq!(seen.len(), 48);
+    if testing::postgres_url().is_none() {
+        // one writer: the batch's copy is never behind the table
+        assert!(seen.iter().all(|(seen, latest)| seen == latest), "{seen:?}");
+    }
+    let kept = (0..60).filter(|i| i % 4 == 0 && i % 5 != 4).count() as i64;
+    let last = read(&store, move |tx| tx.current_policy(mid, Some(sid))).await.unwrap().unwrap();
+    assert_eq!(last.version, kept);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_notice_is_claimed_once_even_by_writers_racing_for_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -693,8 +749,9 @@ async fn acquirer_calls_are_kept_with_their_write_and_read_back_in_order() {
     assert_eq!(calls[0], AcquirerCall { started_at: calls[0].started_at, ..call(1, "submit", "timeout") });
 }
 
-/// What a sale's refunds hold is summed by triggers as refunds are written
-/// and moved between statuses. After a long random run of both, on a sale
+/// What a sale's refunds hold is summed as refunds are written (by the
+/// insert itself on SQLite, by a trigger on PostgreSQL) and moved between
+/// statuses (by a trigger). After a long random run of both, on a sale
 /// of items and one without, the sums read are those of the refund rows
 /// themselves, status by status and SKU by SKU.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -555,24 +555,9 @@ impl SessionRepo for PgTx<'_> {
     }
 }
 
-impl PolicyRepo for PgTx<'_> {
-    fn insert_policy(&mut self, p: &PolicyRecord) -> Result<()> {
-        self.execute(
-            "INSERT INTO refund_policies (merchant_id, version, store_id, body, created_by, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-            &[
-                &p.merchant_id.to_string(),
-                &p.version,
-                &p.store_id.map(|s| s.to_string()),
-                &p.body,
-                &p.created_by,
-                &to_micros(p.created_at),
-            ],
-        )?;
-        Ok(())
-    }
-
-    fn current_policy(&mut self, merchant: MerchantId, store: Option<StoreId>) -> Result<Option<PolicyRecord>> {
+impl PgTx<'_> {
+    /// The policy in force as stored (see `current_policy`).
+    fn stored_policy(&mut self, merchant: MerchantId, store: Option<StoreId>) -> Result<Option<PolicyRecord>> {
         // a store's own newest version wins over the merchant-wide one; each
         // is the last entry of its index range, so nothing is sorted
         self.query_opt(
@@ -595,6 +580,34 @@ impl PolicyRepo for PgTx<'_> {
             })
         })
         .transpose()
+    }
+}
+
+impl PolicyRepo for PgTx<'_> {
+    fn insert_policy(&mut self, p: &PolicyRecord) -> Result<()> {
+        self.execute(
+            "INSERT INTO refund_policies (merchant_id, version, store_id, body, created_by, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &p.merchant_id.to_string(),
+                &p.version,
+                &p.store_id.map(|s| s.to_string()),
+                &p.body,
+                &p.created_by,
+                &to_micros(p.created_at),
+            ],
+        )?;
+        self.queued.policies_changed(p.merchant_id);
+        Ok(())
+    }
+
+    fn current_policy(&mut self, merchant: MerchantId, store: Option<StoreId>) -> Result<Option<PolicyRecord>> {
+        if let Some(policy) = self.queued.policy_read(self.batch, merchant, store) {
+            return Ok(policy);
+        }
+        let policy = self.stored_policy(merchant, store)?;
+        self.queued.note_policy(merchant, store, policy.as_ref());
+        Ok(policy)
     }
 
     fn latest_policy_version(&mut self, merchant: MerchantId) -> Result<i64> {
@@ -1022,11 +1035,21 @@ impl RefundRepo for PgTx<'_> {
     }
 
     fn daily_total(&mut self, merchant: MerchantId, requested_by: &str, day: &str) -> Result<i64> {
-        let row = self.query_opt(
-            "SELECT held_minor FROM daily_refund_totals WHERE merchant_id = $1 AND requested_by = $2 AND day = $3",
-            &[&merchant.to_string(), &requested_by, &day],
-        )?;
-        let stored: i64 = row.map(|r| col(&r, 0)).transpose()?.unwrap_or(0);
+        // read once a batch: as with any read of it, a total other writers
+        // commit meanwhile counts from their commit on
+        let key = (merchant, requested_by.to_owned(), day.to_owned());
+        let stored = match self.queued.daily_stored(self.batch, &key) {
+            Some(stored) => stored,
+            None => {
+                let row = self.query_opt(
+                    "SELECT held_minor FROM daily_refund_totals WHERE merchant_id = $1 AND requested_by = $2 AND day = $3",
+                    &[&merchant.to_string(), &requested_by, &day],
+                )?;
+                let stored: i64 = row.map(|r| col(&r, 0)).transpose()?.unwrap_or(0);
+                self.queued.note_daily_stored(key, stored);
+                stored
+            }
+        };
         Ok(stored + self.queued.daily_pending(self.batch, merchant, requested_by, day))
     }
 

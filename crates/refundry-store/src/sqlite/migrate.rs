@@ -9,6 +9,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../../../../migrations/sqlite/0001_init.sql")),
     (2, "sale_holdings", include_str!("../../../../migrations/sqlite/0002_sale_holdings.sql")),
     (3, "store_history", include_str!("../../../../migrations/sqlite/0003_store_history.sql")),
+    (4, "holdings_at_insert", include_str!("../../../../migrations/sqlite/0004_holdings_at_insert.sql")),
 ];
 
 pub fn run(conn: &mut Connection) -> Result<Vec<String>, StoreError> {

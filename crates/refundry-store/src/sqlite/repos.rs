@@ -474,25 +474,9 @@ impl SessionRepo for SqliteTx<'_> {
     }
 }
 
-impl PolicyRepo for SqliteTx<'_> {
-    fn insert_policy(&mut self, p: &PolicyRecord) -> Result<()> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO refund_policies (merchant_id, version, store_id, body, created_by, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![
-                p.merchant_id.to_string(),
-                p.version,
-                p.store_id.map(|s| s.to_string()),
-                p.body,
-                p.created_by,
-                to_micros(p.created_at),
-            ])?;
-        Ok(())
-    }
-
-    fn current_policy(&mut self, merchant: MerchantId, store: Option<StoreId>) -> Result<Option<PolicyRecord>> {
+impl SqliteTx<'_> {
+    /// The policy in force as stored (see `current_policy`).
+    fn stored_policy(&mut self, merchant: MerchantId, store: Option<StoreId>) -> Result<Option<PolicyRecord>> {
         // a store's own newest version wins over the merchant-wide one; each
         // is the last entry of its index range, so nothing is sorted
         let row = self
@@ -526,6 +510,35 @@ impl PolicyRepo for SqliteTx<'_> {
             })
         })
         .transpose()
+    }
+}
+
+impl PolicyRepo for SqliteTx<'_> {
+    fn insert_policy(&mut self, p: &PolicyRecord) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO refund_policies (merchant_id, version, store_id, body, created_by, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                p.merchant_id.to_string(),
+                p.version,
+                p.store_id.map(|s| s.to_string()),
+                p.body,
+                p.created_by,
+                to_micros(p.created_at),
+            ])?;
+        self.queued.policies_changed(p.merchant_id);
+        Ok(())
+    }
+
+    fn current_policy(&mut self, merchant: MerchantId, store: Option<StoreId>) -> Result<Option<PolicyRecord>> {
+        if let Some(policy) = self.queued.policy_read(self.batch, merchant, store) {
+            return Ok(policy);
+        }
+        let policy = self.stored_policy(merchant, store)?;
+        self.queued.note_policy(merchant, store, policy.as_ref());
+        Ok(policy)
     }
 
     fn latest_policy_version(&mut self, merchant: MerchantId) -> Result<i64> {
@@ -902,7 +915,7 @@ impl RefundRow {
 
 impl RefundRepo for SqliteTx<'_> {
     fn insert_refund(&mut self, r: &Refund) -> Result<()> {
-        let id = r.id.to_string();
+        let (id, merchant, sale) = (r.id.to_string(), r.merchant_id.to_string(), r.sale_id.to_string());
         self.conn
             .prepare_cached(&format!(
                 "INSERT INTO refunds ({REFUND_COLUMNS}) VALUES
@@ -910,8 +923,8 @@ impl RefundRepo for SqliteTx<'_> {
             ))?
             .execute(params![
                 id,
-                r.merchant_id.to_string(),
-                r.sale_id.to_string(),
+                merchant,
+                sale,
                 r.refund_type.as_str(),
                 r.status.as_str(),
                 r.amount.minor,
@@ -935,11 +948,26 @@ impl RefundRepo for SqliteTx<'_> {
                 opt_micros(r.arrived_at),
                 r.customer_contact,
             ])?;
-        let mut stmt = self.conn.prepare_cached(
-            "INSERT INTO refund_items (refund_id, sku, quantity, amount_minor) VALUES (?1, ?2, ?3, ?4)",
-        )?;
+        // the sale's sums, here rather than in a trigger (migration 0004)
+        self.conn
+            .prepare_cached(
+                "INSERT INTO sale_holdings (merchant_id, sale_id, status, amount_minor) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT DO UPDATE SET amount_minor = amount_minor + excluded.amount_minor",
+            )?
+            .execute(params![merchant, sale, r.status.as_str(), r.amount.minor])?;
         for item in &r.items {
-            stmt.execute(params![id, item.sku, item.quantity, item.amount_minor])?;
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO refund_items (refund_id, sku, quantity, amount_minor) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![id, item.sku, item.quantity, item.amount_minor])?;
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO sale_item_holdings (merchant_id, sale_id, status, sku, quantity)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity",
+                )?
+                .execute(params![merchant, sale, r.status.as_str(), item.sku, item.quantity])?;
         }
         Ok(())
     }
@@ -1027,8 +1055,8 @@ impl RefundRepo for SqliteTx<'_> {
     }
 
     fn refund_holdings(&mut self, sale: &Sale) -> Result<Vec<PriorRefund>> {
-        // the sums the triggers keep (migration 0002), one row per status
-        // and per status and SKU
+        // the sums kept as refunds are inserted and moved (migrations 0002
+        // and 0004), one row per status and per status and SKU
         macro_rules! amounts {
             () => {
                 "SELECT status, amount_minor, NULL, NULL FROM sale_holdings
@@ -1087,15 +1115,24 @@ impl RefundRepo for SqliteTx<'_> {
     }
 
     fn daily_total(&mut self, merchant: MerchantId, requested_by: &str, day: &str) -> Result<i64> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT held_minor FROM daily_refund_totals WHERE merchant_id = ?1 AND requested_by = ?2 AND day = ?3",
-            )?
-            .query_row(params![merchant.to_string(), requested_by, day], |r| r.get::<_, i64>(0))
-            .optional()?
-            .unwrap_or(0)
-            + self.queued.daily_pending(self.batch, merchant, requested_by, day))
+        let key = (merchant, requested_by.to_owned(), day.to_owned());
+        let stored = match self.queued.daily_stored(self.batch, &key) {
+            Some(stored) => stored,
+            None => {
+                let stored = self
+                    .conn
+                    .prepare_cached(
+                        "SELECT held_minor FROM daily_refund_totals
+                         WHERE merchant_id = ?1 AND requested_by = ?2 AND day = ?3",
+                    )?
+                    .query_row(params![merchant.to_string(), requested_by, day], |r| r.get::<_, i64>(0))
+                    .optional()?
+                    .unwrap_or(0);
+                self.queued.note_daily_stored(key, stored);
+                stored
+            }
+        };
+        Ok(stored + self.queued.daily_pending(self.batch, merchant, requested_by, day))
     }
 
     fn add_daily_total(&mut self, merchant: MerchantId, requested_by: &str, day: &str, delta_minor: i64) -> Result<()> {

@@ -692,10 +692,17 @@ fn narrow(quantity: i64) -> Result<u32> {
     u32::try_from(quantity).map_err(|_| StoreError::corrupt("item quantity out of range"))
 }
 
-const REFUND_COLUMNS: &str = "id, merchant_id, sale_id, type, status, amount_minor, currency, reason, note, \
-    failure_reason, acquirer_reference, attempts, requested_by, created_at, updated_at, completed_at, \
-    policy_version, decision, approval_expires_at, decided_by, decision_note, stan, expected_arrival_at, arrived_at, \
-    customer_contact";
+/// A refund's columns in the order rows are read; a macro, so that
+/// statements can be put together from it at compile time.
+macro_rules! refund_columns {
+    () => {
+        "id, merchant_id, sale_id, type, status, amount_minor, currency, reason, note, \
+         failure_reason, acquirer_reference, attempts, requested_by, created_at, updated_at, completed_at, \
+         policy_version, decision, approval_expires_at, decided_by, decision_note, stan, expected_arrival_at, \
+         arrived_at, customer_contact"
+    };
+}
+const REFUND_COLUMNS: &str = refund_columns!();
 
 /// A refund's items as one JSON array of `[sku, quantity, amount]`, as
 /// [`SALE_ITEMS`] for sales.
@@ -873,46 +880,87 @@ impl SaleRepo for PgTx<'_> {
 
 impl RefundRepo for PgTx<'_> {
     fn insert_refund(&mut self, r: &Refund) -> Result<()> {
-        let id = r.id.to_string();
-        self.execute(
-            &format!(
-                "INSERT INTO refunds ({REFUND_COLUMNS}) VALUES
-                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)"
-            ),
-            &[
-                &id,
-                &r.merchant_id.to_string(),
-                &r.sale_id.to_string(),
-                &r.refund_type.as_str(),
-                &r.status.as_str(),
-                &r.amount.minor,
-                &r.amount.currency.code(),
-                &r.reason.as_str(),
-                &r.note,
-                &r.failure_reason,
-                &r.acquirer_reference,
-                &i64::from(r.attempts),
-                &r.requested_by,
-                &to_micros(r.created_at),
-                &to_micros(r.updated_at),
-                &opt_micros(r.completed_at),
-                &r.policy_version,
-                &r.decision,
-                &opt_micros(r.approval_expires_at),
-                &r.decided_by,
-                &r.decision_note,
-                &r.stan.map(i64::from),
-                &opt_micros(r.expected_arrival_at),
-                &opt_micros(r.arrived_at),
-                &r.customer_contact,
-            ],
-        )?;
-        for item in &r.items {
-            self.execute(
-                "INSERT INTO refund_items (refund_id, sku, quantity, amount_minor) VALUES ($1, $2, $3, $4)",
-                &[&id, &item.sku, &i64::from(item.quantity), &item.amount_minor],
-            )?;
+        // the refund, its items and the sale's sums in one statement (see
+        // migration 0004); a refund of items only adds the middle part
+        macro_rules! refund {
+            () => {
+                concat!(
+                    "WITH refund AS (INSERT INTO refunds (",
+                    refund_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
+                             $21, $22, $23, $24, $25)
+                     RETURNING merchant_id, sale_id, status, amount_minor)"
+                )
+            };
         }
+        macro_rules! sums {
+            () => {
+                " INSERT INTO sale_holdings (merchant_id, sale_id, status, amount_minor)
+                  SELECT merchant_id, sale_id, status, amount_minor FROM refund
+                  ON CONFLICT (merchant_id, sale_id, status)
+                  DO UPDATE SET amount_minor = sale_holdings.amount_minor + EXCLUDED.amount_minor"
+            };
+        }
+        const PLAIN: &str = concat!(refund!(), sums!());
+        const WITH_ITEMS: &str = concat!(
+            refund!(),
+            ", items AS (
+                 INSERT INTO refund_items (refund_id, sku, quantity, amount_minor)
+                 SELECT $1, sku, quantity, amount_minor
+                 FROM unnest($26::text[], $27::bigint[], $28::bigint[]) AS i (sku, quantity, amount_minor)
+                 RETURNING sku, quantity
+             ), item_sums AS (
+                 INSERT INTO sale_item_holdings (merchant_id, sale_id, status, sku, quantity)
+                 SELECT r.merchant_id, r.sale_id, r.status, i.sku, i.quantity FROM refund r CROSS JOIN items i
+                 ON CONFLICT (merchant_id, sale_id, status, sku)
+                 DO UPDATE SET quantity = sale_item_holdings.quantity + EXCLUDED.quantity
+             )",
+            sums!()
+        );
+        let (id, merchant, sale) = (r.id.to_string(), r.merchant_id.to_string(), r.sale_id.to_string());
+        let (attempts, stan) = (i64::from(r.attempts), r.stan.map(i64::from));
+        let (created, updated) = (to_micros(r.created_at), to_micros(r.updated_at));
+        let (completed, expires) = (opt_micros(r.completed_at), opt_micros(r.approval_expires_at));
+        let (expected, arrived) = (opt_micros(r.expected_arrival_at), opt_micros(r.arrived_at));
+        let (kind, status, currency, reason) =
+            (r.refund_type.as_str(), r.status.as_str(), r.amount.currency.code(), r.reason.as_str());
+        let skus: Vec<&str> = r.items.iter().map(|i| i.sku.as_str()).collect();
+        let quantities: Vec<i64> = r.items.iter().map(|i| i64::from(i.quantity)).collect();
+        let amounts: Vec<i64> = r.items.iter().map(|i| i.amount_minor).collect();
+        let mut params: Vec<Param<'_>> = vec![
+            &id,
+            &merchant,
+            &sale,
+            &kind,
+            &status,
+            &r.amount.minor,
+            &currency,
+            &reason,
+            &r.note,
+            &r.failure_reason,
+            &r.acquirer_reference,
+            &attempts,
+            &r.requested_by,
+            &created,
+            &updated,
+            &completed,
+            &r.policy_version,
+            &r.decision,
+            &expires,
+            &r.decided_by,
+            &r.decision_note,
+            &stan,
+            &expected,
+            &arrived,
+            &r.customer_contact,
+        ];
+        let sql = if r.items.is_empty() {
+            PLAIN
+        } else {
+            params.extend([&skus as Param<'_>, &quantities, &amounts]);
+            WITH_ITEMS
+        };
+        self.execute(sql, &params)?;
         Ok(())
     }
 

@@ -34,7 +34,7 @@ pub struct Deferred {
     /// `hash` are given at commit.
     pub audit: Vec<AuditEvent>,
     /// Moves of daily refund totals by (merchant, requested_by, day).
-    pub daily: BTreeMap<(MerchantId, String, String), i64>,
+    pub daily: BTreeMap<DailyKey, i64>,
     /// Acquirer calls recorded, in the order recorded.
     pub calls: Vec<AcquirerCall>,
     /// Webhook endpoints read, by merchant. Nearly every change emits an
@@ -49,8 +49,11 @@ pub struct Deferred {
     /// Daily totals as stored when the batch first read them. Only the
     /// batch's own commit moves them (see `daily`), so a later read in the
     /// batch adds what is queued to this instead of asking again.
-    daily_stored: HashMap<(MerchantId, String, String), i64>,
+    daily_stored: HashMap<DailyKey, i64>,
 }
+
+/// A daily total's row: merchant, requested_by, business day.
+type DailyKey = (MerchantId, String, String);
 
 type PoliciesSeen = Seen<HashMap<Option<StoreId>, Option<PolicyRecord>>>;
 
@@ -150,13 +153,20 @@ impl Deferred {
         self.policies.insert(merchant, Seen::Changed);
     }
 
-    /// A daily total as stored, if this job or its batch read it already.
-    pub(crate) fn daily_stored(&self, earlier: Option<&Deferred>, key: &(MerchantId, String, String)) -> Option<i64> {
-        self.daily_stored.get(key).or_else(|| earlier.and_then(|b| b.daily_stored.get(key))).copied()
+    /// A daily total as it stands in this job: as stored when the batch
+    /// first read it, plus what the batch and the job queued; `None` until
+    /// the batch has read it.
+    pub(crate) fn daily_total(&self, earlier: Option<&Deferred>, key: &DailyKey) -> Option<i64> {
+        let stored = self.daily_stored.get(key).or_else(|| earlier.and_then(|b| b.daily_stored.get(key)))?;
+        Some(stored + self.daily_pending(earlier, key))
     }
 
-    pub(crate) fn note_daily_stored(&mut self, key: (MerchantId, String, String), stored: i64) {
+    /// Keeps a daily total as read from the table for the rest of the
+    /// batch, and gives it as it stands in this job.
+    pub(crate) fn daily_read(&mut self, earlier: Option<&Deferred>, key: DailyKey, stored: i64) -> i64 {
+        let pending = self.daily_pending(earlier, &key);
         self.daily_stored.entry(key).or_insert(stored);
+        stored + pending
     }
 
     /// The calls queued for `refund` in `earlier` (the batch so far), then
@@ -173,9 +183,8 @@ impl Deferred {
 
     /// What is queued for a daily total, here and in `earlier` (the batch so
     /// far): a read of the total must count refunds not yet applied.
-    pub fn daily_pending(&self, earlier: Option<&Deferred>, merchant: MerchantId, by: &str, day: &str) -> i64 {
-        let key = (merchant, by.to_owned(), day.to_owned());
-        [Some(self), earlier].into_iter().flatten().filter_map(|d| d.daily.get(&key)).sum()
+    fn daily_pending(&self, earlier: Option<&Deferred>, key: &DailyKey) -> i64 {
+        [Some(self), earlier].into_iter().flatten().filter_map(|d| d.daily.get(key)).sum()
     }
 }
 
@@ -364,17 +373,20 @@ mod tests {
         let key = (a, "user:wang".to_owned(), "2026-11-27".to_owned());
         let mut batch = Deferred::default();
         let mut job = Deferred::default();
-        assert_eq!(job.daily_stored(Some(&batch), &key), None);
-        job.note_daily_stored(key.clone(), 500);
+        assert_eq!(job.daily_total(Some(&batch), &key), None);
         job.daily.insert(key.clone(), 100);
+        assert_eq!(job.daily_read(Some(&batch), key.clone(), 500), 600, "as stored, and what the job queued");
         batch.absorb(job);
         let mut next = Deferred::default();
-        assert_eq!(next.daily_stored(Some(&batch), &key), Some(500), "as stored, before the batch commits");
         next.daily.insert(key.clone(), 20);
-        assert_eq!(next.daily_pending(Some(&batch), a, "user:wang", "2026-11-27"), 120);
-        next.note_daily_stored(key.clone(), 999);
+        assert_eq!(
+            next.daily_total(Some(&batch), &key),
+            Some(620),
+            "as stored before the batch commits, and all queued"
+        );
+        next.daily_read(Some(&batch), key.clone(), 999);
         batch.absorb(next);
-        assert_eq!(batch.daily_stored(None, &key), Some(500), "the first read stands for the batch");
+        assert_eq!(batch.daily_total(None, &key), Some(620), "the first read stands for the batch");
     }
 
     #[test]

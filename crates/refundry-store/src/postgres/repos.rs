@@ -1086,19 +1086,15 @@ impl RefundRepo for PgTx<'_> {
         // read once a batch: as with any read of it, a total other writers
         // commit meanwhile counts from their commit on
         let key = (merchant, requested_by.to_owned(), day.to_owned());
-        let stored = match self.queued.daily_stored(self.batch, &key) {
-            Some(stored) => stored,
-            None => {
-                let row = self.query_opt(
-                    "SELECT held_minor FROM daily_refund_totals WHERE merchant_id = $1 AND requested_by = $2 AND day = $3",
-                    &[&merchant.to_string(), &requested_by, &day],
-                )?;
-                let stored: i64 = row.map(|r| col(&r, 0)).transpose()?.unwrap_or(0);
-                self.queued.note_daily_stored(key, stored);
-                stored
-            }
-        };
-        Ok(stored + self.queued.daily_pending(self.batch, merchant, requested_by, day))
+        if let Some(total) = self.queued.daily_total(self.batch, &key) {
+            return Ok(total);
+        }
+        let row = self.query_opt(
+            "SELECT held_minor FROM daily_refund_totals WHERE merchant_id = $1 AND requested_by = $2 AND day = $3",
+            &[&merchant.to_string(), &requested_by, &day],
+        )?;
+        let stored: i64 = row.map(|r| col(&r, 0)).transpose()?.unwrap_or(0);
+        Ok(self.queued.daily_read(self.batch, key, stored))
     }
 
     fn add_daily_total(&mut self, merchant: MerchantId, requested_by: &str, day: &str, delta_minor: i64) -> Result<()> {

@@ -1116,23 +1116,18 @@ impl RefundRepo for SqliteTx<'_> {
 
     fn daily_total(&mut self, merchant: MerchantId, requested_by: &str, day: &str) -> Result<i64> {
         let key = (merchant, requested_by.to_owned(), day.to_owned());
-        let stored = match self.queued.daily_stored(self.batch, &key) {
-            Some(stored) => stored,
-            None => {
-                let stored = self
-                    .conn
-                    .prepare_cached(
-                        "SELECT held_minor FROM daily_refund_totals
-                         WHERE merchant_id = ?1 AND requested_by = ?2 AND day = ?3",
-                    )?
-                    .query_row(params![merchant.to_string(), requested_by, day], |r| r.get::<_, i64>(0))
-                    .optional()?
-                    .unwrap_or(0);
-                self.queued.note_daily_stored(key, stored);
-                stored
-            }
-        };
-        Ok(stored + self.queued.daily_pending(self.batch, merchant, requested_by, day))
+        if let Some(total) = self.queued.daily_total(self.batch, &key) {
+            return Ok(total);
+        }
+        let stored = self
+            .conn
+            .prepare_cached(
+                "SELECT held_minor FROM daily_refund_totals WHERE merchant_id = ?1 AND requested_by = ?2 AND day = ?3",
+            )?
+            .query_row(params![merchant.to_string(), requested_by, day], |r| r.get::<_, i64>(0))
+            .optional()?
+            .unwrap_or(0);
+        Ok(self.queued.daily_read(self.batch, key, stored))
     }
 
     fn add_daily_total(&mut self, merchant: MerchantId, requested_by: &str, day: &str, delta_minor: i64) -> Result<()> {

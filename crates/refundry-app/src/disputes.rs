@@ -10,7 +10,6 @@ use refundry_core::dispute::{
 };
 use refundry_core::ids::{DisputeId, SaleId};
 use refundry_core::money::Money;
-use refundry_store::Tx;
 use refundry_store::model::DisputeRecord;
 
 use crate::sales::{Page, visible_sale};
@@ -43,8 +42,8 @@ pub(crate) fn network_of(d: &DisputeRecord) -> Network {
 }
 
 /// The sale's cases as the refund arithmetic sees them.
-pub(crate) fn priors(tx: &mut dyn Tx, actor: &Actor, sale: SaleId) -> Result<Vec<PriorDispute>, AppError> {
-    tx.disputes_of_sale(actor.merchant_id, sale)?
+pub(crate) fn priors(disputes: &[DisputeRecord]) -> Result<Vec<PriorDispute>, AppError> {
+    disputes
         .iter()
         .map(|d| Ok(PriorDispute { case_ref: d.case_ref.clone(), state: state_of(d)?, amount: d.amount }))
         .collect()

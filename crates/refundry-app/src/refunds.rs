@@ -80,7 +80,7 @@ fn evaluate(
     // the lock makes the refunds read below complete until commit
     let sale = if lock { tx.lock_sale(merchant, request.sale_id)? } else { tx.find_sale(merchant, request.sale_id)? };
     let sale = visible_sale(actor, sale, request.sale_id)?;
-    let priors = holdings(tx, actor, &sale)?;
+    let priors = holdings(tx, &sale)?;
     let batch_settled = match &sale.batch_no {
         Some(batch) => tx.find_batch(merchant, &sale.terminal_id, batch)?.is_some(),
         None => false,
@@ -102,9 +102,9 @@ fn evaluate(
 
 /// What already holds part of the sale: its refunds, and its lost or
 /// accepted disputes. An open dispute refuses the refund (no double loss).
-fn holdings(tx: &mut dyn Tx, actor: &Actor, sale: &Sale) -> Result<Vec<PriorRefund>, AppError> {
-    let mut priors = tx.refund_holdings(sale)?;
-    let disputes = crate::disputes::priors(tx, actor, sale.id)?;
+fn holdings(tx: &mut dyn Tx, sale: &Sale) -> Result<Vec<PriorRefund>, AppError> {
+    let (mut priors, disputes) = tx.holdings_and_disputes(sale)?;
+    let disputes = crate::disputes::priors(&disputes)?;
     if let Some(reason) = refundry_core::dispute::sale_disputed(&disputes) {
         return Err(AppError::new(ErrorCode::SaleDisputed, reason.en).with("zh", reason.zh));
     }
@@ -415,7 +415,7 @@ impl App {
             })?;
             // a failed refund released its amount; taking it back must fit
             let sale = tx.lock_sale(refund.merchant_id, refund.sale_id)?.ok_or_else(|| not_found(id))?;
-            let priors = holdings(tx, &actor, &sale)?;
+            let priors = holdings(tx, &sale)?;
             let left = refundry_core::refund::refundable(&sale, &priors).map(|m| m.minor).unwrap_or(0);
             if refund.amount.minor > left {
                 return Err(AppError::from(refundry_core::refund::RefundError::ExceedsRefundable {

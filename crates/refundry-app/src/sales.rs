@@ -6,7 +6,7 @@ use refundry_core::money::Money;
 use refundry_core::refund::{PriorRefund, held_minor};
 use refundry_core::sale::{LineItem, PaymentMethod, Sale, check_items, check_reference};
 use refundry_store::Tx;
-use refundry_store::model::{Refund, SaleQuery, Terminal};
+use refundry_store::model::{DisputeRecord, Refund, SaleQuery, Terminal};
 
 use crate::idempotency::{self, Idempotency, Replay};
 use crate::{Actor, App, AppError, ErrorCode, audit};
@@ -107,8 +107,8 @@ pub(crate) fn view_with_disputes(sale: Sale, priors: &[PriorRefund], lost_minor:
     Ok(SaleView { refunded_minor: held.min(sale.amount.minor), refundable_minor, sale })
 }
 
-fn lost_to_disputes(tx: &mut dyn Tx, actor: &Actor, sale: SaleId) -> Result<i64, AppError> {
-    let disputes = crate::disputes::priors(tx, actor, sale)?;
+fn lost_to_disputes(disputes: &[DisputeRecord]) -> Result<i64, AppError> {
+    let disputes = crate::disputes::priors(disputes)?;
     refundry_core::dispute::held_by_disputes(&disputes).map_err(|e| AppError::from_amount("amount", e))
 }
 
@@ -123,8 +123,8 @@ pub(crate) fn visible_sale(actor: &Actor, sale: Option<Sale>, id: SaleId) -> Res
 pub(crate) fn load_view(tx: &mut dyn Tx, actor: &Actor, id: SaleId) -> Result<SaleView, AppError> {
     let sale = tx.find_sale(actor.merchant_id, id)?;
     let sale = visible_sale(actor, sale, id)?;
-    let refunds = tx.refund_holdings(&sale)?;
-    let lost = lost_to_disputes(tx, actor, id)?;
+    let (refunds, disputes) = tx.holdings_and_disputes(&sale)?;
+    let lost = lost_to_disputes(&disputes)?;
     view_with_disputes(sale, &refunds, lost)
 }
 
@@ -168,14 +168,13 @@ impl App {
             query.terminal_id = Some(pin.clone());
         }
         let merchant = actor.merchant_id;
-        let actor = actor.clone();
         refundry_store::read(&self.store, move |tx| {
             let sales = tx.search_sales(merchant, &query)?;
             let views = sales
                 .into_iter()
                 .map(|sale| {
-                    let refunds = tx.refund_holdings(&sale)?;
-                    let lost = lost_to_disputes(tx, &actor, sale.id)?;
+                    let (refunds, disputes) = tx.holdings_and_disputes(&sale)?;
+                    let lost = lost_to_disputes(&disputes)?;
                     view_with_disputes(sale, &refunds, lost)
                 })
                 .collect::<Result<Vec<_>, AppError>>()?;

@@ -5,6 +5,12 @@
 //! statement per batch, they cost PostgreSQL one round trip per batch
 //! instead of one per refund.
 //!
+//! On PostgreSQL the idempotency records are queued too: nothing but a
+//! later lookup of the same key reads them, and the lookup sees the
+//! queue. One statement a batch instead of a round trip a write; the
+//! price is that a key another writer committed meanwhile fails the whole
+//! batch (the unique key refuses it), which then runs again and replays.
+//!
 //! Two reads are kept for the rest of the batch too: the policy in force
 //! (every refund asks for it, and it changes only when a job writes one,
 //! which makes the batch read it afresh) and a daily total as stored (only
@@ -25,7 +31,7 @@ use refundry_core::ids::{MerchantId, RefundId, StoreId};
 use sha2::{Digest, Sha256};
 
 use crate::error::StoreError;
-use crate::model::{AcquirerCall, AuditEvent, PolicyRecord, WebhookEndpoint};
+use crate::model::{AcquirerCall, AuditEvent, IdempotencyRecord, PolicyRecord, WebhookEndpoint};
 
 /// What write jobs queued, for their batch's commit.
 #[derive(Debug, Default)]
@@ -37,6 +43,8 @@ pub struct Deferred {
     pub daily: BTreeMap<DailyKey, i64>,
     /// Acquirer calls recorded, in the order recorded.
     pub calls: Vec<AcquirerCall>,
+    /// Idempotency records, where the backend queues them.
+    pub idempotency: Vec<IdempotencyRecord>,
     /// Webhook endpoints read, by merchant. Nearly every change emits an
     /// event and looks up its merchant's endpoints; within a batch they are
     /// read once. A job's reads join the batch only when the job is kept,
@@ -70,6 +78,7 @@ impl Deferred {
     pub fn absorb(&mut self, job: Deferred) {
         self.audit.extend(job.audit);
         self.calls.extend(job.calls);
+        self.idempotency.extend(job.idempotency);
         for (key, delta) in job.daily {
             *self.daily.entry(key).or_default() += delta;
         }
@@ -179,6 +188,22 @@ impl Deferred {
             .filter(|c| c.refund_id == refund)
             .cloned()
             .collect()
+    }
+
+    /// The record queued for a key in `earlier` (the batch so far) or here.
+    pub(crate) fn idempotency_pending(
+        &self,
+        earlier: Option<&Deferred>,
+        merchant: MerchantId,
+        endpoint: &str,
+        key: &str,
+    ) -> Option<IdempotencyRecord> {
+        [earlier, Some(self)]
+            .into_iter()
+            .flatten()
+            .flat_map(|d| &d.idempotency)
+            .find(|r| r.merchant_id == merchant && r.key == key && r.endpoint == endpoint)
+            .cloned()
     }
 
     /// What is queued for a daily total, here and in `earlier` (the batch so

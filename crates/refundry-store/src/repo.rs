@@ -142,6 +142,10 @@ pub trait RefundRepo {
     /// from each earlier refund. Item quantities are read only for a sale
     /// with items: refunds of one without have none.
     fn refund_holdings(&mut self, sale: &Sale) -> Result<Vec<PriorRefund>>;
+    /// [`RefundRepo::refund_holdings`] with the sale's disputes (as
+    /// [`DisputeRepo::disputes_of_sale`]): all that holds part of the sale,
+    /// which a backend may read in one statement.
+    fn holdings_and_disputes(&mut self, sale: &Sale) -> Result<(Vec<PriorRefund>, Vec<DisputeRecord>)>;
     fn list_refunds(&mut self, merchant: MerchantId, query: &RefundQuery) -> Result<Vec<Refund>>;
     /// What `requested_by` holds in refunds made on business day `day`
     /// (`YYYY-MM-DD`), for the cashier's daily limit.
@@ -321,12 +325,19 @@ pub trait OutboxRepo {
 }
 
 pub trait IdempotencyRepo {
+    /// The record of the key, those inserted earlier in this write and its
+    /// batch included.
     fn find_idempotency(
         &mut self,
         merchant: MerchantId,
         endpoint: &str,
         key: &str,
     ) -> Result<Option<IdempotencyRecord>>;
+    /// Writes the record with the transaction. A backend with several
+    /// writers may queue it with the batch's deferred writes (see
+    /// [`crate::deferred`]); a key another writer took meanwhile then fails
+    /// the whole batch, which runs again (retryably), instead of this write
+    /// alone.
     fn insert_idempotency(&mut self, record: &IdempotencyRecord) -> Result<()>;
     fn prune_idempotency(&mut self, older_than: Timestamp) -> Result<u64>;
 }

@@ -407,6 +407,56 @@ async fn every_write_reads_the_newest_policy_though_its_batch_reads_it_once() {
     assert_eq!(last.version, kept);
 }
 
+/// Writes racing to store the same idempotency key: exactly one stores it
+/// and every other finds that one's record, whether it was stored in the
+/// same batch (and is still queued, on PostgreSQL) or committed by another
+/// writer; writes of other keys beside them all commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_writes_store_a_key_once_and_the_rest_find_it() {
+    use refundry_store::model::IdempotencyRecord;
+    let dir = tempfile::tempdir().unwrap();
+    let t = open(&dir);
+    let store = Arc::clone(&t.store);
+    let m = merchant("keys");
+    let mid = m.id;
+    write(&store, move |tx| tx.insert_merchant(&m)).await.unwrap();
+    let writes = (0..192).map(|i| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            // two of every three race for one key; the third has its own
+            let key = if i % 3 == 2 { format!("own-{i}") } else { "shared".to_owned() };
+            write(&store, move |tx| {
+                if let Some(found) = tx.find_idempotency(mid, "POST /v1/refunds", &key)? {
+                    return Ok::<_, StoreError>((false, key.clone(), found.body));
+                }
+                tx.insert_idempotency(&IdempotencyRecord {
+                    merchant_id: mid,
+                    endpoint: "POST /v1/refunds".into(),
+                    key: key.clone(),
+                    fingerprint: "f".into(),
+                    status_code: 201,
+                    body: format!("answer {i}"),
+                    created_at: refundry_store::time::now(),
+                })?;
+                // a write reads back the record it stored
+                let mine = tx.find_idempotency(mid, "POST /v1/refunds", &key)?.map(|r| r.body);
+                assert_eq!(mine.as_deref(), Some(format!("answer {i}").as_str()));
+                Ok((true, key.clone(), format!("answer {i}")))
+            })
+            .await
+        })
+    });
+    let results: Vec<(bool, String, String)> =
+        futures::future::join_all(writes).await.into_iter().map(|r| r.unwrap().unwrap()).collect();
+    let shared: Vec<&(bool, String, String)> = results.iter().filter(|(_, key, _)| key == "shared").collect();
+    let stored: Vec<&String> = shared.iter().filter(|(stored, ..)| *stored).map(|(_, _, body)| body).collect();
+    assert_eq!(stored.len(), 1, "the shared key was stored by {stored:?}");
+    assert!(shared.iter().all(|(_, _, body)| body == stored[0]), "{shared:?}");
+    assert!(results.iter().filter(|(_, key, _)| key != "shared").all(|(stored, ..)| *stored));
+    let on_disk = read(&store, move |tx| tx.find_idempotency(mid, "POST /v1/refunds", "shared")).await.unwrap();
+    assert_eq!(on_disk.map(|r| r.body).as_ref(), Some(stored[0]));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_notice_is_claimed_once_even_by_writers_racing_for_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -679,6 +729,31 @@ fn refund_of(
     }
 }
 
+/// A chargeback of `amount_minor` on `sale`, waiting for the merchant.
+fn dispute_of(
+    sale: &refundry_store::model::Sale,
+    case_ref: &str,
+    amount_minor: i64,
+) -> refundry_store::model::DisputeRecord {
+    let now = refundry_store::time::now();
+    refundry_store::model::DisputeRecord {
+        id: refundry_core::ids::DisputeId::generate(),
+        merchant_id: sale.merchant_id,
+        sale_id: sale.id,
+        case_ref: case_ref.into(),
+        network: "cup".into(),
+        reason_code: "4514".into(),
+        category: Some("fraud".into()),
+        stage: "chargeback".into(),
+        status: "needs_response".into(),
+        amount: refundry_core::money::Money::new(amount_minor, sale.amount.currency),
+        due_by: now,
+        note: None,
+        opened_at: now,
+        updated_at: now,
+    }
+}
+
 /// The merchant, its store with terminal T1, and `sales` there.
 async fn seed_sales(store: &Arc<dyn Store>, m: Merchant, sid: StoreId, sales: Vec<refundry_store::model::Sale>) {
     let now = refundry_store::time::now();
@@ -779,6 +854,11 @@ async fn a_sales_holdings_stay_the_sum_of_its_refunds_through_inserts_and_moves(
     let plain = cash_sale(mid, sid, Vec::new());
     let itemised = cash_sale(mid, sid, vec![line("tea"), line("cup"), line("pot")]);
     seed_sales(&store, m, sid, vec![plain.clone(), itemised.clone()]).await;
+    // disputes are read with the holdings: the plain sale has two, the
+    // other none
+    let disputes = vec![dispute_of(&plain, "CB-1", 300), dispute_of(&plain, "CB-2", 200)];
+    let seeded = disputes.clone();
+    write(&store, move |tx| seeded.iter().try_for_each(|d| tx.insert_dispute(d))).await.unwrap();
 
     // a small deterministic generator: the run is the same every time
     let mut seed = 0x2545_f491_4f6c_dd1du64;
@@ -848,8 +928,13 @@ async fn a_sales_holdings_stay_the_sum_of_its_refunds_through_inserts_and_moves(
             expected.sort_by_key(|p| p.status.as_str());
             expected.iter_mut().for_each(|p| p.items.sort_by(|a, b| a.sku.cmp(&b.sku)));
             let on = on.clone();
-            let held = read(&store, move |tx| tx.refund_holdings(&on)).await.unwrap();
+            let disputes_of_on: Vec<_> = disputes.iter().filter(|d| d.sale_id == on.id).cloned().collect();
+            let (held, with_disputes) =
+                read(&store, move |tx| Ok::<_, StoreError>((tx.refund_holdings(&on)?, tx.holdings_and_disputes(&on)?)))
+                    .await
+                    .unwrap();
             assert_eq!(held, expected, "round {round}");
+            assert_eq!(with_disputes, (expected, disputes_of_on), "round {round}");
         }
     }
 

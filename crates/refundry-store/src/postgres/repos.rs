@@ -48,9 +48,33 @@ impl<'c> PgTx<'c> {
         std::mem::take(&mut self.queued)
     }
 
-    /// Applies a batch's deferred writes: acquirer calls and daily totals
-    /// (one statement each), then the audit events (below).
+    /// Applies a batch's deferred writes: idempotency records, acquirer
+    /// calls and daily totals (one statement each), then the audit events
+    /// (below).
     pub(crate) fn apply_deferred(&mut self, deferred: Deferred) -> Result<()> {
+        if !deferred.idempotency.is_empty() {
+            let records = &deferred.idempotency;
+            let text = |f: fn(&IdempotencyRecord) -> &str| records.iter().map(f).collect::<Vec<&str>>();
+            let merchants: Vec<String> = records.iter().map(|r| r.merchant_id.to_string()).collect();
+            let codes: Vec<i64> = records.iter().map(|r| i64::from(r.status_code)).collect();
+            let created: Vec<i64> = records.iter().map(|r| to_micros(r.created_at)).collect();
+            // a key another writer committed meanwhile fails the batch here,
+            // retryably: run again, its write finds that key and replays it
+            self.execute(
+                "INSERT INTO idempotency_keys (merchant_id, endpoint, key, fingerprint, status_code, body, created_at)
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[],
+                                      $7::bigint[])",
+                &[
+                    &merchants,
+                    &text(|r| &r.endpoint),
+                    &text(|r| &r.key),
+                    &text(|r| &r.fingerprint),
+                    &codes,
+                    &text(|r| &r.body),
+                    &created,
+                ],
+            )?;
+        }
         if !deferred.calls.is_empty() {
             let calls = &deferred.calls;
             let text = |f: fn(&AcquirerCall) -> &str| calls.iter().map(f).collect::<Vec<&str>>();
@@ -878,6 +902,17 @@ impl SaleRepo for PgTx<'_> {
     }
 }
 
+/// A row of a sale's running sums, from column `at` on: status, amount or
+/// SKU and quantity.
+fn holding_at(r: &Row, at: usize) -> Result<(RefundStatus, Option<i64>, Option<ItemQuantity>)> {
+    let item = match col::<Option<String>>(r, at + 2)? {
+        Some(sku) => Some(ItemQuantity { sku, quantity: col_narrow(r, at + 3)? }),
+        None => None,
+    };
+    let status: String = col(r, at)?;
+    Ok((parse_wire(&status, RefundStatus::parse, "refund status")?, col(r, at + 1)?, item))
+}
+
 impl RefundRepo for PgTx<'_> {
     fn insert_refund(&mut self, r: &Refund) -> Result<()> {
         // the refund, its items and the sale's sums in one statement (see
@@ -1048,14 +1083,33 @@ impl RefundRepo for PgTx<'_> {
             )
         };
         let rows = self.query(sql, &[&sale.merchant_id.to_string(), &sale.id.to_string()])?;
-        crate::repo::fold_holdings(rows.iter().map(|r| {
-            let item = match col::<Option<String>>(r, 2)? {
-                Some(sku) => Some(ItemQuantity { sku, quantity: col_narrow(r, 3)? }),
-                None => None,
-            };
-            let status: String = col(r, 0)?;
-            Ok((parse_wire(&status, RefundStatus::parse, "refund status")?, col(r, 1)?, item))
-        }))
+        crate::repo::fold_holdings(rows.iter().map(|r| holding_at(r, 0)))
+    }
+
+    fn holdings_and_disputes(&mut self, sale: &Sale) -> Result<(Vec<PriorRefund>, Vec<DisputeRecord>)> {
+        // one round trip instead of two for every refund and every sale
+        // looked up: the disputes' columns first, then the holdings' (rows
+        // of one fill the other's with NULLs, the holdings' ids sort last)
+        static SQL: std::sync::LazyLock<[String; 2]> = std::sync::LazyLock::new(|| {
+            let nulls = vec!["NULL"; DISPUTE_COLUMN_COUNT].join(", ");
+            let disputes = format!(
+                "SELECT {DISPUTE_COLUMNS}, NULL::text, NULL::bigint, NULL::text, NULL::bigint FROM disputes
+                 WHERE merchant_id = $1 AND sale_id = $2
+                 UNION ALL SELECT {nulls}, status, amount_minor, NULL, NULL FROM sale_holdings
+                 WHERE merchant_id = $1 AND sale_id = $2 AND amount_minor > 0"
+            );
+            let items = format!(
+                " UNION ALL SELECT {nulls}, status, NULL, sku, quantity FROM sale_item_holdings
+                 WHERE merchant_id = $1 AND sale_id = $2 AND quantity > 0"
+            );
+            [format!("{disputes} ORDER BY 1"), format!("{disputes}{items} ORDER BY 1")]
+        });
+        let sql = if sale.items.is_empty() { &SQL[0] } else { &SQL[1] };
+        let rows = self.query(sql, &[&sale.merchant_id.to_string(), &sale.id.to_string()])?;
+        let (disputes, holdings): (Vec<&Row>, Vec<&Row>) =
+            rows.iter().partition(|r| matches!(r.try_get::<_, Option<&str>>(0), Ok(Some(_))));
+        let holdings = crate::repo::fold_holdings(holdings.into_iter().map(|r| holding_at(r, DISPUTE_COLUMN_COUNT)))?;
+        Ok((holdings, disputes.into_iter().map(dispute_from_row).collect::<Result<_>>()?))
     }
 
     fn list_refunds(&mut self, merchant: MerchantId, q: &RefundQuery) -> Result<Vec<Refund>> {
@@ -1307,6 +1361,9 @@ impl IdempotencyRepo for PgTx<'_> {
         endpoint: &str,
         key: &str,
     ) -> Result<Option<IdempotencyRecord>> {
+        if let Some(queued) = self.queued.idempotency_pending(self.batch, merchant, endpoint, key) {
+            return Ok(Some(queued));
+        }
         self.query_opt(
             "SELECT fingerprint, status_code, body, created_at FROM idempotency_keys
              WHERE merchant_id = $1 AND endpoint = $2 AND key = $3",
@@ -1327,19 +1384,8 @@ impl IdempotencyRepo for PgTx<'_> {
     }
 
     fn insert_idempotency(&mut self, r: &IdempotencyRecord) -> Result<()> {
-        self.execute(
-            "INSERT INTO idempotency_keys (merchant_id, endpoint, key, fingerprint, status_code, body, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[
-                &r.merchant_id.to_string(),
-                &r.endpoint,
-                &r.key,
-                &r.fingerprint,
-                &i64::from(r.status_code),
-                &r.body,
-                &to_micros(r.created_at),
-            ],
-        )?;
+        // written with the batch's deferred writes, one statement for all
+        self.queued.idempotency.push(r.clone());
         Ok(())
     }
 
@@ -1532,6 +1578,8 @@ impl WebhookRepo for PgTx<'_> {
 
 const DISPUTE_COLUMNS: &str = "id, merchant_id, sale_id, case_ref, network, reason_code, category, stage, status, \
     amount_minor, currency, due_by, note, opened_at, updated_at";
+
+const DISPUTE_COLUMN_COUNT: usize = 15;
 
 fn dispute_from_row(r: &Row) -> Result<DisputeRecord> {
     Ok(DisputeRecord {

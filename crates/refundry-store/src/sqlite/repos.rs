@@ -1086,6 +1086,11 @@ impl RefundRepo for SqliteTx<'_> {
         }))
     }
 
+    fn holdings_and_disputes(&mut self, sale: &Sale) -> Result<(Vec<PriorRefund>, Vec<DisputeRecord>)> {
+        // in process, two statements cost no more than one
+        Ok((self.refund_holdings(sale)?, self.disputes_of_sale(sale.merchant_id, sale.id)?))
+    }
+
     fn list_refunds(&mut self, merchant: MerchantId, q: &RefundQuery) -> Result<Vec<Refund>> {
         let mut sql = format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE merchant_id = ?1");
         let mut params = vec![Value::Text(merchant.to_string())];

@@ -41,7 +41,13 @@ macro_rules! prefixed_id {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}{}", $prefix, self.0.simple())
+                // one write of the whole id: every id bound to a statement
+                // goes through `to_string`, which then allocates once
+                const LEN: usize = $prefix.len() + 32;
+                let mut text = [0u8; LEN];
+                text[..$prefix.len()].copy_from_slice($prefix.as_bytes());
+                self.0.simple().encode_lower(&mut text[$prefix.len()..]);
+                f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
             }
         }
 
@@ -108,6 +114,14 @@ mod tests {
         assert!(text.starts_with("sale_"));
         assert_eq!(text.len(), 5 + 32);
         assert_eq!(SaleId::parse(&text).unwrap(), id);
+    }
+
+    #[test]
+    fn an_id_prints_as_its_prefix_and_lower_case_hex() {
+        let uuid = Uuid::from_u128(0x0193_6f2a_7b00_7c3d_8e9f_a0b1_c2d3_e4f5);
+        assert_eq!(MerchantId(uuid).to_string(), "mch_01936f2a7b007c3d8e9fa0b1c2d3e4f5");
+        assert_eq!(format!("[{}]", CorrectionId(uuid)), "[cor_01936f2a7b007c3d8e9fa0b1c2d3e4f5]");
+        assert_eq!(format!("{:?}", StoreId(uuid)), "st_01936f2a7b007c3d8e9fa0b1c2d3e4f5");
     }
 
     #[test]

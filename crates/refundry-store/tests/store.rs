@@ -20,6 +20,18 @@ fn open(dir: &tempfile::TempDir) -> TestStore {
     testing::open(dir.path())
 }
 
+/// A store of its own with one merchant in it, and the merchant's id. The
+/// directory and the test store hold the database: keep them to the end.
+async fn store_with_merchant(name: &str) -> (tempfile::TempDir, TestStore, Arc<dyn Store>, MerchantId) {
+    let dir = tempfile::tempdir().unwrap();
+    let t = open(&dir);
+    let store = Arc::clone(&t.store);
+    let m = merchant(name);
+    let id = m.id;
+    write(&store, move |tx| tx.insert_merchant(&m)).await.unwrap();
+    (dir, t, store, id)
+}
+
 #[derive(Debug)]
 enum E {
     Store(StoreError),
@@ -297,12 +309,7 @@ async fn a_full_write_queue_sheds_load_instead_of_waiting_forever() {
 /// and events vanish with it, and the chain stays one unbroken line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deferred_totals_and_audit_events_commit_with_their_write_or_not_at_all() {
-    let dir = tempfile::tempdir().unwrap();
-    let t = open(&dir);
-    let store = Arc::clone(&t.store);
-    let m = merchant("busy");
-    let mid = m.id;
-    write(&store, move |tx| tx.insert_merchant(&m)).await.unwrap();
+    let (_dir, _t, store, mid) = store_with_merchant("busy").await;
     let writes = (0..60).map(|i| {
         let store = Arc::clone(&store);
         tokio::spawn(async move {
@@ -414,12 +421,7 @@ async fn every_write_reads_the_newest_policy_though_its_batch_reads_it_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_writes_store_a_key_once_and_the_rest_find_it() {
     use refundry_store::model::IdempotencyRecord;
-    let dir = tempfile::tempdir().unwrap();
-    let t = open(&dir);
-    let store = Arc::clone(&t.store);
-    let m = merchant("keys");
-    let mid = m.id;
-    write(&store, move |tx| tx.insert_merchant(&m)).await.unwrap();
+    let (_dir, _t, store, mid) = store_with_merchant("keys").await;
     let writes = (0..192).map(|i| {
         let store = Arc::clone(&store);
         tokio::spawn(async move {
@@ -459,12 +461,7 @@ async fn racing_writes_store_a_key_once_and_the_rest_find_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_notice_is_claimed_once_even_by_writers_racing_for_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let t = open(&dir);
-    let store = Arc::clone(&t.store);
-    let m = merchant("notices");
-    let id = m.id;
-    write(&store, move |tx| tx.insert_merchant(&m)).await.unwrap();
+    let (_dir, _t, store, id) = store_with_merchant("notices").await;
     let now = refundry_store::time::now();
     let claims = (0..20).map(|_| {
         let store = Arc::clone(&store);
@@ -592,12 +589,7 @@ async fn a_burst_of_reads_runs_no_more_at_once_than_the_pool_keeps() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stan_runs_reserved_at_once_never_overlap_and_skip_to_one_at_the_wrap() {
-    let dir = tempfile::tempdir().unwrap();
-    let t = open(&dir);
-    let store = Arc::clone(&t.store);
-    let m = merchant("stans");
-    let id = m.id;
-    write(&store, move |tx| tx.insert_merchant(&m)).await.unwrap();
+    let (_dir, _t, store, id) = store_with_merchant("stans").await;
     let reservations = (0..24).map(|i| {
         let store = Arc::clone(&store);
         tokio::spawn(async move { write(&store, move |tx| tx.reserve_stans(id, "T1", 1 + i % 5 * 50)).await.unwrap() })

@@ -9,7 +9,9 @@
 //! for the shared outbox. A job that meets a deadlock, a serialization
 //! failure or a unique key another writer took first is rolled back to its
 //! savepoint and run again in a later transaction, where its own checks see
-//! the other writer's committed rows.
+//! the other writer's committed rows. Idempotency keys are written with the
+//! batch's deferred writes, so one another writer took fails the whole
+//! batch, which runs again the same way.
 
 mod migrate;
 mod repos;

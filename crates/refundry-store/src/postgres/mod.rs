@@ -1,8 +1,9 @@
 //! PostgreSQL, for many Refundry instances sharing one database.
 //!
 //! Like the SQLite store, writes go through writer threads that group
-//! queued jobs into one transaction, each job in its own savepoint, and
-//! answer only after the commit. Unlike SQLite, other instances write at
+//! queued jobs into one transaction and answer only after the commit. A
+//! job that must be undone alone runs in a savepoint of its own (see
+//! [`run_batch`]). Unlike SQLite, other instances write at
 //! the same time, so the invariants rest on row locks taken inside the
 //! transaction (`FOR UPDATE` on the sale, the refund and the merchant's
 //! audit-chain head), on unique keys (idempotency), and on `SKIP LOCKED`
@@ -217,19 +218,70 @@ fn writer_loop(mut conn: Option<Conn>, connector: Connector, queue: Arc<Mutex<Re
     }
 }
 
+type Jobs = Vec<(Box<dyn WriteJob>, u32)>;
+
 /// Runs a batch in one transaction. Returns the jobs to run again.
 ///
-/// Each job runs in the savepoint `job`. Opening and closing it are sent
-/// together with the statement before them (`BEGIN`, the previous job's
-/// `RELEASE`), one round trip per job rather than two; after a job rolled
-/// back, the savepoint it leaves serves the next job as it is, and the last
-/// one needs no release before `COMMIT`.
-fn run_batch(
-    conn: &mut Conn,
-    connector: &Connector,
-    batch: Vec<(Box<dyn WriteJob>, u32)>,
-    started: std::time::Instant,
-) -> Vec<(Box<dyn WriteJob>, u32)> {
+/// First without a savepoint per job ([`run_unguarded`]), which nearly
+/// always suffices; when a job must be undone alone, the batch runs again
+/// with one ([`run_guarded`]).
+fn run_batch(conn: &mut Conn, connector: &Connector, batch: Jobs, started: std::time::Instant) -> Jobs {
+    match run_unguarded(conn, batch) {
+        Ok((deferred, kept)) => finish(conn, connector, deferred, kept, Vec::new(), started),
+        Err(batch) => {
+            metrics::counter!("refundry_store_batch_replays_total").increment(1);
+            run_guarded(conn, connector, batch, started)
+        }
+    }
+}
+
+/// Runs a batch's jobs in one transaction without savepoints: a round trip
+/// and a subtransaction fewer per job. That holds as long as every job
+/// either keeps its changes or is refused before it changed anything (a
+/// refund refused by the policy, or for want of anything left to refund).
+/// When a job that changed something is refused, or a statement fails
+/// (which on PostgreSQL aborts the whole transaction), the transaction is
+/// rolled back and the batch given back whole, its jobs' tries untouched.
+fn run_unguarded(conn: &mut Conn, batch: Jobs) -> Result<(Deferred, Jobs), Jobs> {
+    if conn.client().batch_execute("BEGIN").is_err() {
+        let _ = conn.client().batch_execute("ROLLBACK");
+        return Err(batch);
+    }
+    let mut kept = Vec::with_capacity(batch.len());
+    let mut deferred = Deferred::default();
+    let mut jobs = batch.into_iter();
+    while let Some((mut job, tries)) = jobs.next() {
+        let ran = run_job(conn, job.as_mut(), &deferred);
+        let clean = !ran.failed
+            && match ran.verdict {
+                Verdict::Commit => true,
+                Verdict::Rollback => !ran.wrote,
+                Verdict::Retry => false,
+            };
+        if !clean {
+            // after a failed statement the transaction is aborted: going
+            // on, the jobs after it and then the commit would fail on it,
+            // and the batch would end in errors instead of running again
+            let _ = conn.client().batch_execute("ROLLBACK");
+            kept.push((job, tries));
+            kept.extend(jobs);
+            return Err(kept);
+        }
+        deferred.absorb(ran.queued);
+        kept.push((job, tries));
+    }
+    Ok((deferred, kept))
+}
+
+/// Runs a batch in one transaction, each job in the savepoint `job`, so
+/// that a refused or conflicting job is undone alone.
+///
+/// Opening and closing the savepoint are sent together with the statement
+/// before them (`BEGIN`, the previous job's `RELEASE`), one round trip per
+/// job rather than two; after a job rolled back, the savepoint it leaves
+/// serves the next job as it is, and the last one needs no release before
+/// `COMMIT`.
+fn run_guarded(conn: &mut Conn, connector: &Connector, batch: Jobs, started: std::time::Instant) -> Jobs {
     let mut kept = Vec::with_capacity(batch.len());
     let mut again = Vec::new();
     let mut deferred = Deferred::default();
@@ -247,7 +299,7 @@ fn run_batch(
             again.extend(jobs);
             return counted(again);
         }
-        let (verdict, queued) = run_in_savepoint(conn, job.as_mut(), &deferred);
+        let Ran { verdict, queued, .. } = run_job(conn, job.as_mut(), &deferred);
         match verdict {
             Verdict::Commit => opening = Some("RELEASE SAVEPOINT job; SAVEPOINT job"),
             Verdict::Rollback | Verdict::Retry => {
@@ -267,6 +319,19 @@ fn run_batch(
             }
         }
     }
+    finish(conn, connector, deferred, kept, again, started)
+}
+
+/// Applies the batch's deferred writes, commits, and answers the jobs
+/// kept; gives back those to run again.
+fn finish(
+    conn: &mut Conn,
+    connector: &Connector,
+    deferred: Deferred,
+    kept: Jobs,
+    mut again: Jobs,
+    started: std::time::Instant,
+) -> Jobs {
     // the rows every write touches are written last, just before commit
     let committed = conn.tx().apply_deferred(deferred).and_then(|()| commit(conn, connector));
     // recorded before anyone is answered: whoever reads the metrics after
@@ -350,11 +415,7 @@ fn transaction_outcome(connector: &Connector, xid: &str, patience: Duration) -> 
 
 /// Jobs whose transaction failed with `err` run again if it may pass next
 /// time and they have tries left; the rest are answered with it.
-fn retry_or_fail(
-    jobs: impl IntoIterator<Item = (Box<dyn WriteJob>, u32)>,
-    err: &StoreError,
-    again: &mut Vec<(Box<dyn WriteJob>, u32)>,
-) {
+fn retry_or_fail(jobs: impl IntoIterator<Item = (Box<dyn WriteJob>, u32)>, err: &StoreError, again: &mut Jobs) {
     for (job, tries) in jobs {
         if err.is_retryable() && tries < MAX_RETRIES {
             again.push((job, tries + 1));
@@ -364,23 +425,33 @@ fn retry_or_fail(
     }
 }
 
-fn counted(again: Vec<(Box<dyn WriteJob>, u32)>) -> Vec<(Box<dyn WriteJob>, u32)> {
+fn counted(again: Jobs) -> Jobs {
     if !again.is_empty() {
         metrics::counter!("refundry_store_retries_total").increment(again.len() as u64);
     }
     again
 }
 
-/// Runs one job inside the open savepoint; with its verdict come the writes
-/// it deferred, none when it did not commit.
-fn run_in_savepoint(conn: &mut Conn, job: &mut dyn WriteJob, batch: &Deferred) -> (Verdict, Deferred) {
+/// How a job's run went.
+struct Ran {
+    verdict: Verdict,
+    /// The writes it deferred, none when it did not commit.
+    queued: Deferred,
+    /// Whether it ran anything but reads.
+    wrote: bool,
+    /// Whether one of its statements failed.
+    failed: bool,
+}
+
+/// Runs one job in the open transaction (or savepoint).
+fn run_job(conn: &mut Conn, job: &mut dyn WriteJob, batch: &Deferred) -> Ran {
     let mut tx = conn.tx_in(batch);
     let verdict = std::panic::catch_unwind(AssertUnwindSafe(|| job.run(&mut tx))).unwrap_or_else(|_| {
         tracing::error!("a write job panicked; its changes were rolled back");
         Verdict::Rollback
     });
     let queued = if verdict == Verdict::Commit { tx.take_deferred() } else { Deferred::default() };
-    (verdict, queued)
+    Ran { verdict, queued, wrote: tx.wrote(), failed: tx.failed() }
 }
 
 impl Store for PgStore {

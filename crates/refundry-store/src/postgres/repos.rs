@@ -32,6 +32,12 @@ pub struct PgTx<'c> {
     queued: Deferred,
     /// What earlier jobs of the same batch queued.
     batch: Option<&'c Deferred>,
+    /// Whether a statement other than a `SELECT` ran: something may have
+    /// changed that a refusal would have to undo.
+    wrote: bool,
+    /// Whether a statement failed; on PostgreSQL that aborts the whole
+    /// transaction, not just the statement.
+    failed: bool,
 }
 
 impl<'c> PgTx<'c> {
@@ -40,7 +46,19 @@ impl<'c> PgTx<'c> {
         statements: &'c mut HashMap<String, Statement>,
         batch: Option<&'c Deferred>,
     ) -> Self {
-        PgTx { client, statements, queued: Deferred::default(), batch }
+        PgTx { client, statements, queued: Deferred::default(), batch, wrote: false, failed: false }
+    }
+
+    /// Whether this transaction ran anything but `SELECT`s (a `SELECT` here
+    /// never calls a function that writes; data-modifying CTEs begin with
+    /// `WITH`).
+    pub(crate) fn wrote(&self) -> bool {
+        self.wrote
+    }
+
+    /// Whether one of its statements failed.
+    pub(crate) fn failed(&self) -> bool {
+        self.failed
     }
 
     /// The writes this job deferred, for the batch's commit.
@@ -185,12 +203,21 @@ impl<'c> PgTx<'c> {
     /// A prepared statement, prepared once per connection: every query is
     /// then one round trip instead of two.
     fn stmt(&mut self, sql: &str) -> Result<Statement> {
+        let select = sql.trim_start().get(..6).is_some_and(|word| word.eq_ignore_ascii_case("SELECT"));
+        self.wrote |= !select;
         if let Some(s) = self.statements.get(sql) {
             return Ok(s.clone());
         }
-        let s = self.client.prepare(sql)?;
+        let s = self.client.prepare(sql);
+        let s = self.noted(s)?;
         self.statements.insert(sql.to_owned(), s.clone());
         Ok(s)
+    }
+
+    /// Passes a statement's outcome on, noting a failure.
+    fn noted<T>(&mut self, outcome: std::result::Result<T, postgres::Error>) -> Result<T> {
+        self.failed |= outcome.is_err();
+        Ok(outcome?)
     }
 }
 
@@ -199,24 +226,28 @@ type Param<'a> = &'a (dyn ToSql + Sync);
 impl PgTx<'_> {
     fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>> {
         let stmt = self.stmt(sql)?;
-        Ok(self.client.query(&stmt, params)?)
+        let outcome = self.client.query(&stmt, params);
+        self.noted(outcome)
     }
 
     fn query_opt(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>> {
         let stmt = self.stmt(sql)?;
-        Ok(self.client.query_opt(&stmt, params)?)
+        let outcome = self.client.query_opt(&stmt, params);
+        self.noted(outcome)
     }
 
     /// For statements that always answer exactly one row (aggregates,
     /// `INSERT … RETURNING`).
     fn query_one(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Row> {
         let stmt = self.stmt(sql)?;
-        Ok(self.client.query_one(&stmt, params)?)
+        let outcome = self.client.query_one(&stmt, params);
+        self.noted(outcome)
     }
 
     fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
         let stmt = self.stmt(sql)?;
-        Ok(self.client.execute(&stmt, params)?)
+        let outcome = self.client.execute(&stmt, params);
+        self.noted(outcome)
     }
 }
 

@@ -135,16 +135,14 @@ pub trait RefundRepo {
     /// statement.
     fn lock_refund_with_sale(&mut self, id: RefundId) -> Result<Option<(Refund, Option<Sale>)>>;
     fn refunds_of_sale(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Vec<Refund>>;
-    /// What the sale's refunds hold, as the arithmetic needs it: one entry
-    /// per status, with the amounts and the item quantities of that
-    /// status's refunds summed. Read for every new refund, so it is read
-    /// from running sums the database keeps (migration 0002) rather than
-    /// from each earlier refund. Item quantities are read only for a sale
-    /// with items: refunds of one without have none.
-    fn refund_holdings(&mut self, sale: &Sale) -> Result<Vec<PriorRefund>>;
-    /// [`RefundRepo::refund_holdings`] with the sale's disputes (as
-    /// [`DisputeRepo::disputes_of_sale`]): all that holds part of the sale,
-    /// which a backend may read in one statement.
+    /// All that holds part of the sale, which a backend may read in one
+    /// statement: what its refunds hold, as the arithmetic needs it (one
+    /// entry per status, with the amounts and the item quantities of that
+    /// status's refunds summed), and its disputes (as
+    /// [`DisputeRepo::disputes_of_sale`]). Read for every new refund, so the
+    /// holdings come from running sums the database keeps (migrations 0002
+    /// and 0004) rather than from each earlier refund. Item quantities are
+    /// read only for a sale with items: refunds of one without have none.
     fn holdings_and_disputes(&mut self, sale: &Sale) -> Result<(Vec<PriorRefund>, Vec<DisputeRecord>)>;
     fn list_refunds(&mut self, merchant: MerchantId, query: &RefundQuery) -> Result<Vec<Refund>>;
     /// What `requested_by` holds in refunds made on business day `day`

@@ -1095,28 +1095,6 @@ impl RefundRepo for PgTx<'_> {
         self.refunds_from(&sql, &[&merchant.to_string(), &sale.to_string()])
     }
 
-    fn refund_holdings(&mut self, sale: &Sale) -> Result<Vec<PriorRefund>> {
-        // the sums the triggers keep (migration 0002), one row per status
-        // and per status and SKU
-        macro_rules! amounts {
-            () => {
-                "SELECT status, amount_minor, NULL, NULL::bigint FROM sale_holdings
-                 WHERE merchant_id = $1 AND sale_id = $2 AND amount_minor > 0"
-            };
-        }
-        let sql = if sale.items.is_empty() {
-            amounts!()
-        } else {
-            concat!(
-                amounts!(),
-                " UNION ALL SELECT status, NULL::bigint, sku, quantity FROM sale_item_holdings
-                 WHERE merchant_id = $1 AND sale_id = $2 AND quantity > 0"
-            )
-        };
-        let rows = self.query(sql, &[&sale.merchant_id.to_string(), &sale.id.to_string()])?;
-        crate::repo::fold_holdings(rows.iter().map(|r| holding_at(r, 0)))
-    }
-
     fn holdings_and_disputes(&mut self, sale: &Sale) -> Result<(Vec<PriorRefund>, Vec<DisputeRecord>)> {
         // one round trip instead of two for every refund and every sale
         // looked up: the disputes' columns first, then the holdings' (rows

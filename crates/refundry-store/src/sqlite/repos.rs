@@ -1054,7 +1054,7 @@ impl RefundRepo for SqliteTx<'_> {
             .collect()
     }
 
-    fn refund_holdings(&mut self, sale: &Sale) -> Result<Vec<PriorRefund>> {
+    fn holdings_and_disputes(&mut self, sale: &Sale) -> Result<(Vec<PriorRefund>, Vec<DisputeRecord>)> {
         // the sums kept as refunds are inserted and moved (migrations 0002
         // and 0004), one row per status and per status and SKU
         macro_rules! amounts {
@@ -1080,15 +1080,12 @@ impl RefundRepo for SqliteTx<'_> {
             };
             Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?, item))
         })?;
-        crate::repo::fold_holdings(rows.map(|row| {
+        let holdings = crate::repo::fold_holdings(rows.map(|row| {
             let (status, amount, item) = row?;
             Ok((parse_wire(&status, RefundStatus::parse, "refund status")?, amount, item))
-        }))
-    }
-
-    fn holdings_and_disputes(&mut self, sale: &Sale) -> Result<(Vec<PriorRefund>, Vec<DisputeRecord>)> {
-        // in process, two statements cost no more than one
-        Ok((self.refund_holdings(sale)?, self.disputes_of_sale(sale.merchant_id, sale.id)?))
+        }))?;
+        // in process, a second statement costs no more than one
+        Ok((holdings, self.disputes_of_sale(sale.merchant_id, sale.id)?))
     }
 
     fn list_refunds(&mut self, merchant: MerchantId, q: &RefundQuery) -> Result<Vec<Refund>> {

@@ -181,13 +181,7 @@ impl Deferred {
     /// The calls queued for `refund` in `earlier` (the batch so far), then
     /// here: a read of a refund's calls inside a write must see them.
     pub fn calls_pending(&self, earlier: Option<&Deferred>, refund: RefundId) -> Vec<AcquirerCall> {
-        [earlier, Some(self)]
-            .into_iter()
-            .flatten()
-            .flat_map(|d| &d.calls)
-            .filter(|c| c.refund_id == refund)
-            .cloned()
-            .collect()
+        self.after(earlier).flat_map(|d| &d.calls).filter(|c| c.refund_id == refund).cloned().collect()
     }
 
     /// The record queued for a key in `earlier` (the batch so far) or here.
@@ -198,9 +192,7 @@ impl Deferred {
         endpoint: &str,
         key: &str,
     ) -> Option<IdempotencyRecord> {
-        [earlier, Some(self)]
-            .into_iter()
-            .flatten()
+        self.after(earlier)
             .flat_map(|d| &d.idempotency)
             .find(|r| r.merchant_id == merchant && r.key == key && r.endpoint == endpoint)
             .cloned()
@@ -209,7 +201,13 @@ impl Deferred {
     /// What is queued for a daily total, here and in `earlier` (the batch so
     /// far): a read of the total must count refunds not yet applied.
     fn daily_pending(&self, earlier: Option<&Deferred>, key: &DailyKey) -> i64 {
-        [Some(self), earlier].into_iter().flatten().filter_map(|d| d.daily.get(key)).sum()
+        self.after(earlier).filter_map(|d| d.daily.get(key)).sum()
+    }
+
+    /// What `earlier` (the batch so far) queued, then this job: the order
+    /// its writes were made in.
+    fn after<'a>(&'a self, earlier: Option<&'a Deferred>) -> impl Iterator<Item = &'a Deferred> {
+        [earlier, Some(self)].into_iter().flatten()
     }
 }
 

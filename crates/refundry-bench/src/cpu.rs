@@ -14,6 +14,9 @@ use procfs::process::Process;
 pub const PARTS: [&str; 5] =
     ["load generator", "server: HTTP and app", "server: database writer", "PostgreSQL backends", "rest of the machine"];
 
+/// The index in [`PARTS`] of the server's database writer threads.
+pub const WRITER: usize = 2;
+
 /// The index in [`PARTS`] of PostgreSQL's backends, which a SQLite run has not.
 pub const POSTGRES: usize = 3;
 

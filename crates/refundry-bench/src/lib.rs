@@ -10,9 +10,13 @@
 //!   and directly in the database that no acknowledged refund was lost or
 //!   made twice, and that the outbox and the audit log are whole.
 //!
-//! Both are library functions (`load::run`, `crash::run`) so tests can call
-//! them; `src/main.rs` is a thin clap front.
+//! - [`compare`]: two builds, `load` run for each in turn, and the ratios
+//!   of what they measured.
+//!
+//! All are library functions (`load::run`, `crash::run`, `compare::run`)
+//! so tests can call them; `src/main.rs` is a thin clap front.
 
+pub mod compare;
 pub mod cpu;
 pub mod crash;
 pub mod db;

@@ -88,6 +88,9 @@ pub struct LoadOptions {
     /// Give up waiting for refunds to reach a final status after this many seconds.
     #[arg(long, default_value_t = 600.0)]
     pub final_timeout_seconds: f64,
+    /// Print no summary (a caller prints what it makes of the report).
+    #[arg(skip)]
+    pub quiet: bool,
 }
 
 impl Default for LoadOptions {
@@ -545,7 +548,9 @@ pub fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
         report_path: None,
     };
     report.markdown = markdown(&options, &report, &refundry, &db.describe());
-    print!("{}", summary(&report));
+    if !options.quiet {
+        print!("{}", summary(&report));
+    }
     if !options.no_report {
         report::write(&options.report, options.db.label(), &report.markdown)?;
         say(format!("wrote the {} section of {}", options.db.title(), options.report.display()));

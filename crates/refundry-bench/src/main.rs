@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use refundry_bench::compare::{self, CompareOptions};
 use refundry_bench::crash::{self, CrashOptions};
 use refundry_bench::load::{self, LoadOptions};
 
@@ -24,6 +25,10 @@ enum Command {
     /// then check that no acknowledged refund was lost or doubled; exits
     /// non-zero on any violation.
     Crash(CrashOptions),
+    /// Compare two builds: `load` for a baseline and a candidate in turn
+    /// (A B, B A, ...), each on a fresh database; print every pair and the
+    /// ratios candidate ÷ baseline of refunds/s, p99 and CPU per refund.
+    Compare(CompareOptions),
 }
 
 // The load generator shares the machine it measures: every microsecond it
@@ -39,6 +44,16 @@ fn main() -> ExitCode {
             Ok(_) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("refundry-bench load: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Compare(options) => match compare::run(options) {
+            Ok(table) => {
+                print!("{table}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("refundry-bench compare: {e:#}");
                 ExitCode::FAILURE
             }
         },

@@ -467,7 +467,9 @@ impl App {
             })
         })
         .await?;
-        if matches!(answer, Replay::Fresh(_)) {
+        crate::idempotency::count_replay(&answer);
+        if let Replay::Fresh((_, refund)) = &answer {
+            crate::refunds::settled_now(refund);
             self.jobs_waiting.notify_one();
         }
         Ok(answer)

@@ -118,6 +118,15 @@ pub(crate) fn once<T>(
     }
 }
 
+/// Counts an answer replayed from its key, once the transaction that found
+/// it has committed (inside, a batch that runs its jobs again would count
+/// it twice).
+pub(crate) fn count_replay<T>(answer: &Replay<T>) {
+    if matches!(answer, Replay::Stored(_)) {
+        metrics::counter!("refundry_idempotent_replays_total").increment(1);
+    }
+}
+
 /// Looks the key up inside the transaction.
 fn check<T>(
     tx: &mut dyn Tx,
@@ -129,7 +138,6 @@ fn check<T>(
     match tx.find_idempotency(merchant, endpoint, &idem.key)? {
         None => Ok(None),
         Some(rec) if rec.fingerprint == idem.fingerprint => {
-            metrics::counter!("refundry_idempotent_replays_total").increment(1);
             Ok(Some(StoredResponse { status: rec.status_code, body: rec.body }))
         }
         Some(_) => Err(AppError::new(

@@ -223,6 +223,8 @@ enum Step {
     /// It was sent before and the answer was never recorded: ask first.
     Resume(RefundOrder, Route),
     Done,
+    /// A cash refund, settled in the same transaction: its final status.
+    Settled(RefundStatus),
     /// The terminal's reserved trace numbers are used up: nothing was
     /// written; reserve more and start again.
     NeedStans(MerchantId, String),
@@ -261,6 +263,10 @@ async fn execute_refund(app: &App, job: &Job) -> Result<(), AppError> {
                 ));
             }
             Step::Done => return Ok(()),
+            Step::Settled(status) => {
+                count_finished(status);
+                return Ok(());
+            }
             Step::Send(order, route) => break (order, route, false),
             Step::Resume(order, route) => break (order, route, true),
         }
@@ -283,11 +289,13 @@ async fn execute_refund(app: &App, job: &Job) -> Result<(), AppError> {
     match outcome {
         Ok(outcome) => {
             let (processor, config) = (processor.name(), app.config.clone());
-            refundry_store::write(&app.store, move |tx| {
+            let finished = refundry_store::write(&app.store, move |tx| {
                 calls.iter().try_for_each(|c| tx.record_call(c))?;
                 finish_attempt(tx, refund_id, job_id, &outcome, processor, &config)
             })
-            .await
+            .await?;
+            finished.into_iter().for_each(count_finished);
+            Ok(())
         }
         // unknown or not sent: the refund stays `processing`, and the retry
         // asks the acquirer before anything is sent again
@@ -451,8 +459,8 @@ fn settle_cash(
     let outcome = drawer.answer(order);
     let answered = Ok(Some(outcome.clone()));
     tx.record_call(&call_record(&drawer, refund.id, order, Call::Submit, crate::now(), Duration::ZERO, &answered))?;
-    apply_outcome(tx, refund, sale, job_id, &outcome, drawer.name(), config)?;
-    Ok(Step::Done)
+    let status = apply_outcome(tx, refund, sale, job_id, &outcome, drawer.name(), config)?;
+    Ok(Step::Settled(status))
 }
 
 /// `refund.sent` for the refund's current attempt, done by `actor` at `at`.
@@ -582,18 +590,18 @@ fn finish_attempt(
     outcome: &Outcome,
     processor: &str,
     config: &crate::AppConfig,
-) -> Result<(), AppError> {
+) -> Result<Option<RefundStatus>, AppError> {
     let (refund, sale) = load(tx, id)?;
     if refund.status != RefundStatus::Processing {
         // another runner recorded the answer first
         tx.complete_job(job_id, crate::now())?;
-        return Ok(());
+        return Ok(None);
     }
-    apply_outcome(tx, refund, &sale, job_id, outcome, processor, config)
+    apply_outcome(tx, refund, &sale, job_id, outcome, processor, config).map(Some)
 }
 
 /// Records the acquirer's answer on a `processing` refund (one write of
-/// the refund row) and completes its job.
+/// the refund row) and completes its job; answers the status it moved to.
 fn apply_outcome(
     tx: &mut dyn Tx,
     mut refund: Refund,
@@ -602,11 +610,12 @@ fn apply_outcome(
     outcome: &Outcome,
     processor: &str,
     config: &crate::AppConfig,
-) -> Result<(), AppError> {
+) -> Result<RefundStatus, AppError> {
     let answered = answer(&mut refund, sale, outcome, processor, config)?;
     tx.update_refund(&refund)?;
     tx.complete_job(job_id, refund.updated_at)?;
-    after_answer(tx, &runner(&refund), &refund, answered, config)
+    after_answer(tx, &runner(&refund), &refund, answered, config)?;
+    Ok(refund.status)
 }
 
 /// The audit event an answer makes.
@@ -676,8 +685,14 @@ fn after_answer(
         crate::policy::hold_daily(tx, refund, -1, config)?;
     }
     audit::record(tx, actor, answered.action, &refund.id.to_string(), answered.data, refund.updated_at)?;
-    metrics::counter!("refundry_refunds_finished_total", "status" => refund.status.as_str()).increment(1);
     Ok(())
+}
+
+/// Counts a refund that reached a final status. Called once the
+/// transaction that moved it has committed, never inside it: a batch may
+/// run its jobs more than once, and a batch that fails moved nothing.
+pub(crate) fn count_finished(status: RefundStatus) {
+    metrics::counter!("refundry_refunds_finished_total", "status" => status.as_str()).increment(1);
 }
 
 /// A cash refund settled at the counter: the drawer's answer, applied to

@@ -116,6 +116,14 @@ fn holdings(tx: &mut dyn Tx, sale: &Sale) -> Result<Vec<PriorRefund>, AppError> 
     Ok(priors)
 }
 
+/// Counts a refund its own request settled (cash at the counter), once
+/// committed: a refund that left the request final was settled in it.
+pub(crate) fn settled_now(refund: &Refund) {
+    if refund.status.is_final() {
+        crate::jobs::count_finished(refund.status);
+    }
+}
+
 fn rejected(decision: &Decision) -> AppError {
     let reasons: Vec<serde_json::Value> = decision
         .reasons
@@ -153,9 +161,11 @@ impl App {
             })
         })
         .await?;
+        idempotency::count_replay(&answer);
         if let Replay::Fresh(refund) = &answer {
             metrics::counter!("refundry_refunds_requested_total", "type" => refund.refund_type.as_str(), "status" => refund.status.as_str())
                 .increment(1);
+            settled_now(refund);
             self.jobs_waiting.notify_one();
         }
         Ok(answer)
@@ -210,6 +220,7 @@ impl App {
             Ok::<_, AppError>(refund)
         })
         .await?;
+        settled_now(&refund);
         self.jobs_waiting.notify_one();
         Ok(refund)
     }
@@ -443,6 +454,7 @@ impl App {
             Ok::<_, AppError>(refund)
         })
         .await?;
+        settled_now(&refund);
         self.jobs_waiting.notify_one();
         Ok(refund)
     }
@@ -556,5 +568,76 @@ impl App {
             }
         };
         Ok(SlipFacts { refund, sale, merchant_name, store_name, contact_masked })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    use super::*;
+    use crate::idempotency::StoredResponse;
+
+    /// The counters recorded so far, summed over their labels.
+    fn counted(recorder: &DebuggingRecorder, name: &str) -> u64 {
+        recorder
+            .snapshotter()
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .filter(|(key, ..)| key.key().name() == name)
+            .map(|(.., value)| match value {
+                DebugValue::Counter(n) => n,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    // The counters are taken on this test's thread: the writer's thread,
+    // where the transaction runs, has no recorder. A count made inside the
+    // transaction (where a batch that runs its jobs again counts twice) is
+    // not seen here.
+    #[tokio::test]
+    async fn finished_refunds_and_replays_are_counted_by_the_caller_once_committed() {
+        let recorder = DebuggingRecorder::new();
+        let _local = metrics::set_default_local_recorder(&recorder);
+        let dir = tempfile::tempdir().unwrap();
+        let store = refundry_store::sqlite::SqliteStore::open(dir.path().join("t.db"), Default::default()).unwrap();
+        let sandbox = Arc::new(refundry_connectors::sandbox::SandboxAcquirer::new(std::time::Duration::ZERO));
+        let app = App::new(Arc::new(store), sandbox, crate::AppConfig::default());
+        let summary = crate::demo::seed(&app, 3, jiff::Timestamp::now()).await.unwrap();
+        assert!(summary.refunds > 0);
+        let (merchant, _) = app.default_merchant().await.unwrap();
+        let actor = Actor::system(merchant.id, "test");
+        let finished = app
+            .list_refunds(&actor, RefundQuery { limit: 100, ..Default::default() })
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .filter(|r| r.status.is_final())
+            .count();
+        assert!(finished > 0, "the demo settles its cash refunds at the counter");
+        assert_eq!(counted(&recorder, "refundry_refunds_finished_total"), finished as u64);
+
+        // the same key twice: one refund, one replay
+        let sale = app.search_sales(&actor, Default::default()).await.unwrap().items[0].sale.clone();
+        for _ in 0..2 {
+            let render: crate::idempotency::Render<Refund> =
+                Box::new(|r: &Refund| StoredResponse { status: 201, body: r.id.to_string() });
+            let request = RefundRequest {
+                sale_id: sale.id,
+                ask: RefundAsk::Amount(1),
+                reason: RefundReason::Defective,
+                note: None,
+                customer: None,
+                card_token: None,
+            };
+            let idem = Idempotency::new("k-1".into(), "POST", "/v1/refunds", b"{}", render).unwrap();
+            app.request_refund(&actor, request, Some(idem)).await.unwrap();
+        }
+        assert_eq!(counted(&recorder, "refundry_idempotent_replays_total"), 1);
     }
 }

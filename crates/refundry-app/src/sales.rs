@@ -148,6 +148,7 @@ impl App {
             })
         })
         .await?;
+        idempotency::count_replay(&answer);
         if matches!(answer, Replay::Fresh(_)) {
             self.jobs_waiting.notify_one();
         }

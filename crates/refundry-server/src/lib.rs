@@ -203,7 +203,7 @@ pub fn openapi_json() -> String {
 }
 
 pub fn router(app: App, config: &ServerConfig) -> Router {
-    let state = AppState { app: app.clone(), metrics: metrics_handle() };
+    let state = AppState { app: std::sync::Arc::new(app.clone()), metrics: metrics_handle() };
     let (api, doc) = api();
     let doc = std::sync::Arc::new(doc);
     let pages = refundry_web::router(app, config.web.clone());

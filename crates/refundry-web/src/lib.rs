@@ -55,10 +55,11 @@ impl Default for WebConfig {
     }
 }
 
-/// What every handler gets.
+/// What every handler gets; cloned for each extractor and middleware that
+/// takes it, hence the app behind one `Arc`.
 #[derive(Clone)]
 pub struct Web {
-    pub app: App,
+    pub app: Arc<App>,
     pub config: Arc<WebConfig>,
     pub(crate) self_service_limit: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
 }
@@ -69,7 +70,7 @@ pub fn router(app: App, config: WebConfig) -> Router {
         let burst = NonZeroU32::new((n.get() / 2).max(1)).unwrap_or(n);
         Arc::new(RateLimiter::keyed(Quota::per_minute(n).allow_burst(burst)))
     });
-    let web = Web { app, config: Arc::new(config), self_service_limit };
+    let web = Web { app: Arc::new(app), config: Arc::new(config), self_service_limit };
     pages::routes()
         .layer(middleware::from_fn_with_state(web.clone(), csrf::guard))
         .layer(middleware::from_fn(card_guard::refuse_card_data))

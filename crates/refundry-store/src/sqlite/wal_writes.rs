@@ -1,21 +1,22 @@
 //! A VFS over SQLite's own that hands a commit's WAL frames to the file in
-//! one write.
+//! a few large writes.
 //!
 //! SQLite writes every WAL frame with two system calls, its 24-byte header
 //! and then the page, so a batch of 120 pages cost 250 `pwrite`s before the
 //! commit's fsync, and the kernel touched each page of the file twice. This
-//! VFS keeps appending writes to a WAL file in memory and writes them in
-//! one go as soon as anything else reaches that file: above all the
-//! commit's sync, but also a read, a size, a truncate, a close, or a write
-//! somewhere other than the end of what is held.
+//! VFS keeps appending writes to a WAL file in memory and writes them out,
+//! up to 124 KiB a call, as soon as anything else reaches that file: above
+//! all the commit's sync, but also a read, a size, a truncate, a close, or
+//! a write somewhere other than the end of what is held.
 //!
 //! A crash loses nothing by it: nothing written before the sync is durable
 //! anyway, and SQLite syncs before it answers a commit. Other connections
 //! never see the held frames either, because with `synchronous=FULL` on a
-//! device with power-safe overwrite (Linux's default), SQLite syncs the WAL
-//! after the commit's last frame and only then makes the frames visible to
-//! readers. The store sets FULL on every connection it opens; a WAL on a
-//! device without power-safe overwrite is written straight through.
+//! device with power-safe overwrite (SQLite's default on unix), SQLite
+//! syncs the WAL after the commit's last frame and only then makes the
+//! frames visible to readers. The store sets FULL on every connection it
+//! opens; a WAL on a device without power-safe overwrite is written
+//! straight through.
 //!
 //! Files other than WALs are SQLite's own, opened in place and untouched.
 
@@ -136,6 +137,8 @@ unsafe extern "C" fn open(
             {
                 close(real);
             }
+            // SQLite calls no method of a file whose open failed
+            (*file).pMethods = std::ptr::null();
             return rc;
         }
         let characteristics = real_methods(real).xDeviceCharacteristics.map_or(0, |f| f(real));
@@ -213,7 +216,7 @@ unsafe extern "C" fn read(file: *mut ffi::sqlite3_file, buf: *mut c_void, amount
 unsafe extern "C" fn write(file: *mut ffi::sqlite3_file, buf: *const c_void, amount: c_int, offset: i64) -> c_int {
     unsafe {
         let wal = wal(file);
-        if !wal.holds {
+        if !wal.holds || amount <= 0 {
             return (real_methods(wal.real).xWrite.expect("every file is writable"))(wal.real, buf, amount, offset);
         }
         if !wal.held.is_empty() && offset != wal.held_at + wal.held.len() as i64 {
@@ -225,8 +228,8 @@ unsafe extern "C" fn write(file: *mut ffi::sqlite3_file, buf: *const c_void, amo
         if wal.held.is_empty() {
             wal.held_at = offset;
         }
-        let amount = usize::try_from(amount).unwrap_or(0);
-        wal.held.extend_from_slice(std::slice::from_raw_parts(buf.cast::<u8>(), amount));
+        // SAFETY: SQLite hands `amount` (> 0) readable bytes at buf
+        wal.held.extend_from_slice(std::slice::from_raw_parts(buf.cast::<u8>(), amount as usize));
         if wal.held.len() >= MOST_HELD { wal.release() } else { ffi::SQLITE_OK }
     }
 }
@@ -332,6 +335,14 @@ mod tests {
     fn rows(conn: &Connection) -> (i64, i64) {
         conn.query_row("SELECT count(*), coalesce(sum(length(body)), 0) FROM t", [], |r| Ok((r.get(0)?, r.get(1)?)))
             .unwrap()
+    }
+
+    #[test]
+    fn the_store_writes_only_with_synchronous_full_which_holding_relies_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = super::super::open_connection(&dir.path().join("db.sqlite"), false, &Default::default()).unwrap();
+        let synchronous: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        assert_eq!(synchronous, 2, "FULL");
     }
 
     #[test]

@@ -191,6 +191,23 @@ impl WalFile {
     }
 }
 
+/// Writes what is held for `file`, then hands the default VFS's file to
+/// `then`; a failed write is returned instead.
+///
+/// SAFETY: `file` must be a WalFile that `open` initialised.
+unsafe fn released(
+    file: *mut ffi::sqlite3_file,
+    then: impl FnOnce(&ffi::sqlite3_io_methods, *mut ffi::sqlite3_file) -> c_int,
+) -> c_int {
+    unsafe {
+        let wal = wal(file);
+        match wal.release() {
+            ffi::SQLITE_OK => then(real_methods(wal.real), wal.real),
+            rc => rc,
+        }
+    }
+}
+
 unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
     unsafe {
         let wal = wal(file);
@@ -203,13 +220,9 @@ unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
 }
 
 unsafe extern "C" fn read(file: *mut ffi::sqlite3_file, buf: *mut c_void, amount: c_int, offset: i64) -> c_int {
+    // SAFETY: SQLite calls it with the file `open` made
     unsafe {
-        let wal = wal(file);
-        let rc = wal.release();
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        (real_methods(wal.real).xRead.expect("every file is readable"))(wal.real, buf, amount, offset)
+        released(file, |methods, real| (methods.xRead.expect("every file is readable"))(real, buf, amount, offset))
     }
 }
 
@@ -235,36 +248,18 @@ unsafe extern "C" fn write(file: *mut ffi::sqlite3_file, buf: *const c_void, amo
 }
 
 unsafe extern "C" fn truncate(file: *mut ffi::sqlite3_file, size: i64) -> c_int {
-    unsafe {
-        let wal = wal(file);
-        let rc = wal.release();
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        (real_methods(wal.real).xTruncate.expect("every file truncates"))(wal.real, size)
-    }
+    // SAFETY: SQLite calls it with the file `open` made
+    unsafe { released(file, |methods, real| (methods.xTruncate.expect("every file truncates"))(real, size)) }
 }
 
 unsafe extern "C" fn sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
-    unsafe {
-        let wal = wal(file);
-        let rc = wal.release();
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        (real_methods(wal.real).xSync.expect("every file syncs"))(wal.real, flags)
-    }
+    // SAFETY: SQLite calls it with the file `open` made
+    unsafe { released(file, |methods, real| (methods.xSync.expect("every file syncs"))(real, flags)) }
 }
 
 unsafe extern "C" fn file_size(file: *mut ffi::sqlite3_file, size: *mut i64) -> c_int {
-    unsafe {
-        let wal = wal(file);
-        let rc = wal.release();
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        (real_methods(wal.real).xFileSize.expect("every file has a size"))(wal.real, size)
-    }
+    // SAFETY: SQLite calls it with the file `open` made
+    unsafe { released(file, |methods, real| (methods.xFileSize.expect("every file has a size"))(real, size)) }
 }
 
 unsafe extern "C" fn lock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
@@ -289,15 +284,9 @@ unsafe extern "C" fn check_reserved_lock(file: *mut ffi::sqlite3_file, out: *mut
 }
 
 unsafe extern "C" fn file_control(file: *mut ffi::sqlite3_file, op: c_int, arg: *mut c_void) -> c_int {
-    unsafe {
-        let wal = wal(file);
-        // whatever the control does to the file, it finds the file whole
-        let rc = wal.release();
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        real_methods(wal.real).xFileControl.map_or(ffi::SQLITE_NOTFOUND, |f| f(wal.real, op, arg))
-    }
+    // whatever the control does to the file, it finds the file whole
+    // SAFETY: SQLite calls it with the file `open` made
+    unsafe { released(file, |methods, real| methods.xFileControl.map_or(ffi::SQLITE_NOTFOUND, |f| f(real, op, arg))) }
 }
 
 unsafe extern "C" fn sector_size(file: *mut ffi::sqlite3_file) -> c_int {

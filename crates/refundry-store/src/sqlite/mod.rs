@@ -240,6 +240,7 @@ fn writer_loop(
 /// it catches up as far as it can and asks the writer to finish the job
 /// (see [`writer_loop`]). Stops with the writer.
 fn checkpoint_loop(conn: Connection, commits: Receiver<()>, restart: Arc<AtomicBool>, restart_frames: i64) {
+    yield_to_the_writer();
     let mut pending = 0;
     while commits.recv().is_ok() {
         pending += 1;
@@ -259,6 +260,31 @@ fn checkpoint_loop(conn: Connection, commits: Receiver<()>, restart: Arc<AtomicB
         }
     }
     tracing::debug!("sqlite checkpointer stopped");
+}
+
+/// The checkpointer's niceness. Its copies are behind no one's answer,
+/// while every write waits for the writer; on two busy cores the writer
+/// waited for a core a sixth of its time, and with the checkpointer at
+/// nice 10 the create mix ran ×1.07 faster (10 pairs taken in turn), its
+/// p99 lower. Falling behind is safe: the writer then copies the rest
+/// itself before the WAL starts over.
+const CHECKPOINTER_NICE: i32 = 10;
+
+/// Lowers the calling thread's priority to [`CHECKPOINTER_NICE`], never
+/// raising it (on Linux, `setpriority` on a thread id touches that thread
+/// alone; raising one's own niceness needs no privilege).
+fn yield_to_the_writer() {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::process::{getpriority_process, setpriority_process};
+        let me = Some(rustix::thread::gettid());
+        let lowered = getpriority_process(me).and_then(|nice| {
+            if nice < CHECKPOINTER_NICE { setpriority_process(me, CHECKPOINTER_NICE) } else { Ok(()) }
+        });
+        if let Err(e) = lowered {
+            tracing::debug!(error = %e, "the checkpointer's priority could not be lowered");
+        }
+    }
 }
 
 /// Frames left to copy below which the writer is asked to finish.
@@ -413,5 +439,26 @@ impl Store for SqliteStore {
         conn.query_row("SELECT 1", [], |_| Ok(()))?;
         self.readers.give_back(conn);
         Ok(())
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    #[test]
+    fn the_checkpointer_gives_way_on_its_own_thread_only() {
+        fn nice_of(stat: &str) -> i64 {
+            // the fields after the parenthesised name: nice is the 19th field
+            let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+            fields[16].parse().unwrap()
+        }
+        let before = nice_of(&std::fs::read_to_string("/proc/thread-self/stat").unwrap());
+        let lowered = std::thread::spawn(|| {
+            super::yield_to_the_writer();
+            nice_of(&std::fs::read_to_string("/proc/thread-self/stat").unwrap())
+        })
+        .join()
+        .unwrap();
+        assert_eq!(lowered, before.max(i64::from(super::CHECKPOINTER_NICE)));
+        assert_eq!(nice_of(&std::fs::read_to_string("/proc/thread-self/stat").unwrap()), before);
     }
 }

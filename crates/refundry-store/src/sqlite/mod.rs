@@ -55,7 +55,11 @@ pub struct SqliteOptions {
     pub readers: usize,
     pub busy_timeout: Duration,
     /// WAL frames (pages) past which the writer finishes a checkpoint
-    /// itself, between two batches, so that the WAL starts over.
+    /// itself, between two batches, so that the WAL starts over. Every
+    /// write waits during that pause; 32,768 (a WAL of 135 MB at 4 KiB
+    /// pages) pauses half as often as 16,384 did, and measured ×1.04 in
+    /// both mixes (pairs taken in turn), reads no slower for the longer
+    /// WAL index.
     pub wal_restart_frames: i64,
 }
 
@@ -65,7 +69,7 @@ impl Default for SqliteOptions {
             write_queue: 16_384,
             readers: 8,
             busy_timeout: Duration::from_secs(5),
-            wal_restart_frames: 16_384,
+            wal_restart_frames: 32_768,
         }
     }
 }

@@ -13,9 +13,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use crate::api::Tenders;
-use crate::db::DbKind;
-use crate::load::{self, LoadOptions, LoadReport, MixChoice};
+use crate::load::{self, LoadOptions, LoadReport, MixChoice, Setup};
 use crate::say;
 
 /// Options of `refundry-bench compare`.
@@ -30,27 +28,11 @@ pub struct CompareOptions {
     /// Pairs of runs, each build once per pair.
     #[arg(long, default_value_t = 5)]
     pub pairs: usize,
-    /// Database of every run, each time a fresh one.
-    #[arg(long, value_enum, default_value_t = DbKind::Sqlite)]
-    pub db: DbKind,
-    /// PostgreSQL URL for --db postgres.
-    #[arg(long, value_name = "URL")]
-    pub postgres_url: Option<String>,
-    /// Sales loaded before each run.
-    #[arg(long, default_value_t = 2000)]
-    pub sales: usize,
-    /// How the sales were paid.
-    #[arg(long, value_enum, default_value_t = Tenders::Cash)]
-    pub tenders: Tenders,
-    /// Concurrent clients.
-    #[arg(long, default_value_t = 64)]
-    pub clients: usize,
+    #[command(flatten)]
+    pub setup: Setup,
     /// Measured seconds per mix and run.
     #[arg(long, default_value_t = 10.0)]
     pub seconds: f64,
-    /// Seconds per mix before measuring starts.
-    #[arg(long, default_value_t = 3.0)]
-    pub warmup_seconds: f64,
     /// Which mixes each run drives.
     #[arg(long, value_enum, default_value_t = MixChoice::Create)]
     pub mix: MixChoice,
@@ -60,13 +42,8 @@ impl CompareOptions {
     fn load_options(&self, refundry: &std::path::Path) -> LoadOptions {
         LoadOptions {
             refundry: Some(refundry.to_path_buf()),
-            db: self.db,
-            postgres_url: self.postgres_url.clone(),
-            sales: self.sales,
-            tenders: self.tenders,
-            clients: self.clients,
+            setup: self.setup.clone(),
             seconds: self.seconds,
-            warmup_seconds: self.warmup_seconds,
             mix: self.mix,
             // the ceilings are not compared; one second each keeps them out
             // of the way

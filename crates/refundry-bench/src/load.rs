@@ -45,12 +45,10 @@ pub enum MixChoice {
     Both,
 }
 
-/// Options of `refundry-bench load`.
+/// What a run sets up and how hard it drives it, the same for `load` and
+/// for each run of `compare`.
 #[derive(Debug, Clone, clap::Args)]
-pub struct LoadOptions {
-    /// The refundry binary. [default: `refundry` beside this program, e.g. target/release/refundry]
-    #[arg(long, value_name = "PATH")]
-    pub refundry: Option<PathBuf>,
+pub struct Setup {
     /// Database: a fresh SQLite file in a temp dir, or a fresh schema bench_<uuid> in PostgreSQL.
     #[arg(long, value_enum, default_value_t = DbKind::Sqlite)]
     pub db: DbKind,
@@ -67,12 +65,28 @@ pub struct LoadOptions {
     /// Concurrent clients.
     #[arg(long, default_value_t = 64)]
     pub clients: usize,
-    /// Measured seconds per mix.
-    #[arg(long, default_value_t = 20.0)]
-    pub seconds: f64,
     /// Seconds per mix before measuring starts.
     #[arg(long, default_value_t = 3.0)]
     pub warmup_seconds: f64,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        LoadOptions::default().setup
+    }
+}
+
+/// Options of `refundry-bench load`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoadOptions {
+    /// The refundry binary. [default: `refundry` beside this program, e.g. target/release/refundry]
+    #[arg(long, value_name = "PATH")]
+    pub refundry: Option<PathBuf>,
+    #[command(flatten)]
+    pub setup: Setup,
+    /// Measured seconds per mix.
+    #[arg(long, default_value_t = 20.0)]
+    pub seconds: f64,
     /// Which mixes to run, one after the other.
     #[arg(long, value_enum, default_value_t = MixChoice::Both)]
     pub mix: MixChoice,
@@ -498,7 +512,7 @@ async fn drive(
 }
 
 fn check(options: &LoadOptions) -> anyhow::Result<()> {
-    if options.sales == 0 || options.clients == 0 {
+    if options.setup.sales == 0 || options.setup.clients == 0 {
         bail!("--sales and --clients must be at least 1");
     }
     let positive = |x: f64| x.is_finite() && x > 0.0;
@@ -506,7 +520,7 @@ fn check(options: &LoadOptions) -> anyhow::Result<()> {
     if !positive(options.seconds) || !positive(options.ceiling_seconds) || !positive(options.final_timeout_seconds) {
         bail!("--seconds, --ceiling-seconds and --final-timeout-seconds must be positive");
     }
-    if !not_negative(options.warmup_seconds) {
+    if !not_negative(options.setup.warmup_seconds) {
         bail!("--warmup-seconds must not be negative");
     }
     Ok(())
@@ -516,7 +530,7 @@ fn check(options: &LoadOptions) -> anyhow::Result<()> {
 pub fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
     check(&options)?;
     let binary = resolve_binary(options.refundry.as_deref())?;
-    let db = Database::fresh(options.db, options.postgres_url.as_deref())?;
+    let db = Database::fresh(options.setup.db, options.setup.postgres_url.as_deref())?;
     let refundry = Refundry::new(
         binary,
         db.url(),
@@ -535,10 +549,11 @@ pub fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
     drop(runtime);
 
     say(format!("measuring the durable-commit ceiling ({} s)", options.ceiling_seconds));
-    let (commit_ceiling_per_s, commit_ceiling_how) = db.commit_ceiling(options.clients, options.ceiling_seconds)?;
+    let (commit_ceiling_per_s, commit_ceiling_how) =
+        db.commit_ceiling(options.setup.clients, options.ceiling_seconds)?;
 
     let mut report = LoadReport {
-        database: options.db,
+        database: options.setup.db,
         mixes: driven.mixes,
         http_ceiling: driven.http_ceiling,
         sales_refused_as_card_data: driven.refused_as_card_data,
@@ -552,8 +567,8 @@ pub fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
         print!("{}", summary(&report));
     }
     if !options.no_report {
-        report::write(&options.report, options.db.label(), &report.markdown)?;
-        say(format!("wrote the {} section of {}", options.db.title(), options.report.display()));
+        report::write(&options.report, options.setup.db.label(), &report.markdown)?;
+        say(format!("wrote the {} section of {}", options.setup.db.title(), options.report.display()));
         report.report_path = Some(options.report.clone());
     }
     Ok(report)
@@ -569,14 +584,15 @@ struct Driven {
 async fn serve_and_drive(options: &LoadOptions, refundry: &Refundry, db: &Database) -> anyhow::Result<Driven> {
     refundry.migrate()?;
     let key = refundry.create_key("bench")?;
-    let http = crate::api::http_client(options.clients)?;
+    let http = crate::api::http_client(options.setup.clients)?;
     let mut server = Server::start(refundry.clone(), free_port()?, &http).await?;
     let api = Api::new(http, &server.base, &key);
     api.raise_policy_limits().await?;
 
-    say(format!("loading {} sales with {} clients", options.sales, options.clients));
+    say(format!("loading {} sales with {} clients", options.setup.sales, options.setup.clients));
     let started = Instant::now();
-    let loaded = crate::api::load_sales(&api, options.sales, options.clients, options.tenders).await?;
+    let loaded =
+        crate::api::load_sales(&api, options.setup.sales, options.setup.clients, options.setup.tenders).await?;
     let refused_as_card_data = loaded.refused_as_card_data;
     let sales: Arc<Vec<Sale>> =
         Arc::new(loaded.sales.into_iter().map(|(id, voucher_no)| Sale { id, voucher_no }).collect());
@@ -594,22 +610,22 @@ async fn serve_and_drive(options: &LoadOptions, refundry: &Refundry, db: &Databa
         say(format!(
             "mix {}: {} clients, {} s warm-up, {} s measured",
             workload.name(),
-            options.clients,
-            options.warmup_seconds,
+            options.setup.clients,
+            options.setup.warmup_seconds,
             options.seconds
         ));
         // halfway through the warm-up, as autovacuum would soon after the
         // first refunds: the measured part runs on plans made for tables
         // that hold refunds
         let refresh = db.statistics_refresh().map(|refresh| {
-            let half = Duration::from_secs_f64(options.warmup_seconds / 2.0);
+            let half = Duration::from_secs_f64(options.setup.warmup_seconds / 2.0);
             tokio::spawn(async move {
                 tokio::time::sleep(half).await;
                 tokio::task::spawn_blocking(refresh).await
             })
         });
-        let window = (options.warmup_seconds, options.seconds);
-        let mut result = drive(&api, &sales, workload, options.clients, window, server.pid()).await;
+        let window = (options.setup.warmup_seconds, options.seconds);
+        let mut result = drive(&api, &sales, workload, options.setup.clients, window, server.pid()).await;
         if let Some(refresh) = refresh {
             match refresh.await {
                 Ok(Ok(Ok(()))) => {}
@@ -639,11 +655,11 @@ async fn serve_and_drive(options: &LoadOptions, refundry: &Refundry, db: &Databa
 
     say(format!(
         "measuring the HTTP ceiling: GET /healthz, {} clients, {} s",
-        options.clients, options.ceiling_seconds
+        options.setup.clients, options.ceiling_seconds
     ));
-    let warmup = options.warmup_seconds.min(1.0);
+    let warmup = options.setup.warmup_seconds.min(1.0);
     let window = (warmup, options.ceiling_seconds);
-    let http_ceiling = drive(&api, &sales, Workload::Healthz, options.clients, window, server.pid()).await;
+    let http_ceiling = drive(&api, &sales, Workload::Healthz, options.setup.clients, window, server.pid()).await;
     server.stop().await?;
     Ok(Driven { mixes, http_ceiling, refused_as_card_data })
 }
@@ -688,8 +704,8 @@ fn reproduce(options: &LoadOptions) -> String {
     if let Some(path) = &options.refundry {
         let _ = write!(cmd, " --refundry {}", path.display());
     }
-    let _ = write!(cmd, " --db {}", options.db.label());
-    if let (DbKind::Postgres, Some(url)) = (options.db, &options.postgres_url) {
+    let _ = write!(cmd, " --db {}", options.setup.db.label());
+    if let (DbKind::Postgres, Some(url)) = (options.setup.db, &options.setup.postgres_url) {
         let _ = write!(cmd, " --postgres-url '{}'", redact_url(url));
     }
     let mix = match options.mix {
@@ -700,11 +716,11 @@ fn reproduce(options: &LoadOptions) -> String {
     let _ = write!(
         cmd,
         " --sales {} --tenders {} --clients {} --seconds {} --warmup-seconds {} --mix {mix} --ceiling-seconds {}",
-        options.sales,
-        options.tenders.label(),
-        options.clients,
+        options.setup.sales,
+        options.setup.tenders.label(),
+        options.setup.clients,
         options.seconds,
-        options.warmup_seconds,
+        options.setup.warmup_seconds,
         options.ceiling_seconds
     );
     cmd
@@ -715,7 +731,7 @@ fn markdown(options: &LoadOptions, r: &LoadReport, refundry: &Refundry, database
     let now = jiff::Timestamp::now().strftime("%Y-%m-%d %H:%M UTC");
     let binary = refundry.binary.display().to_string();
     let build = if binary.contains("/debug/") { " — a debug build: these numbers say little" } else { "" };
-    let _ = writeln!(md, "## {}\n", options.db.title());
+    let _ = writeln!(md, "## {}\n", options.setup.db.title());
     let _ = writeln!(md, "Measured {now} by `refundry-bench load`.\n");
     let _ = writeln!(md, "- Machine: {}; client and server share it.", machine::describe());
     let _ = writeln!(
@@ -729,10 +745,10 @@ fn markdown(options: &LoadOptions, r: &LoadReport, refundry: &Refundry, database
         "- Sizes: {} sales of 1,000.00 CNY without items, paid by {}; refunds of 1.00 by amount, round-robin over the \
          sales; {} concurrent clients over one keep-alive HTTP/1.1 connection pool; per mix {} s warm-up (not \
          measured), then {} s measured.",
-        options.sales,
-        options.tenders.describe(),
-        options.clients,
-        options.warmup_seconds,
+        options.setup.sales,
+        options.setup.tenders.describe(),
+        options.setup.clients,
+        options.setup.warmup_seconds,
         options.seconds
     );
     let _ = writeln!(
@@ -801,7 +817,7 @@ fn markdown(options: &LoadOptions, r: &LoadReport, refundry: &Refundry, database
         md,
         "| HTTP | {} req/s | `GET /healthz` of the same running server (same axum stack and middleware) by the same {} clients, {} s; p50 {} ms, p99 {} ms |",
         thousands(h.requests_per_s),
-        options.clients,
+        options.setup.clients,
         options.ceiling_seconds,
         ms(h.requests.p50_ms),
         ms(h.requests.p99_ms)
@@ -842,7 +858,7 @@ fn markdown(options: &LoadOptions, r: &LoadReport, refundry: &Refundry, database
             "\n{} of the {} sales were left out: the server answers `422 sensitive_card_data` when their id is sent in \
              a refund body (its card-number guard takes a digit run in its own id for a card number).",
             r.sales_refused_as_card_data.len(),
-            options.sales
+            options.setup.sales
         );
     }
     if exhausted > 0 {
@@ -1044,7 +1060,7 @@ mod tests {
     #[test]
     fn defaults_are_the_documented_ones() {
         let o = LoadOptions::default();
-        assert_eq!((o.sales, o.clients, o.seconds, o.warmup_seconds), (2000, 64, 20.0, 3.0));
+        assert_eq!((o.setup.sales, o.setup.clients, o.seconds, o.setup.warmup_seconds), (2000, 64, 20.0, 3.0));
         assert_eq!(o.mix, MixChoice::Both);
         assert_eq!(o.report, PathBuf::from("BENCHMARKS.md"));
     }

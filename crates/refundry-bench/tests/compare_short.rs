@@ -5,7 +5,7 @@ mod common;
 
 use refundry_bench::DbKind;
 use refundry_bench::compare::{self, CompareOptions};
-use refundry_bench::load::MixChoice;
+use refundry_bench::load::{MixChoice, Setup};
 
 #[test]
 fn one_pair_is_run_and_tabled() {
@@ -14,13 +14,15 @@ fn one_pair_is_run_and_tabled() {
         baseline: refundry.clone(),
         candidate: refundry,
         pairs: 1,
-        db: DbKind::Sqlite,
-        postgres_url: None,
-        sales: 20,
-        tenders: refundry_bench::Tenders::Cash,
-        clients: 4,
+        setup: Setup {
+            db: DbKind::Sqlite,
+            postgres_url: None,
+            sales: 20,
+            tenders: refundry_bench::Tenders::Cash,
+            clients: 4,
+            warmup_seconds: 0.5,
+        },
         seconds: 1.0,
-        warmup_seconds: 0.5,
         mix: MixChoice::Create,
     })
     .expect("the comparison could be carried out");

@@ -6,7 +6,7 @@ mod common;
 
 use refundry_bench::DbKind;
 use refundry_bench::Tenders;
-use refundry_bench::load::{self, LoadOptions, MixChoice};
+use refundry_bench::load::{self, LoadOptions, MixChoice, Setup};
 
 #[test]
 fn a_tiny_load_run_writes_its_table() {
@@ -19,12 +19,15 @@ fn a_tiny_load_run_writes_its_table() {
     .unwrap();
     let report = load::run(LoadOptions {
         refundry: Some(common::refundry_binary()),
-        db: DbKind::Sqlite,
+        setup: Setup {
+            db: DbKind::Sqlite,
+            warmup_seconds: 0.5,
+            clients: 4,
+            sales: 50,
+            tenders: Tenders::Mixed,
+            postgres_url: None,
+        },
         seconds: 2.0,
-        warmup_seconds: 0.5,
-        clients: 4,
-        sales: 50,
-        tenders: Tenders::Mixed,
         mix: MixChoice::Both,
         ceiling_seconds: 1.0,
         report: report_path.clone(),

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// `sqlite:PATH` (embedded, the default).
+    /// `sqlite:PATH` (embedded, the default) or `postgres://USER@HOST:PORT/DB`.
     pub database_url: String,
     /// Address the HTTP server binds.
     pub listen: SocketAddr,

@@ -30,7 +30,11 @@ struct Cli {
     /// TOML configuration file.
     #[arg(long, global = true, env = "REFUNDRY_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Database to use: sqlite:PATH. [env: REFUNDRY_DATABASE_URL] [default: sqlite:refundry.db]
+    /// Database to use: sqlite:PATH (embedded) or postgres://USER@HOST:PORT/DB.
+    /// [env: REFUNDRY_DATABASE_URL] [default: sqlite:refundry.db]
+    ///
+    /// When PostgreSQL runs on the same host, HOST may be its socket
+    /// directory, percent-encoded: postgres://USER@%2Fvar%2Frun%2Fpostgresql/DB.
     #[arg(long, global = true, value_name = "URL")]
     database_url: Option<String>,
     /// Log format: text or json. [env: REFUNDRY_LOG_FORMAT]

@@ -132,7 +132,8 @@ pub struct ArrivalConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresConfig {
-    /// Writer connections (each groups queued writes into one commit).
+    /// Writer connections (each groups queued writes into one commit); see
+    /// `PgOptions::writers` for why two.
     pub writers: usize,
     /// Read connections kept open.
     pub readers: usize,
@@ -172,7 +173,7 @@ impl Default for Config {
             idempotency_ttl_hours: 24,
             jobs: JobsConfig { max_attempts: 12, concurrency: 128, lease_secs: 60 },
             sandbox: SandboxConfig { latency_ms: 50 },
-            postgres: PostgresConfig { writers: 4, readers: 8, connect_timeout_secs: 5, statement_timeout_secs: 30 },
+            postgres: PostgresConfig { writers: 2, readers: 8, connect_timeout_secs: 5, statement_timeout_secs: 30 },
             encryption_keys: Vec::new(),
             arrival: ArrivalConfig { card_days: 7, wallet_days: 1 },
             processor: "sandbox".into(),

@@ -38,7 +38,12 @@ pub const MAX_RETRIES: u32 = 8;
 
 #[derive(Debug, Clone)]
 pub struct PgOptions {
-    /// Writer threads (connections) of this instance.
+    /// Writer threads (connections) of this instance. Two by default: one
+    /// runs its batch's statements while the other commits. Every batch
+    /// takes its turn through the audit chain's head and the daily totals,
+    /// whose locks are held until COMMIT, so more writers mostly wait on
+    /// each other: on two cores, 3 and 4 made fewer refunds a second than 2
+    /// at more CPU each (BENCHMARKS.md), and 1 far fewer.
     pub writers: usize,
     /// Read connections kept open.
     pub readers: usize,
@@ -52,7 +57,7 @@ pub struct PgOptions {
 impl Default for PgOptions {
     fn default() -> Self {
         PgOptions {
-            writers: 4,
+            writers: 2,
             readers: 8,
             write_queue: 16_384,
             connect_timeout: Duration::from_secs(5),

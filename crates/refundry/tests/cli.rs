@@ -1,12 +1,12 @@
 //! The `refundry` binary as an operator uses it.
 
-use std::io::Read;
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+mod support;
 
 fn refundry(dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_refundry"));
@@ -22,31 +22,27 @@ fn run_ok(cmd: &mut Command) -> Output {
     out
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 struct Server {
     child: Child,
     base: String,
+    logs: std::thread::JoinHandle<String>,
 }
 
 impl Server {
     fn start(dir: &Path, extra_env: &[(&str, &str)]) -> Server {
-        let port = free_port();
         let mut cmd = refundry(dir);
-        cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")]).stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd.args(["serve", "--listen", "127.0.0.1:0"]).stdout(Stdio::null()).stderr(Stdio::piped());
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().unwrap();
-        let base = format!("http://127.0.0.1:{port}");
+        let mut child = cmd.spawn().unwrap();
+        let (base, logs) = support::serving(&mut child, Duration::from_secs(20));
         let started = Instant::now();
         while !reqwest::blocking::get(format!("{base}/readyz")).is_ok_and(|r| r.status().is_success()) {
-            assert!(started.elapsed() < Duration::from_secs(20), "server did not start");
+            assert!(started.elapsed() < Duration::from_secs(20), "server did not become ready");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Server { child, base }
+        Server { child, base, logs }
     }
 
     /// SIGTERM, then everything it logged.
@@ -54,9 +50,7 @@ impl Server {
         sigterm(self.child.id());
         let status = self.child.wait().unwrap();
         assert!(status.success(), "graceful stop exits 0, got {status}");
-        let mut logs = String::new();
-        self.child.stderr.take().unwrap().read_to_string(&mut logs).unwrap();
-        logs
+        self.logs.join().unwrap()
     }
 }
 
@@ -201,18 +195,18 @@ fn the_readme_walkthrough_works_as_written() {
     assert!(script.contains("export KEY=rk_…"));
 
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let mut demo = Command::new(env!("CARGO_BIN_EXE_refundry"))
         .current_dir(dir.path())
         .env_remove("REFUNDRY_DATABASE_URL")
-        .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+        .env_remove("RUST_LOG")
+        .args(["demo", "--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut key = String::new();
     std::io::BufReader::new(demo.stdout.take().unwrap()).read_line(&mut key).unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let (base, _logs) = support::serving(&mut demo, Duration::from_secs(20));
     let started = Instant::now();
     while !reqwest::blocking::get(format!("{base}/readyz")).is_ok_and(|r| r.status().is_success()) {
         assert!(started.elapsed() < Duration::from_secs(20), "demo did not start");

@@ -5,13 +5,14 @@
 //! scripts/test (REFUNDRY_TEST_DATABASE=postgres://…).
 
 use std::collections::{HashMap, HashSet};
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use refundry_store::testing::{self, Scratch};
 use serde_json::{Value, json};
+
+mod support;
 
 const SALES: usize = 20;
 const SALE_AMOUNT: i64 = 10_000;
@@ -28,10 +29,6 @@ fn refundry(url: &str) -> Command {
     cmd
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 struct Instance {
     child: Child,
     base: String,
@@ -39,17 +36,17 @@ struct Instance {
 
 impl Instance {
     fn start(url: &str) -> Instance {
-        let port = free_port();
-        let child = refundry(url)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        let mut child = refundry(url)
+            .args(["serve", "--listen", "127.0.0.1:0"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let base = format!("http://127.0.0.1:{port}");
+        // the thread keeps draining the log until the instance exits
+        let (base, _logs) = support::serving(&mut child, Duration::from_secs(30));
         let started = Instant::now();
         while !reqwest::blocking::get(format!("{base}/readyz")).is_ok_and(|r| r.status().is_success()) {
-            assert!(started.elapsed() < Duration::from_secs(30), "instance did not start");
+            assert!(started.elapsed() < Duration::from_secs(30), "instance did not become ready");
             std::thread::sleep(Duration::from_millis(50));
         }
         Instance { child, base }

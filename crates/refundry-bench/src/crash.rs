@@ -34,7 +34,7 @@ use serde_json::json;
 use crate::api::{Answer, Api};
 use crate::db::{self, Database, DbKind};
 use crate::say;
-use crate::server::{Refundry, Server, free_port, resolve_binary};
+use crate::server::{Refundry, Server, resolve_binary};
 
 /// Options of `refundry-bench crash`.
 #[derive(Debug, Clone, clap::Args)]
@@ -473,7 +473,7 @@ async fn exercise(options: &CrashOptions, refundry: &Refundry, report: &mut Cras
     refundry.migrate()?;
     let key = refundry.create_key("crash")?;
     let http = crate::api::http_client(options.clients)?;
-    let mut server = Server::start(refundry.clone(), free_port()?, &http).await?;
+    let mut server = Server::start(refundry.clone(), &http).await?;
     let api = Api::new(http.clone(), &server.base, &key);
     api.raise_policy_limits().await?;
     let loaded = crate::api::load_sales(&api, options.sales, options.clients, crate::api::Tenders::Mixed).await?;

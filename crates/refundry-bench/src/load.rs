@@ -27,7 +27,7 @@ use crate::cpu::CpuUse;
 
 use crate::api::{Answer, Api, SALE_AMOUNT};
 use crate::db::{Database, DbKind, redact_url};
-use crate::server::{Refundry, Server, free_port, resolve_binary};
+use crate::server::{Refundry, Server, resolve_binary};
 use crate::{machine, progress, report, say};
 
 /// Each refund gives back 1.00 CNY.
@@ -585,7 +585,7 @@ async fn serve_and_drive(options: &LoadOptions, refundry: &Refundry, db: &Databa
     refundry.migrate()?;
     let key = refundry.create_key("bench")?;
     let http = crate::api::http_client(options.setup.clients)?;
-    let mut server = Server::start(refundry.clone(), free_port()?, &http).await?;
+    let mut server = Server::start(refundry.clone(), &http).await?;
     let api = Api::new(http, &server.base, &key);
     api.raise_policy_limits().await?;
 

@@ -33,7 +33,7 @@ pub fn resolve_binary(given: Option<&Path>) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-pub fn free_port() -> anyhow::Result<u16> {
+fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -131,12 +131,23 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts the server and waits until `/readyz` answers 200.
-    pub async fn start(refundry: Refundry, port: u16, http: &reqwest::Client) -> anyhow::Result<Server> {
+    /// Starts the server on a free port and waits until `/readyz` answers
+    /// 200. A port found free may be taken (by another program's outgoing
+    /// connection, say) before the server binds it; then another is tried.
+    pub async fn start(refundry: Refundry, http: &reqwest::Client) -> anyhow::Result<Server> {
         let log = refundry.workdir.join("server.log");
-        let mut server = Server { refundry, port, base: format!("http://127.0.0.1:{port}"), child: None, log };
-        server.restart(http).await?;
-        Ok(server)
+        let mut server = Server { refundry, port: 0, base: String::new(), child: None, log };
+        for _ in 0..5 {
+            server.port = free_port()?;
+            server.base = format!("http://127.0.0.1:{}", server.port);
+            server.spawn()?;
+            match server.wait_ready(http, Duration::from_secs(60)).await {
+                Ok(()) => return Ok(server),
+                Err(_) if server.log_tail().contains("cannot listen") => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        bail!("no free port could be bound in five tries:\n{}", server.log_tail())
     }
 
     fn spawn(&mut self) -> anyhow::Result<()> {

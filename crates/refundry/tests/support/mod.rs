@@ -7,14 +7,15 @@ use std::io::{BufRead, BufReader};
 use std::process::Child;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The log line `serve` and `demo` write once they listen, with `addr=`.
 const SERVING: &str = "refundry is serving";
 
-/// Waits until `child` logs that it is serving and returns its base URL,
-/// and a thread that gathers everything it logs on stderr (which must be
-/// piped) until it exits. Panics, with that log, if it exits first.
+/// Waits until `child` logs that it is serving and then answers `/readyz`
+/// with 200, each within `within`. Returns its base URL, and a thread that
+/// gathers everything it logs on stderr (which must be piped) until it
+/// exits. Panics, with that log, if it exits before serving.
 pub fn serving(child: &mut Child, within: Duration) -> (String, JoinHandle<String>) {
     let stderr = child.stderr.take().expect("stderr must be piped");
     let (found, addr) = mpsc::channel();
@@ -33,12 +34,18 @@ pub fn serving(child: &mut Child, within: Duration) -> (String, JoinHandle<Strin
         }
         all
     });
-    match addr.recv_timeout(within) {
-        Ok(addr) => (format!("http://{addr}"), logs),
+    let base = match addr.recv_timeout(within) {
+        Ok(addr) => format!("http://{addr}"),
         Err(mpsc::RecvTimeoutError::Timeout) => panic!("not serving after {within:?}"),
         Err(mpsc::RecvTimeoutError::Disconnected) => {
             let status = child.wait().map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
             panic!("exited before serving ({status}):\n{}", logs.join().unwrap_or_default())
         }
+    };
+    let started = Instant::now();
+    while !reqwest::blocking::get(format!("{base}/readyz")).is_ok_and(|r| r.status().is_success()) {
+        assert!(started.elapsed() < within, "serving but not ready after {within:?}");
+        std::thread::sleep(Duration::from_millis(50));
     }
+    (base, logs)
 }

@@ -955,3 +955,40 @@ fn on_backend_sql(t: &TestStore, dir: &tempfile::TempDir, sql: &str) -> Result<(
         }
     }
 }
+
+/// On PostgreSQL a refund's key names its sale and the sale's merchant
+/// together (migration 0005): a refund filed under another merchant than
+/// its sale's is refused, and a refund of an unknown sale too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_must_name_a_sale_of_its_own_merchant() {
+    use refundry_core::refund::RefundStatus;
+    let dir = tempfile::tempdir().unwrap();
+    let t = open(&dir);
+    // SQLite keeps a key on each column: its check is a lookup in the
+    // writer's own process, with no lock to write
+    if t.scratch.is_none() {
+        return;
+    }
+    let store = Arc::clone(&t.store);
+    let (owner, other) = (merchant("owner"), merchant("other"));
+    let (sid, other_id) = (StoreId::generate(), other.id);
+    let sale = cash_sale(owner.id, sid, Vec::new());
+    seed_sales(&store, owner, sid, vec![sale.clone()]).await;
+    write(&store, move |tx| tx.insert_merchant(&other)).await.unwrap();
+
+    let mut misfiled = refund_of(&sale, RefundStatus::Pending, 100, Vec::new());
+    misfiled.merchant_id = other_id;
+    let refused = write(&store, move |tx| tx.insert_refund(&misfiled)).await;
+    assert!(refused.is_err(), "a refund under another merchant than its sale's must be refused");
+
+    let mut unknown = refund_of(&sale, RefundStatus::Pending, 100, Vec::new());
+    unknown.sale_id = refundry_core::ids::SaleId::generate();
+    let refused = write(&store, move |tx| tx.insert_refund(&unknown)).await;
+    assert!(refused.is_err(), "a refund of an unknown sale must be refused");
+
+    let rightful = refund_of(&sale, RefundStatus::Pending, 100, Vec::new());
+    write(&store, move |tx| tx.insert_refund(&rightful)).await.unwrap();
+    let (merchant_id, sale_id) = (sale.merchant_id, sale.id);
+    let kept = read(&store, move |tx| tx.refunds_of_sale(merchant_id, sale_id)).await.unwrap();
+    assert_eq!(kept.len(), 1, "only the rightful refund was written");
+}

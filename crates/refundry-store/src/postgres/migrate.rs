@@ -11,6 +11,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "sale_holdings", include_str!("../../../../migrations/postgres/0002_sale_holdings.sql")),
     (3, "store_history", include_str!("../../../../migrations/postgres/0003_store_history.sql")),
     (4, "holdings_at_insert", include_str!("../../../../migrations/postgres/0004_holdings_at_insert.sql")),
+    (5, "fewer_key_locks", include_str!("../../../../migrations/postgres/0005_fewer_key_locks.sql")),
 ];
 
 /// An arbitrary constant naming Refundry's migration lock.

@@ -364,6 +364,77 @@ async fn deferred_totals_and_audit_events_commit_with_their_write_or_not_at_all(
     assert_eq!(head, Some((40, prev)));
 }
 
+/// The two time-ranged reads whose indexes follow the order rows are
+/// written in (block ranges on PostgreSQL, migration 0006): the audit
+/// viewer's window holds exactly the events inside it, newest first, and
+/// pruning removes exactly the keys older than the cutoff, whatever order
+/// they were written in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_windows_and_pruning_take_exactly_the_rows_inside_them() {
+    use refundry_store::model::{AuditEvent, AuditQuery, IdempotencyRecord};
+    let (_dir, _t, store, mid) = store_with_merchant("windows").await;
+    let base = 1_900_000_000;
+    // written out of time order, so neither read can lean on row order
+    let seconds: Vec<i64> = (0..300).map(|i| (i * 7919) % 300).collect();
+    for chunk in seconds.chunks(50) {
+        let chunk = chunk.to_vec();
+        write(&store, move |tx| {
+            for s in &chunk {
+                let at = Timestamp::from_second(base + s).unwrap();
+                tx.append_audit(AuditEvent {
+                    merchant_id: mid,
+                    seq: 0,
+                    at,
+                    actor: "user:wang".into(),
+                    source: "test".into(),
+                    action: "refund.requested".into(),
+                    subject: format!("s{s}"),
+                    data: "{}".into(),
+                    prev_hash: String::new(),
+                    hash: String::new(),
+                })?;
+                tx.insert_idempotency(&IdempotencyRecord {
+                    merchant_id: mid,
+                    endpoint: "POST /v1/refunds".into(),
+                    key: format!("k{s}"),
+                    fingerprint: "f".into(),
+                    status_code: 201,
+                    body: "{}".into(),
+                    created_at: at,
+                })?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+    }
+
+    let window = AuditQuery {
+        from: Some(Timestamp::from_second(base + 100).unwrap()),
+        to: Some(Timestamp::from_second(base + 150).unwrap()),
+        limit: 500,
+        ..AuditQuery::default()
+    };
+    let found = read(&store, move |tx| tx.search_audit(mid, &window)).await.unwrap();
+    let mut inside: Vec<i64> = found.iter().map(|e| e.at.as_second() - base).collect();
+    assert!(found.windows(2).all(|w| w[0].seq > w[1].seq), "newest first");
+    inside.sort();
+    assert_eq!(inside, (100..150).collect::<Vec<_>>(), "from is inclusive, to exclusive");
+
+    let cutoff = Timestamp::from_second(base + 120).unwrap();
+    let pruned = write(&store, move |tx| tx.prune_idempotency(cutoff)).await.unwrap();
+    assert_eq!(pruned, 120);
+    let left: Vec<bool> = read(&store, move |tx| {
+        (0..300)
+            .map(|s| Ok::<_, StoreError>(tx.find_idempotency(mid, "POST /v1/refunds", &format!("k{s}"))?.is_some()))
+            .collect()
+    })
+    .await
+    .unwrap();
+    assert!(left[..120].iter().all(|kept| !kept), "a key older than the cutoff was kept");
+    assert!(left[120..].iter().all(|kept| *kept), "a key at or after the cutoff was pruned");
+}
+
 /// The policy in force is read once a batch, and a write of one makes the
 /// rest of the batch read it afresh: writes racing with new versions each
 /// see the newest committed before them, and the version they just wrote.

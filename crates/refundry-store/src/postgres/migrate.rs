@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "store_history", include_str!("../../../../migrations/postgres/0003_store_history.sql")),
     (4, "holdings_at_insert", include_str!("../../../../migrations/postgres/0004_holdings_at_insert.sql")),
     (5, "fewer_key_locks", include_str!("../../../../migrations/postgres/0005_fewer_key_locks.sql")),
+    (6, "brin_time_indexes", include_str!("../../../../migrations/postgres/0006_brin_time_indexes.sql")),
 ];
 
 /// An arbitrary constant naming Refundry's migration lock.

@@ -104,7 +104,7 @@ fn card_numbers_sent_to_the_server_appear_in_no_log() {
     let pan = "6222021234567890128";
     let client = reqwest::blocking::Client::new();
     let body = json!({
-        "amount": 100, "currency": "cny", "terminal_id": "T1", "captured_at": "2026-11-26T10:00:00Z",
+        "amount": 100, "currency": "cny", "terminal_id": "T1", "captured_at": support::an_hour_ago(),
         "payment_method": {"type": "card", "brand": "unionpay", "first6": "622202", "last4": "0128", "entry_mode": "chip", "card_number": pan}
     });
     let res = client.post(format!("{}/v1/sales", server.base)).bearer_auth(&key).json(&body).send().unwrap();
@@ -148,7 +148,7 @@ fn audit_verify_names_the_event_that_was_altered() {
     let sale: Value = client
         .post(format!("{}/v1/sales", server.base))
         .bearer_auth(&key)
-        .json(&json!({"amount": 5000, "currency": "cny", "terminal_id": "T1", "captured_at": "2026-11-26T10:00:00Z", "payment_method": {"type": "cash"}}))
+        .json(&json!({"amount": 5000, "currency": "cny", "terminal_id": "T1", "captured_at": support::an_hour_ago(), "payment_method": {"type": "cash"}}))
         .send()
         .unwrap()
         .json()
@@ -254,7 +254,7 @@ fn disputes_import_from_the_cli_names_bad_rows_and_imports_good_files_once() {
     let key = create_key(dir.path());
     let server = Server::start(dir.path(), &[]);
     let sale = json!({"amount": 5000, "currency": "cny", "terminal_id": "T1", "rrn": "123456789012",
-        "captured_at": "2026-11-26T10:00:00Z", "payment_method": {"type": "cash"}});
+        "captured_at": support::an_hour_ago(), "payment_method": {"type": "cash"}});
     let res = reqwest::blocking::Client::new()
         .post(format!("{}/v1/sales", server.base))
         .bearer_auth(&key)

@@ -86,7 +86,7 @@ fn two_instances_on_one_postgres_keep_every_money_invariant() {
             json!({"type": "cash"})
         };
         let body = json!({"amount": SALE_AMOUNT, "currency": "cny", "payment_method": method,
-            "voucher_no": format!("{i:06}"), "terminal_id": "T1", "captured_at": "2026-11-26T10:00:00Z"});
+            "voucher_no": format!("{i:06}"), "terminal_id": "T1", "captured_at": support::an_hour_ago()});
         let sale: Value = client
             .post(format!("{}/v1/sales", instances[i % 2].base))
             .bearer_auth(&key)

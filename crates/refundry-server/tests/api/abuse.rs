@@ -59,15 +59,11 @@ async fn refund(t: &TestApp, key: &str, body: Value) -> Value {
     res.json().await.unwrap()
 }
 
-fn ago(minutes: i64) -> String {
-    (Timestamp::now() - SignedDuration::from_mins(minutes)).to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refund_to_another_card_waits_for_a_supervisor_and_the_same_card_does_not() {
     let mut t = spawn().await;
     set_rules(&t, AbuseDoc { refund_to_other_card: Some("hold_for_approval".into()), ..all_off() }).await;
-    let s = t.create_sale(sale(10000, Some("acq-tok-1"), "2026-11-26T10:00:00+08:00")).await;
+    let s = t.create_sale(sale(10000, Some("acq-tok-1"), &minutes_ago(60))).await;
     let other = refund(
         &t,
         "oc-1",
@@ -111,7 +107,7 @@ async fn refunds_just_under_the_limit_again_and_again_raise_an_alert() {
     // the supervisor limit is 500.00: 460.00 is within 10 % under it
     let mut made = Vec::new();
     for i in 0..3 {
-        let s = t.create_sale(sale(50000, None, &format!("2026-11-26T1{i}:00:00+08:00"))).await;
+        let s = t.create_sale(sale(50000, None, &minutes_ago(300 - 60 * i))).await;
         made.push(
             refund(&t, &format!("ju-{i}"), json!({"sale_id": s["id"], "amount": 46000, "reason": "defective"})).await,
         );
@@ -120,7 +116,7 @@ async fn refunds_just_under_the_limit_again_and_again_raise_an_alert() {
     assert!(alerts(&t, &made[1]).await.is_empty(), "two is not yet a pattern");
     assert_eq!(alerts(&t, &made[2]).await, ["just_under_limit"]);
     assert_eq!(made[2]["status"], "pending", "an alert lets the refund through");
-    let s = t.create_sale(sale(50000, None, "2026-11-26T14:00:00+08:00")).await;
+    let s = t.create_sale(sale(50000, None, &minutes_ago(60))).await;
     let small = refund(&t, "ju-small", json!({"sale_id": s["id"], "amount": 20000, "reason": "defective"})).await;
     assert!(alerts(&t, &small).await.is_empty(), "far under the limit");
     t.shutdown().await;
@@ -140,9 +136,9 @@ async fn a_cashier_refunding_their_own_fresh_sale_raises_an_alert() {
     let li = t.person("li.na", "cashier").await;
     let zhou = t.person("zhou.qi", "cashier").await;
     let fresh: Value =
-        t.post_as(&li, "/v1/sales", &sale(8000, None, &ago(5))).send().await.unwrap().json().await.unwrap();
+        t.post_as(&li, "/v1/sales", &sale(8000, None, &minutes_ago(5))).send().await.unwrap().json().await.unwrap();
     let old: Value =
-        t.post_as(&li, "/v1/sales", &sale(8000, None, &ago(120))).send().await.unwrap().json().await.unwrap();
+        t.post_as(&li, "/v1/sales", &sale(8000, None, &minutes_ago(120))).send().await.unwrap().json().await.unwrap();
     let refund_as = |token: String, sale: Value, key: &'static str| {
         let t = &t;
         async move {
@@ -177,7 +173,7 @@ async fn refunds_outside_opening_hours_wait_for_a_supervisor() {
         action: "hold_for_approval".into(),
     };
     set_rules(&t, AbuseDoc { outside_opening_hours: Some(closed), ..all_off() }).await;
-    let s = t.create_sale(sale(10000, None, "2026-11-26T10:00:00+08:00")).await;
+    let s = t.create_sale(sale(10000, None, &minutes_ago(60))).await;
     let late = refund(&t, "oh-1", json!({"sale_id": s["id"], "amount": 1000, "reason": "defective"})).await;
     assert_eq!(late["status"], "requires_approval");
     assert!(codes(&late).contains(&"outside_opening_hours".to_owned()), "{late}");
@@ -220,7 +216,7 @@ async fn a_cashier_refunding_far_more_often_than_the_peers_raises_an_alert() {
         let mut sales = Vec::new();
         for _ in 0..10 {
             n += 1;
-            let res = t.post_as(token, "/v1/sales", &sale(5000, None, &ago(600 + n))).send().await.unwrap();
+            let res = t.post_as(token, "/v1/sales", &sale(5000, None, &minutes_ago(600 + n))).send().await.unwrap();
             assert_eq!(res.status(), StatusCode::CREATED);
             sales.push(res.json::<Value>().await.unwrap());
         }
@@ -238,7 +234,7 @@ async fn a_cashier_refunding_far_more_often_than_the_peers_raises_an_alert() {
     let next = |token: String, key: &'static str| {
         let t = &t;
         async move {
-            let mine = t.post_as(&token, "/v1/sales", &sale(5000, None, &ago(300))).send().await.unwrap();
+            let mine = t.post_as(&token, "/v1/sales", &sale(5000, None, &minutes_ago(300))).send().await.unwrap();
             let mine: Value = mine.json().await.unwrap();
             let body = json!({"sale_id": mine["id"], "amount": 500, "reason": "defective"});
             let res = t.post_as(&token, "/v1/refunds", &body).header("Idempotency-Key", key).send().await.unwrap();

@@ -22,7 +22,7 @@ fn card(token: Option<&str>, amount: i64, at: &str, voucher: u32) -> Value {
 
 fn cash(amount: i64, minute: u32) -> Value {
     json!({"amount": amount, "currency": "cny", "payment_method": {"type": "cash"}, "terminal_id": "T0002",
-        "captured_at": format!("2026-11-25T12:{minute:02}:00+08:00")})
+        "captured_at": minutes_ago(120 - i64::from(minute))})
 }
 
 /// Waits until every queued job (the detectors among them) has run.
@@ -47,12 +47,12 @@ async fn cases(t: &TestApp, query: &str) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_card_charged_twice_opens_a_case_that_is_settled_by_a_void_from_it() {
     let mut t = spawn().await;
-    let first = t.create_sale(card(Some("acq-tok-77A"), 10000, "2026-11-26T10:00:00+08:00", 1)).await;
-    let second = t.create_sale(card(Some("acq-tok-77A"), 10000, "2026-11-26T10:02:30+08:00", 2)).await;
+    let first = t.create_sale(card(Some("acq-tok-77A"), 10000, &seconds_ago(10_800), 1)).await;
+    let second = t.create_sale(card(Some("acq-tok-77A"), 10000, &seconds_ago(10_800 - 150), 2)).await;
     // another card, the same amount, the same minutes: not a duplicate
-    t.create_sale(card(Some("acq-tok-88B"), 10000, "2026-11-26T10:03:00+08:00", 3)).await;
+    t.create_sale(card(Some("acq-tok-88B"), 10000, &seconds_ago(10_800 - 180), 3)).await;
     // the same card again, half an hour later: a second purchase
-    t.create_sale(card(Some("acq-tok-77A"), 10000, "2026-11-26T10:40:00+08:00", 4)).await;
+    t.create_sale(card(Some("acq-tok-77A"), 10000, &seconds_ago(10_800 - 2_400), 4)).await;
     jobs_done(&t).await;
 
     let open = cases(&t, "?status=open").await;
@@ -98,8 +98,8 @@ async fn a_card_charged_twice_opens_a_case_that_is_settled_by_a_void_from_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_token_first6_and_last4_still_pair_the_charges() {
     let mut t = spawn().await;
-    t.create_sale(card(None, 4200, "2026-11-26T09:00:00+08:00", 11)).await;
-    let second = t.create_sale(card(None, 4200, "2026-11-26T09:01:00+08:00", 12)).await;
+    t.create_sale(card(None, 4200, &minutes_ago(240), 11)).await;
+    let second = t.create_sale(card(None, 4200, &minutes_ago(239), 12)).await;
     jobs_done(&t).await;
     let open = cases(&t, "").await;
     assert_eq!(open.len(), 1);
@@ -212,7 +212,7 @@ async fn a_wrong_charge_reported_by_hand_is_one_case_and_needs_an_amount() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_case_whose_refund_a_supervisor_rejected_can_be_refunded_again() {
     let mut t = spawn().await;
-    let sale = t.create_sale(card(Some("acq-tok-big"), 80000, "2026-11-26T11:00:00+08:00", 21)).await;
+    let sale = t.create_sale(card(Some("acq-tok-big"), 80000, &minutes_ago(60), 21)).await;
     let body = json!({"sale_id": sale["id"], "kind": "other", "cause": "operator_error"});
     let case: Value = t.post("/v1/corrections", &body).send().await.unwrap().json().await.unwrap();
     let path = format!("/v1/corrections/{}/refund", case["id"].as_str().unwrap());

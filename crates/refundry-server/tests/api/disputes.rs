@@ -181,14 +181,19 @@ async fn a_dispute_file_imports_whole_or_not_at_all_and_only_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_chargeback_ratio_is_held_against_the_networks_programmes() {
     let mut t = spawn().await;
+    // a chargeback counts in the month it was recorded: the sales and the
+    // report are of this month (business time, Asia/Shanghai)
+    let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::get("Asia/Shanghai").unwrap());
+    let month_start = now.first_of_month().unwrap().start_of_day().unwrap().timestamp();
     let mut last = None;
     for i in 0..3 {
         let mut s = card_sale();
-        s["captured_at"] = json!(format!("2026-11-2{i}T10:00:00+08:00"));
+        s["captured_at"] = json!((month_start + jiff::SignedDuration::from_secs(i)).to_string());
         last = Some(t.create_sale(s).await);
     }
     t.post("/v1/disputes", &dispute(last.as_ref().unwrap(), "CB-R1", 1000)).send().await.unwrap();
-    let report: Value = t.get_json("/v1/reports/chargeback-ratio?month=2026-11").await;
+    let month = now.strftime("%Y-%m");
+    let report: Value = t.get_json(&format!("/v1/reports/chargeback-ratio?month={month}")).await;
     let visa = report["programmes"].as_array().unwrap().iter().find(|p| p["programme"] == "visa_vamp").unwrap();
     assert_eq!(visa["chargebacks"], 1);
     assert_eq!(visa["sales"], 3);

@@ -6,13 +6,16 @@ use crate::support::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recorded_sale_reads_back_with_its_refundable_amount() {
     let mut t = spawn().await;
-    let sale = t.create_sale(card_sale()).await;
+    let sent = card_sale();
+    let sale = t.create_sale(sent.clone()).await;
     let id = sale["id"].as_str().unwrap();
     assert!(id.starts_with("sale_"));
     assert_eq!(sale["refunded_amount"], 0);
     assert_eq!(sale["refundable_amount"], 10000);
     assert_eq!(sale["payment_method"]["last4"], "1234");
-    assert_eq!(sale["captured_at"], "2026-11-26T02:00:00.000000Z");
+    // sent at +08:00 in whole seconds, read back in UTC to the microsecond
+    let captured: jiff::Timestamp = sent["captured_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(sale["captured_at"], format!("{}.000000Z", captured.strftime("%Y-%m-%dT%H:%M:%S")));
     let read: Value = t.get_json(&format!("/v1/sales/{id}")).await;
     assert_eq!(read, sale);
     t.shutdown().await;

@@ -204,7 +204,22 @@ impl TestApp {
     }
 }
 
-/// A card sale of 100.00 CNY: two teas at 30.00 and a cup at 40.00.
+/// The time `minutes` before now as a terminal in China sends it (`+08:00`,
+/// whole seconds). Sales are made this recently so that they stay inside
+/// every policy window (seven days for a refund without questions asked,
+/// thirty for cash) on whatever day the tests run.
+pub fn minutes_ago(minutes: i64) -> String {
+    seconds_ago(minutes * 60)
+}
+
+/// As [`minutes_ago`], to the second.
+pub fn seconds_ago(seconds: i64) -> String {
+    let at = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() - seconds).unwrap();
+    at.to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(8))).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()
+}
+
+/// A card sale of 100.00 CNY made an hour ago: two teas at 30.00 and a cup
+/// at 40.00.
 pub fn card_sale() -> Value {
     json!({
         "amount": 10000,
@@ -215,7 +230,7 @@ pub fn card_sale() -> Value {
         "auth_code": "A1B2C3",
         "terminal_id": "T0001",
         "batch_no": "000001",
-        "captured_at": "2026-11-26T10:00:00+08:00",
+        "captured_at": minutes_ago(60),
         "items": [
             {"sku": "tea", "name": "乌龙茶 Oolong", "quantity": 2, "unit_amount": 3000},
             {"sku": "cup", "name": "杯子 Cup", "quantity": 1, "unit_amount": 4000}

@@ -1,7 +1,8 @@
 //! Starting `refundry` on a port the kernel picks (`--listen 127.0.0.1:0`)
 //! and learning it from the log, rather than picking a free port first:
 //! a port found free and let go may be taken by another test's connection
-//! before the server binds it.
+//! before the server binds it. And the capture time of the sales the tests
+//! make.
 
 use std::io::{BufRead, BufReader};
 use std::process::Child;
@@ -48,4 +49,11 @@ pub fn serving(child: &mut Child, within: Duration) -> (String, JoinHandle<Strin
         std::thread::sleep(Duration::from_millis(50));
     }
     (base, logs)
+}
+
+/// An hour before now (RFC 3339, UTC): sales captured then stay inside
+/// every refund window (thirty days for cash) on whatever day the tests
+/// run.
+pub fn an_hour_ago() -> String {
+    (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1)).to_string()
 }

@@ -11,6 +11,16 @@
 //! price is that a key another writer committed meanwhile fails the whole
 //! batch (the unique key refuses it), which then runs again and replays.
 //!
+//! On PostgreSQL a new refund is queued as well, when the batch runs
+//! without savepoints, and all of a batch's refunds are inserted in one
+//! statement with their sale's sums. The holdings of a sale, read for every
+//! new refund, add what is queued for that sale; any other read or change
+//! of refunds that could concern a queued one makes the batch run again
+//! with savepoints, where refunds are inserted as they are made (see
+//! `PgTx::no_refunds_queued`). One statement a batch instead of one a
+//! refund: the largest single saving of PostgreSQL's CPU per refund
+//! measured (BENCHMARKS.md).
+//!
 //! Two reads are kept for the rest of the batch too: the policy in force
 //! (every refund asks for it, and it changes only when a job writes one,
 //! which makes the batch read it afresh) and a daily total as stored (only
@@ -27,11 +37,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use refundry_core::ids::{MerchantId, RefundId, StoreId};
+use refundry_core::ids::{MerchantId, RefundId, SaleId, StoreId};
 use sha2::{Digest, Sha256};
 
 use crate::error::StoreError;
-use crate::model::{AcquirerCall, AuditEvent, IdempotencyRecord, PolicyRecord, WebhookEndpoint};
+use crate::model::{AcquirerCall, AuditEvent, IdempotencyRecord, PolicyRecord, Refund, WebhookEndpoint};
 
 /// What write jobs queued, for their batch's commit.
 #[derive(Debug, Default)]
@@ -45,6 +55,8 @@ pub struct Deferred {
     pub calls: Vec<AcquirerCall>,
     /// Idempotency records, where the backend queues them.
     pub idempotency: Vec<IdempotencyRecord>,
+    /// New refunds, where the backend queues them.
+    pub refunds: Vec<Refund>,
     /// Webhook endpoints read, by merchant. Nearly every change emits an
     /// event and looks up its merchant's endpoints; within a batch they are
     /// read once. A job's reads join the batch only when the job is kept,
@@ -79,6 +91,7 @@ impl Deferred {
         self.audit.extend(job.audit);
         self.calls.extend(job.calls);
         self.idempotency.extend(job.idempotency);
+        self.refunds.extend(job.refunds);
         for (key, delta) in job.daily {
             *self.daily.entry(key).or_default() += delta;
         }
@@ -196,6 +209,28 @@ impl Deferred {
             .flat_map(|d| &d.idempotency)
             .find(|r| r.merchant_id == merchant && r.key == key && r.endpoint == endpoint)
             .cloned()
+    }
+
+    /// The refunds of `sale` queued in `earlier` (the batch so far) or here:
+    /// what they hold of the sale is not in its stored sums yet.
+    pub(crate) fn refunds_pending<'a>(
+        &'a self,
+        earlier: Option<&'a Deferred>,
+        merchant: MerchantId,
+        sale: SaleId,
+    ) -> impl Iterator<Item = &'a Refund> {
+        self.after(earlier).flat_map(|d| &d.refunds).filter(move |r| r.merchant_id == merchant && r.sale_id == sale)
+    }
+
+    /// Whether the refund `id` is queued in `earlier` (the batch so far) or
+    /// here.
+    pub(crate) fn refund_pending(&self, earlier: Option<&Deferred>, id: RefundId) -> bool {
+        self.after(earlier).flat_map(|d| &d.refunds).any(|r| r.id == id)
+    }
+
+    /// Whether a refund is queued in `earlier` (the batch so far) or here.
+    pub(crate) fn any_refund_pending(&self, earlier: Option<&Deferred>) -> bool {
+        self.after(earlier).any(|d| !d.refunds.is_empty())
     }
 
     /// What is queued for a daily total, here and in `earlier` (the batch so

@@ -1013,6 +1013,49 @@ async fn a_sales_holdings_stay_the_sum_of_its_refunds_through_inserts_and_moves(
 }
 
 /// Runs one statement on the test's database behind the store's back.
+/// A write sees the refunds made before it in its batch, its own among
+/// them: on PostgreSQL new refunds wait in the batch's queue until it
+/// commits, a sale's holdings add what is queued, and any other read of
+/// refunds makes the batch run again with savepoints, where nothing waits.
+/// Each write holds the sale, so the writes take turns and each must count
+/// every refund before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_sees_the_refunds_made_before_it_in_its_batch() {
+    use refundry_core::refund::RefundStatus;
+    let dir = tempfile::tempdir().unwrap();
+    let t = open(&dir);
+    let store = Arc::clone(&t.store);
+    let m = merchant("queued");
+    let (mid, sid) = (m.id, StoreId::generate());
+    let sale = cash_sale(mid, sid, Vec::new());
+    seed_sales(&store, m, sid, vec![sale.clone()]).await;
+    let held = |holdings: &[refundry_core::refund::PriorRefund]| holdings.iter().map(|p| p.amount_minor).sum::<i64>();
+    let writes = (0..48).map(|_| {
+        let (store, sale) = (Arc::clone(&store), sale.clone());
+        tokio::spawn(async move {
+            write(&store, move |tx| {
+                tx.lock_sale(mid, sale.id)?.expect("the sale");
+                let before = tx.refunds_of_sale(mid, sale.id)?.len();
+                assert_eq!(held(&tx.holdings_and_disputes(&sale)?.0), before as i64);
+                let refund = refund_of(&sale, RefundStatus::Succeeded, 1, Vec::new());
+                tx.insert_refund(&refund)?;
+                assert_eq!(held(&tx.holdings_and_disputes(&sale)?.0), before as i64 + 1, "holdings with the new one");
+                let found = tx.find_refund(mid, refund.id)?;
+                assert_eq!(found.map(|r| r.id), Some(refund.id), "a write reads back its own refund");
+                assert_eq!(tx.refunds_of_sale(mid, sale.id)?.len(), before + 1);
+                Ok::<_, StoreError>(before)
+            })
+            .await
+        })
+    });
+    let mut seen: Vec<usize> =
+        futures::future::join_all(writes).await.into_iter().map(|r| r.unwrap().unwrap()).collect();
+    seen.sort();
+    assert_eq!(seen, (0..48).collect::<Vec<_>>(), "each write counted every refund made before it");
+    let (holdings, _) = read(&store, move |tx| tx.holdings_and_disputes(&sale)).await.unwrap();
+    assert_eq!(held(&holdings), 48);
+}
+
 fn on_backend_sql(t: &TestStore, dir: &tempfile::TempDir, sql: &str) -> Result<(), String> {
     match &t.scratch {
         Some(scratch) => {

@@ -75,13 +75,15 @@ struct Conn {
 impl Conn {
     fn tx(&mut self) -> PgTx<'_> {
         let client = self.client.as_mut().expect("a connection has its client until dropped");
-        PgTx::new(client, &mut self.statements, None)
+        PgTx::new(client, &mut self.statements, None, false)
     }
 
     /// A write job's transaction, after the batch's earlier jobs.
-    fn tx_in<'a>(&'a mut self, batch: &'a Deferred) -> PgTx<'a> {
+    /// `queue_refunds`: the batch runs without savepoints (see
+    /// [`crate::deferred`]).
+    fn tx_in<'a>(&'a mut self, batch: &'a Deferred, queue_refunds: bool) -> PgTx<'a> {
         let client = self.client.as_mut().expect("a connection has its client until dropped");
-        PgTx::new(client, &mut self.statements, Some(batch))
+        PgTx::new(client, &mut self.statements, Some(batch), queue_refunds)
     }
 
     fn client(&mut self) -> &mut Client {
@@ -256,7 +258,7 @@ fn run_unguarded(conn: &mut Conn, batch: Jobs) -> Result<(Deferred, Jobs), Jobs>
     let mut deferred = Deferred::default();
     let mut jobs = batch.into_iter();
     while let Some((mut job, tries)) = jobs.next() {
-        let ran = run_job(conn, job.as_mut(), &deferred);
+        let ran = run_job(conn, job.as_mut(), &deferred, true);
         let clean = !ran.failed
             && match ran.verdict {
                 Verdict::Commit => true,
@@ -304,7 +306,7 @@ fn run_guarded(conn: &mut Conn, connector: &Connector, batch: Jobs, started: std
             again.extend(jobs);
             return counted(again);
         }
-        let Ran { verdict, queued, .. } = run_job(conn, job.as_mut(), &deferred);
+        let Ran { verdict, queued, .. } = run_job(conn, job.as_mut(), &deferred, false);
         match verdict {
             Verdict::Commit => opening = Some("RELEASE SAVEPOINT job; SAVEPOINT job"),
             Verdict::Rollback | Verdict::Retry => {
@@ -449,8 +451,8 @@ struct Ran {
 }
 
 /// Runs one job in the open transaction (or savepoint).
-fn run_job(conn: &mut Conn, job: &mut dyn WriteJob, batch: &Deferred) -> Ran {
-    let mut tx = conn.tx_in(batch);
+fn run_job(conn: &mut Conn, job: &mut dyn WriteJob, batch: &Deferred, queue_refunds: bool) -> Ran {
+    let mut tx = conn.tx_in(batch, queue_refunds);
     let verdict = std::panic::catch_unwind(AssertUnwindSafe(|| job.run(&mut tx))).unwrap_or_else(|_| {
         tracing::error!("a write job panicked; its changes were rolled back");
         Verdict::Rollback

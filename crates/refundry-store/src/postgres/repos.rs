@@ -5,7 +5,7 @@
 //! (`SELECT … FOR UPDATE`), because several Refundry instances may write to
 //! the same database at once.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::RangeInclusive;
 
 use jiff::Timestamp;
@@ -38,6 +38,9 @@ pub struct PgTx<'c> {
     /// Whether a statement failed; on PostgreSQL that aborts the whole
     /// transaction, not just the statement.
     failed: bool,
+    /// Whether new refunds are queued for the batch's commit (a batch run
+    /// without savepoints) rather than inserted at once.
+    queue_refunds: bool,
 }
 
 impl<'c> PgTx<'c> {
@@ -45,8 +48,44 @@ impl<'c> PgTx<'c> {
         client: &'c mut Client,
         statements: &'c mut HashMap<String, Statement>,
         batch: Option<&'c Deferred>,
+        queue_refunds: bool,
     ) -> Self {
-        PgTx { client, statements, queued: Deferred::default(), batch, wrote: false, failed: false }
+        PgTx { client, statements, queued: Deferred::default(), batch, wrote: false, failed: false, queue_refunds }
+    }
+
+    /// A read or change of refunds first makes sure that no refund it
+    /// could concern is queued: one that is would be missing from what the
+    /// statement sees. The batch then runs again with savepoints, where
+    /// refunds are inserted as they are made. A refund's own id, or its sale,
+    /// narrows the check (the job runner moves refunds made in earlier
+    /// batches); lists and reports check for any queued refund. A sale's
+    /// holdings never need this: they add what is queued.
+    fn no_refunds_queued(&mut self) -> Result<()> {
+        let queued = self.queued.any_refund_pending(self.batch);
+        self.run_again_if(queued)
+    }
+
+    /// See [`Self::no_refunds_queued`].
+    fn refund_not_queued(&mut self, id: RefundId) -> Result<()> {
+        let queued = self.queued.refund_pending(self.batch, id);
+        self.run_again_if(queued)
+    }
+
+    /// See [`Self::no_refunds_queued`].
+    fn no_refunds_of_sale_queued(&mut self, merchant: MerchantId, sale: SaleId) -> Result<()> {
+        let queued = self.queued.refunds_pending(self.batch, merchant, sale).next().is_some();
+        self.run_again_if(queued)
+    }
+
+    fn run_again_if(&mut self, queued: bool) -> Result<()> {
+        if !queued {
+            return Ok(());
+        }
+        self.failed = true;
+        Err(StoreError::Backend {
+            message: "refunds read while new ones are queued; the batch runs again with savepoints".into(),
+            retryable: true,
+        })
     }
 
     /// Whether this transaction ran anything but `SELECT`s (a `SELECT` here
@@ -66,10 +105,13 @@ impl<'c> PgTx<'c> {
         std::mem::take(&mut self.queued)
     }
 
-    /// Applies a batch's deferred writes: idempotency records, acquirer
-    /// calls and daily totals (one statement each), then the audit events
-    /// (below).
+    /// Applies a batch's deferred writes: new refunds, idempotency records,
+    /// acquirer calls and daily totals (one statement each), then the audit
+    /// events (below).
     pub(crate) fn apply_deferred(&mut self, deferred: Deferred) -> Result<()> {
+        if !deferred.refunds.is_empty() {
+            self.insert_refunds(&deferred.refunds)?;
+        }
         if !deferred.idempotency.is_empty() {
             let records = &deferred.idempotency;
             let text = |f: fn(&IdempotencyRecord) -> &str| records.iter().map(f).collect::<Vec<&str>>();
@@ -944,93 +986,129 @@ fn holding_at(r: &Row, at: usize) -> Result<(RefundStatus, Option<i64>, Option<I
     Ok((parse_wire(&status, RefundStatus::parse, "refund status")?, col(r, at + 1)?, item))
 }
 
-impl RefundRepo for PgTx<'_> {
-    fn insert_refund(&mut self, r: &Refund) -> Result<()> {
-        // the refund, its items and the sale's sums in one statement (see
-        // migration 0004); a refund of items only adds the middle part
-        macro_rules! refund {
-            () => {
-                concat!(
-                    "WITH refund AS (INSERT INTO refunds (",
-                    refund_columns!(),
-                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-                             $21, $22, $23, $24, $25)
-                     RETURNING merchant_id, sale_id, status, amount_minor)"
-                )
-            };
-        }
-        macro_rules! sums {
-            () => {
-                " INSERT INTO sale_holdings (merchant_id, sale_id, status, amount_minor)
-                  SELECT merchant_id, sale_id, status, amount_minor FROM refund
-                  ON CONFLICT (merchant_id, sale_id, status)
-                  DO UPDATE SET amount_minor = sale_holdings.amount_minor + EXCLUDED.amount_minor"
-            };
-        }
-        const PLAIN: &str = concat!(refund!(), sums!());
-        const WITH_ITEMS: &str = concat!(
-            refund!(),
-            ", items AS (
+impl PgTx<'_> {
+    /// Inserts refunds with their items and adds them to their sales' sums
+    /// (see migration 0004), all in one statement: the refunds queued by a
+    /// batch, or one refund made in a savepoint. The sums are added up here
+    /// first, so that each row of them is written once, in key order.
+    fn insert_refunds(&mut self, refunds: &[Refund]) -> Result<()> {
+        const SQL: &str = concat!(
+            "WITH refund AS (INSERT INTO refunds (",
+            refund_columns!(),
+            ") SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],
+                 $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::text[],
+                 $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[], $18::text[], $19::bigint[],
+                 $20::text[], $21::text[], $22::bigint[], $23::bigint[], $24::bigint[], $25::text[])
+             ), items AS (
                  INSERT INTO refund_items (refund_id, sku, quantity, amount_minor)
-                 SELECT $1, sku, quantity, amount_minor
-                 FROM unnest($26::text[], $27::bigint[], $28::bigint[]) AS i (sku, quantity, amount_minor)
-                 RETURNING sku, quantity
+                 SELECT * FROM UNNEST($26::text[], $27::text[], $28::bigint[], $29::bigint[])
              ), item_sums AS (
                  INSERT INTO sale_item_holdings (merchant_id, sale_id, status, sku, quantity)
-                 SELECT r.merchant_id, r.sale_id, r.status, i.sku, i.quantity FROM refund r CROSS JOIN items i
+                 SELECT * FROM UNNEST($30::text[], $31::text[], $32::text[], $33::text[], $34::bigint[])
                  ON CONFLICT (merchant_id, sale_id, status, sku)
                  DO UPDATE SET quantity = sale_item_holdings.quantity + EXCLUDED.quantity
-             )",
-            sums!()
+             )
+             INSERT INTO sale_holdings (merchant_id, sale_id, status, amount_minor)
+             SELECT * FROM UNNEST($35::text[], $36::text[], $37::text[], $38::bigint[])
+             ON CONFLICT (merchant_id, sale_id, status)
+             DO UPDATE SET amount_minor = sale_holdings.amount_minor + EXCLUDED.amount_minor"
         );
-        let (id, merchant, sale) = (r.id.to_string(), r.merchant_id.to_string(), r.sale_id.to_string());
-        let (attempts, stan) = (i64::from(r.attempts), r.stan.map(i64::from));
-        let (created, updated) = (to_micros(r.created_at), to_micros(r.updated_at));
-        let (completed, expires) = (opt_micros(r.completed_at), opt_micros(r.approval_expires_at));
-        let (expected, arrived) = (opt_micros(r.expected_arrival_at), opt_micros(r.arrived_at));
-        let (kind, status, currency, reason) =
-            (r.refund_type.as_str(), r.status.as_str(), r.amount.currency.code(), r.reason.as_str());
-        let skus: Vec<&str> = r.items.iter().map(|i| i.sku.as_str()).collect();
-        let quantities: Vec<i64> = r.items.iter().map(|i| i64::from(i.quantity)).collect();
-        let amounts: Vec<i64> = r.items.iter().map(|i| i.amount_minor).collect();
-        let mut params: Vec<Param<'_>> = vec![
-            &id,
-            &merchant,
-            &sale,
-            &kind,
-            &status,
-            &r.amount.minor,
-            &currency,
-            &reason,
-            &r.note,
-            &r.failure_reason,
-            &r.acquirer_reference,
-            &attempts,
-            &r.requested_by,
-            &created,
-            &updated,
-            &completed,
-            &r.policy_version,
-            &r.decision,
-            &expires,
-            &r.decided_by,
-            &r.decision_note,
-            &stan,
-            &expected,
-            &arrived,
-            &r.customer_contact,
-        ];
-        let sql = if r.items.is_empty() {
-            PLAIN
-        } else {
-            params.extend([&skus as Param<'_>, &quantities, &amounts]);
-            WITH_ITEMS
-        };
-        self.execute(sql, &params)?;
+        let text = |f: fn(&Refund) -> &str| refunds.iter().map(f).collect::<Vec<&str>>();
+        let opt_text = |f: fn(&Refund) -> Option<&str>| refunds.iter().map(f).collect::<Vec<Option<&str>>>();
+        let int = |f: fn(&Refund) -> i64| refunds.iter().map(f).collect::<Vec<i64>>();
+        let opt_int = |f: fn(&Refund) -> Option<i64>| refunds.iter().map(f).collect::<Vec<Option<i64>>>();
+        let ids: Vec<String> = refunds.iter().map(|r| r.id.to_string()).collect();
+        let merchants: Vec<String> = refunds.iter().map(|r| r.merchant_id.to_string()).collect();
+        let sales: Vec<String> = refunds.iter().map(|r| r.sale_id.to_string()).collect();
+        let (mut item_refunds, mut skus, mut quantities, mut amounts) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut item_sums: BTreeMap<(&str, &str, &str, &str), i64> = BTreeMap::new();
+        let mut sums: BTreeMap<(&str, &str, &str), i64> = BTreeMap::new();
+        for (n, r) in refunds.iter().enumerate() {
+            let status = r.status.as_str();
+            *sums.entry((&merchants[n], &sales[n], status)).or_default() += r.amount.minor;
+            for item in &r.items {
+                item_refunds.push(ids[n].as_str());
+                skus.push(item.sku.as_str());
+                quantities.push(i64::from(item.quantity));
+                amounts.push(item.amount_minor);
+                *item_sums.entry((&merchants[n], &sales[n], status, &item.sku)).or_default() +=
+                    i64::from(item.quantity);
+            }
+        }
+        let mut item_keys: [Vec<&str>; 4] = Default::default();
+        let item_totals: Vec<i64> = item_sums.values().copied().collect();
+        for (m, s, st, sku) in item_sums.keys() {
+            item_keys[0].push(m);
+            item_keys[1].push(s);
+            item_keys[2].push(st);
+            item_keys[3].push(sku);
+        }
+        let mut sum_keys: [Vec<&str>; 3] = Default::default();
+        let sum_totals: Vec<i64> = sums.values().copied().collect();
+        for (m, s, st) in sums.keys() {
+            sum_keys[0].push(m);
+            sum_keys[1].push(s);
+            sum_keys[2].push(st);
+        }
+        self.execute(
+            SQL,
+            &[
+                &ids,
+                &merchants,
+                &sales,
+                &text(|r| r.refund_type.as_str()),
+                &text(|r| r.status.as_str()),
+                &int(|r| r.amount.minor),
+                &text(|r| r.amount.currency.code()),
+                &text(|r| r.reason.as_str()),
+                &opt_text(|r| r.note.as_deref()),
+                &opt_text(|r| r.failure_reason.as_deref()),
+                &opt_text(|r| r.acquirer_reference.as_deref()),
+                &int(|r| i64::from(r.attempts)),
+                &text(|r| &r.requested_by),
+                &int(|r| to_micros(r.created_at)),
+                &int(|r| to_micros(r.updated_at)),
+                &opt_int(|r| opt_micros(r.completed_at)),
+                &int(|r| r.policy_version),
+                &text(|r| &r.decision),
+                &opt_int(|r| opt_micros(r.approval_expires_at)),
+                &opt_text(|r| r.decided_by.as_deref()),
+                &opt_text(|r| r.decision_note.as_deref()),
+                &opt_int(|r| r.stan.map(i64::from)),
+                &opt_int(|r| opt_micros(r.expected_arrival_at)),
+                &opt_int(|r| opt_micros(r.arrived_at)),
+                &opt_text(|r| r.customer_contact.as_deref()),
+                &item_refunds,
+                &skus,
+                &quantities,
+                &amounts,
+                &item_keys[0],
+                &item_keys[1],
+                &item_keys[2],
+                &item_keys[3],
+                &item_totals,
+                &sum_keys[0],
+                &sum_keys[1],
+                &sum_keys[2],
+                &sum_totals,
+            ],
+        )?;
         Ok(())
+    }
+}
+
+impl RefundRepo for PgTx<'_> {
+    fn insert_refund(&mut self, r: &Refund) -> Result<()> {
+        if self.queue_refunds {
+            self.queued.refunds.push(r.clone());
+            return Ok(());
+        }
+        self.insert_refunds(std::slice::from_ref(r))
     }
 
     fn update_refund(&mut self, r: &Refund) -> Result<()> {
+        self.refund_not_queued(r.id)?;
         let changed = self.execute(
             "UPDATE refunds SET status = $2, failure_reason = $3, acquirer_reference = $4, attempts = $5,
              updated_at = $6, completed_at = $7, approval_expires_at = $8, decided_by = $9, decision_note = $10,
@@ -1056,16 +1134,19 @@ impl RefundRepo for PgTx<'_> {
     }
 
     fn find_refund(&mut self, merchant: MerchantId, id: RefundId) -> Result<Option<Refund>> {
+        self.refund_not_queued(id)?;
         let sql = format!("SELECT {REFUND_COLUMNS}, {REFUND_ITEMS} FROM refunds WHERE merchant_id = $1 AND id = $2");
         Ok(self.refunds_from(&sql, &[&merchant.to_string(), &id.to_string()])?.pop())
     }
 
     fn find_refund_any_merchant(&mut self, id: RefundId) -> Result<Option<Refund>> {
+        self.refund_not_queued(id)?;
         let sql = format!("SELECT {REFUND_COLUMNS}, {REFUND_ITEMS} FROM refunds WHERE id = $1");
         Ok(self.refunds_from(&sql, &[&id.to_string()])?.pop())
     }
 
     fn lock_refund(&mut self, id: RefundId) -> Result<Option<Refund>> {
+        self.refund_not_queued(id)?;
         // two instances moving the same refund take turns; the second reads
         // the status the first committed
         let sql = format!("SELECT {REFUND_COLUMNS}, {REFUND_ITEMS} FROM refunds WHERE id = $1 FOR UPDATE");
@@ -1073,6 +1154,7 @@ impl RefundRepo for PgTx<'_> {
     }
 
     fn lock_refund_with_sale(&mut self, id: RefundId) -> Result<Option<(Refund, Option<Sale>)>> {
+        self.refund_not_queued(id)?;
         // one round trip instead of two for every attempt the job runner makes
         let sql = format!(
             "SELECT * FROM (SELECT {REFUND_COLUMNS}, {REFUND_ITEMS} FROM refunds WHERE id = $1 FOR UPDATE) r
@@ -1089,6 +1171,7 @@ impl RefundRepo for PgTx<'_> {
     }
 
     fn refunds_of_sale(&mut self, merchant: MerchantId, sale: SaleId) -> Result<Vec<Refund>> {
+        self.no_refunds_of_sale_queued(merchant, sale)?;
         let sql = format!(
             "SELECT {REFUND_COLUMNS}, {REFUND_ITEMS} FROM refunds WHERE merchant_id = $1 AND sale_id = $2 ORDER BY id"
         );
@@ -1117,11 +1200,22 @@ impl RefundRepo for PgTx<'_> {
         let rows = self.query(sql, &[&sale.merchant_id.to_string(), &sale.id.to_string()])?;
         let (disputes, holdings): (Vec<&Row>, Vec<&Row>) =
             rows.iter().partition(|r| matches!(r.try_get::<_, Option<&str>>(0), Ok(Some(_))));
-        let holdings = crate::repo::fold_holdings(holdings.into_iter().map(|r| holding_at(r, DISPUTE_COLUMN_COUNT)))?;
+        // refunds of the sale queued earlier in the batch are not in its
+        // stored sums yet
+        let pending = self.queued.refunds_pending(self.batch, sale.merchant_id, sale.id).flat_map(|r| {
+            let items = r
+                .items
+                .iter()
+                .map(|i| (r.status, None, Some(ItemQuantity { sku: i.sku.clone(), quantity: i.quantity })));
+            std::iter::once((r.status, Some(r.amount.minor), None)).chain(items)
+        });
+        let stored = holdings.into_iter().map(|r| holding_at(r, DISPUTE_COLUMN_COUNT));
+        let holdings = crate::repo::fold_holdings(stored.chain(pending.map(Ok)))?;
         Ok((holdings, disputes.into_iter().map(dispute_from_row).collect::<Result<_>>()?))
     }
 
     fn list_refunds(&mut self, merchant: MerchantId, q: &RefundQuery) -> Result<Vec<Refund>> {
+        self.no_refunds_queued()?;
         let mut f = Filtered::new(
             format!("SELECT {REFUND_COLUMNS}, {REFUND_ITEMS} FROM refunds WHERE merchant_id = $1"),
             merchant.to_string(),
@@ -1172,6 +1266,7 @@ impl RefundRepo for PgTx<'_> {
         to: Timestamp,
         utc_offset_s: i64,
     ) -> Result<Vec<RefundGroup>> {
+        self.no_refunds_queued()?;
         self.query(
             "SELECT (r.created_at + $4::BIGINT * 1000000) / 86400000000 AS day, r.reason, s.store_id, r.requested_by, r.status,
                     COUNT(*)::BIGINT, SUM(r.amount_minor)::BIGINT
@@ -1202,6 +1297,7 @@ impl RefundRepo for PgTx<'_> {
         to: Timestamp,
         limit: u32,
     ) -> Result<Vec<RefundDuration>> {
+        self.no_refunds_queued()?;
         self.query(
             "SELECT (completed_at - created_at) / 1000000, (arrived_at - created_at) / 1000000 FROM refunds
               WHERE merchant_id = $1 AND created_at >= $2 AND created_at < $3 AND status = 'succeeded'
@@ -1254,6 +1350,7 @@ impl RefundRepo for PgTx<'_> {
     }
 
     fn expired_approvals(&mut self, now: Timestamp, limit: u32) -> Result<Vec<Refund>> {
+        self.no_refunds_queued()?;
         let sql = format!(
             "SELECT {REFUND_COLUMNS}, {REFUND_ITEMS} FROM refunds WHERE status = 'requires_approval' AND approval_expires_at <= $1
              ORDER BY approval_expires_at LIMIT $2"
@@ -1850,6 +1947,7 @@ impl PgTx<'_> {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<(StoreId, String, u64, u64)>> {
+        self.no_refunds_queued()?;
         self.query(
             "SELECT store_id, who, SUM(sales)::BIGINT, SUM(refunds)::BIGINT FROM (
                  SELECT store_id, cashier AS who, 1 AS sales, 0 AS refunds FROM sales

@@ -1015,8 +1015,9 @@ async fn a_sales_holdings_stay_the_sum_of_its_refunds_through_inserts_and_moves(
 /// Runs one statement on the test's database behind the store's back.
 /// A write sees the refunds made before it in its batch, its own among
 /// them: on PostgreSQL new refunds wait in the batch's queue until it
-/// commits, a sale's holdings add what is queued, and any other read of
-/// refunds makes the batch run again with savepoints, where nothing waits.
+/// commits, a sale's holdings add what is queued, and a read that could
+/// miss a queued refund makes the batch run again with savepoints, where
+/// nothing waits.
 /// Each write holds the sale, so the writes take turns and each must count
 /// every refund before it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -116,6 +116,30 @@ fn holdings(tx: &mut dyn Tx, sale: &Sale) -> Result<Vec<PriorRefund>, AppError> 
     Ok(priors)
 }
 
+/// How far ahead of this server's clock a reported arrival may be: the
+/// clock of whoever reports it (a bank, a settlement file) runs apart.
+const ARRIVAL_CLOCK_SLACK: jiff::SignedDuration = jiff::SignedDuration::from_mins(5);
+
+/// Money reaches the customer after the acquirer took the refund and not
+/// after now: a time outside that is a typo or a wrong row of a statement,
+/// and would skew how long refunds are reported to take.
+fn check_arrival(refund: &Refund, at: jiff::Timestamp, now: jiff::Timestamp) -> Result<(), AppError> {
+    let completed = refund.completed_at.unwrap_or(refund.created_at);
+    if at < completed {
+        return Err(AppError::validation(
+            "arrived_at",
+            format!("arrived_at is before the refund was completed ({completed})"),
+        )
+        .with("zh", "到账时间早于退款完成时间"));
+    }
+    if at > now.saturating_add(ARRIVAL_CLOCK_SLACK).unwrap_or(now) {
+        return Err(
+            AppError::validation("arrived_at", "arrived_at is in the future").with("zh", "到账时间晚于当前时间")
+        );
+    }
+    Ok(())
+}
+
 /// Counts a refund its own request settled (cash at the counter), once
 /// committed: a refund that left the request final was settled in it.
 pub(crate) fn settled_now(refund: &Refund) {
@@ -476,8 +500,10 @@ impl App {
                     .with("refund_status", refund.status.as_str()));
             }
             let now = crate::now();
+            let at = at.unwrap_or(now);
+            check_arrival(&refund, at, now)?;
             let before = refund.arrived_at.map(|t| t.to_string());
-            refund.arrived_at = Some(at.unwrap_or(now));
+            refund.arrived_at = Some(at);
             refund.updated_at = now;
             tx.update_refund(&refund)?;
             let data = serde_json::json!({"before": {"arrived_at": before}, "after": {"arrived_at": refund.arrived_at.map(|t| t.to_string())}});

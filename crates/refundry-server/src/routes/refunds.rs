@@ -265,12 +265,17 @@ pub async fn retry_refund(
     Ok(Json(RefundDto::from(&refund)))
 }
 
-/// Record that the money reached the customer.
+/// Record that the money reached the customer, at a time between the
+/// refund's completion and now (422 `validation_failed` otherwise).
 #[utoipa::path(
     post, path = "/v1/refunds/{id}/arrived", tag = "refunds",
     params(("id" = String, Path, description = "re_…")),
-    request_body(content = crate::dto::MarkArrived, description = "Optional time"),
-    responses((status = 200, body = RefundDto), (status = 409, body = Problem, content_type = "application/problem+json")),
+    request_body(content = crate::dto::MarkArrived, description = "Optional time, now if left out"),
+    responses(
+        (status = 200, body = RefundDto),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")
+    ),
     security(("api_key" = []))
 )]
 pub async fn mark_arrived(

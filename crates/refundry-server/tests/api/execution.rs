@@ -58,14 +58,23 @@ async fn card_money_is_expected_in_days_and_its_arrival_is_recorded() {
     let expected: jiff::Timestamp = done["expected_arrival_at"].as_str().unwrap().parse().unwrap();
     assert_eq!(expected.duration_since(completed), jiff::SignedDuration::from_hours(24 * 7));
     assert!(done["arrived_at"].is_null());
-    let res = t
-        .post(&format!("/v1/refunds/{id}/arrived"), &json!({"arrived_at": "2026-12-01T10:00:00+08:00"}))
-        .send()
-        .await
-        .unwrap();
+    // before the refund was completed, or a day ahead: refused, nothing changes
+    let arrive = |at: jiff::Timestamp| {
+        let at = at.to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(8))).strftime("%Y-%m-%dT%H:%M:%S%.6f%:z");
+        t.post(&format!("/v1/refunds/{id}/arrived"), &json!({"arrived_at": at.to_string()})).send()
+    };
+    let day = jiff::SignedDuration::from_hours(24);
+    for wrong in [completed - day, jiff::Timestamp::now() + day] {
+        let body = problem(arrive(wrong).await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+        assert_eq!(body["field"], "arrived_at", "{body}");
+    }
+    let unchanged: Value = t.get_json(&format!("/v1/refunds/{id}")).await;
+    assert!(unchanged["arrived_at"].is_null());
+    // sent at +08:00, read back in UTC
+    let res = arrive(completed).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let arrived: Value = res.json().await.unwrap();
-    assert_eq!(arrived["arrived_at"], "2026-12-01T02:00:00.000000Z");
+    assert_eq!(arrived["arrived_at"], done["completed_at"]);
 
     let mut cash = card_sale();
     cash["payment_method"] = json!({"type": "cash"});

@@ -1024,16 +1024,23 @@ impl PgTx<'_> {
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut item_sums: BTreeMap<(&str, &str, &str, &str), i64> = BTreeMap::new();
         let mut sums: BTreeMap<(&str, &str, &str), i64> = BTreeMap::new();
+        // summed as the database would, refusing rather than wrapping
+        let add = |sum: &mut i64, n: i64| -> Result<()> {
+            *sum = sum.checked_add(n).ok_or_else(|| StoreError::corrupt("a batch's refunds of one sale overflow"))?;
+            Ok(())
+        };
         for (n, r) in refunds.iter().enumerate() {
             let status = r.status.as_str();
-            *sums.entry((&merchants[n], &sales[n], status)).or_default() += r.amount.minor;
+            add(sums.entry((&merchants[n], &sales[n], status)).or_default(), r.amount.minor)?;
             for item in &r.items {
                 item_refunds.push(ids[n].as_str());
                 skus.push(item.sku.as_str());
                 quantities.push(i64::from(item.quantity));
                 amounts.push(item.amount_minor);
-                *item_sums.entry((&merchants[n], &sales[n], status, &item.sku)).or_default() +=
-                    i64::from(item.quantity);
+                add(
+                    item_sums.entry((&merchants[n], &sales[n], status, &item.sku)).or_default(),
+                    i64::from(item.quantity),
+                )?;
             }
         }
         let mut item_keys: [Vec<&str>; 4] = Default::default();

@@ -59,10 +59,8 @@ async fn card_money_is_expected_in_days_and_its_arrival_is_recorded() {
     assert_eq!(expected.duration_since(completed), jiff::SignedDuration::from_hours(24 * 7));
     assert!(done["arrived_at"].is_null());
     // before the refund was completed, or a day ahead: refused, nothing changes
-    let arrive = |at: jiff::Timestamp| {
-        let at = at.to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(8))).strftime("%Y-%m-%dT%H:%M:%S%.6f%:z");
-        t.post(&format!("/v1/refunds/{id}/arrived"), &json!({"arrived_at": at.to_string()})).send()
-    };
+    let arrive =
+        |at: jiff::Timestamp| t.post(&format!("/v1/refunds/{id}/arrived"), &json!({"arrived_at": in_china(at)})).send();
     let day = jiff::SignedDuration::from_hours(24);
     for wrong in [completed - day, jiff::Timestamp::now() + day] {
         let body = problem(arrive(wrong).await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;

@@ -214,8 +214,13 @@ pub fn minutes_ago(minutes: i64) -> String {
 
 /// As [`minutes_ago`], to the second.
 pub fn seconds_ago(seconds: i64) -> String {
-    let at = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() - seconds).unwrap();
-    at.to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(8))).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()
+    in_china(jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() - seconds).unwrap())
+}
+
+/// `at` as a terminal in China sends it: RFC 3339 at `+08:00`, with a
+/// fraction of a second only where it has one.
+pub fn in_china(at: jiff::Timestamp) -> String {
+    at.to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(8))).strftime("%Y-%m-%dT%H:%M:%S%.f%:z").to_string()
 }
 
 /// A card sale of 100.00 CNY made an hour ago: two teas at 30.00 and a cup

@@ -10,6 +10,7 @@ use refundry_core::refund::{
 };
 use refundry_store::Tx;
 use refundry_store::model::{NewJob, Refund, RefundQuery, Sale};
+use refundry_store::repo::HoldingsAndDisputes;
 
 use crate::idempotency::{self, Idempotency, Replay};
 use crate::jobs::{EXECUTE_REFUND, RefundJob};
@@ -77,10 +78,17 @@ fn evaluate(
     lock: bool,
 ) -> Result<(Sale, Preview), AppError> {
     let merchant = actor.merchant_id;
-    // the lock makes the refunds read below complete until commit
-    let sale = if lock { tx.lock_sale(merchant, request.sale_id)? } else { tx.find_sale(merchant, request.sale_id)? };
-    let sale = visible_sale(actor, sale, request.sale_id)?;
-    let priors = holdings(tx, &sale)?;
+    // the lock keeps what holds part of the sale as read until commit
+    let (sale, held) = if lock {
+        let (sale, held) = tx.lock_sale_with_holdings(merchant, request.sale_id)?.unzip();
+        (visible_sale(actor, sale, request.sale_id)?, held)
+    } else {
+        (visible_sale(actor, tx.find_sale(merchant, request.sale_id)?, request.sale_id)?, None)
+    };
+    let priors = match held {
+        Some(held) => priors_of(held)?,
+        None => holdings(tx, &sale)?,
+    };
     let batch_settled = match &sale.batch_no {
         Some(batch) => tx.find_batch(merchant, &sale.terminal_id, batch)?.is_some(),
         None => false,
@@ -103,7 +111,11 @@ fn evaluate(
 /// What already holds part of the sale: its refunds, and its lost or
 /// accepted disputes. An open dispute refuses the refund (no double loss).
 fn holdings(tx: &mut dyn Tx, sale: &Sale) -> Result<Vec<PriorRefund>, AppError> {
-    let (mut priors, disputes) = tx.holdings_and_disputes(sale)?;
+    priors_of(tx.holdings_and_disputes(sale)?)
+}
+
+/// [`holdings`], from what the store read.
+fn priors_of((mut priors, disputes): HoldingsAndDisputes) -> Result<Vec<PriorRefund>, AppError> {
     let disputes = crate::disputes::priors(&disputes)?;
     if let Some(reason) = refundry_core::dispute::sale_disputed(&disputes) {
         return Err(AppError::new(ErrorCode::SaleDisputed, reason.en).with("zh", reason.zh));
@@ -449,8 +461,9 @@ impl App {
                     .with("refund_status", refund.status.as_str())
             })?;
             // a failed refund released its amount; taking it back must fit
-            let sale = tx.lock_sale(refund.merchant_id, refund.sale_id)?.ok_or_else(|| not_found(id))?;
-            let priors = holdings(tx, &sale)?;
+            let (sale, held) =
+                tx.lock_sale_with_holdings(refund.merchant_id, refund.sale_id)?.ok_or_else(|| not_found(id))?;
+            let priors = priors_of(held)?;
             let left = refundry_core::refund::refundable(&sale, &priors).map(|m| m.minor).unwrap_or(0);
             if refund.amount.minor > left {
                 return Err(AppError::from(refundry_core::refund::RefundError::ExceedsRefundable {

@@ -14,6 +14,10 @@ use crate::model::*;
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// What holds part of a sale: its refunds as the arithmetic needs them, and
+/// its disputes (see [`RefundRepo::holdings_and_disputes`]).
+pub type HoldingsAndDisputes = (Vec<PriorRefund>, Vec<DisputeRecord>);
+
 pub trait MerchantRepo {
     fn insert_merchant(&mut self, merchant: &Merchant) -> Result<()>;
     /// The oldest merchant: the default one of a single-merchant install.
@@ -143,7 +147,14 @@ pub trait RefundRepo {
     /// holdings come from running sums the database keeps (migrations 0002
     /// and 0004) rather than from each earlier refund. Item quantities are
     /// read only for a sale with items: refunds of one without have none.
-    fn holdings_and_disputes(&mut self, sale: &Sale) -> Result<(Vec<PriorRefund>, Vec<DisputeRecord>)>;
+    fn holdings_and_disputes(&mut self, sale: &Sale) -> Result<HoldingsAndDisputes>;
+    /// [`SaleRepo::lock_sale`], then [`RefundRepo::holdings_and_disputes`]
+    /// read once the lock is held, which a backend may do in one round trip.
+    fn lock_sale_with_holdings(
+        &mut self,
+        merchant: MerchantId,
+        id: SaleId,
+    ) -> Result<Option<(Sale, HoldingsAndDisputes)>>;
     fn list_refunds(&mut self, merchant: MerchantId, query: &RefundQuery) -> Result<Vec<Refund>>;
     /// What `requested_by` holds in refunds made on business day `day`
     /// (`YYYY-MM-DD`), for the cashier's daily limit.

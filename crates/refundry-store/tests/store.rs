@@ -998,9 +998,16 @@ async fn a_sales_holdings_stay_the_sum_of_its_refunds_through_inserts_and_moves(
             expected.iter_mut().for_each(|p| p.items.sort_by(|a, b| a.sku.cmp(&b.sku)));
             let on = on.clone();
             let disputes_of_on: Vec<_> = disputes.iter().filter(|d| d.sale_id == on.id).cloned().collect();
-            let (held, disputes_held) = read(&store, move |tx| tx.holdings_and_disputes(&on)).await.unwrap();
+            let (sale_id, read_on) = (on.id, on.clone());
+            let (held, disputes_held) = read(&store, move |tx| tx.holdings_and_disputes(&read_on)).await.unwrap();
             assert_eq!(held, expected, "round {round}");
             assert_eq!(disputes_held, disputes_of_on, "round {round}");
+            // the same, read with the sale's lock as a new refund reads it
+            let (locked, (held, disputes_held)) =
+                write(&store, move |tx| tx.lock_sale_with_holdings(mid, sale_id)).await.unwrap().expect("the sale");
+            assert_eq!(locked, on, "round {round}");
+            assert_eq!(held, expected, "round {round}, with the lock");
+            assert_eq!(disputes_held, disputes_of_on, "round {round}, with the lock");
         }
     }
 
@@ -1012,7 +1019,6 @@ async fn a_sales_holdings_stay_the_sum_of_its_refunds_through_inserts_and_moves(
     assert!(changed.is_err(), "changing a written refund's amount must be refused");
 }
 
-/// Runs one statement on the test's database behind the store's back.
 /// A write sees the refunds made before it in its batch, its own among
 /// them: on PostgreSQL new refunds wait in the batch's queue until it
 /// commits, a sale's holdings add what is queued, and a read that could
@@ -1057,6 +1063,7 @@ async fn a_write_sees_the_refunds_made_before_it_in_its_batch() {
     assert_eq!(held(&holdings), 48);
 }
 
+/// Runs one statement on the test's database behind the store's back.
 fn on_backend_sql(t: &TestStore, dir: &tempfile::TempDir, sql: &str) -> Result<(), String> {
     match &t.scratch {
         Some(scratch) => {
@@ -1069,6 +1076,50 @@ fn on_backend_sql(t: &TestStore, dir: &tempfile::TempDir, sql: &str) -> Result<(
             conn.execute_batch(sql).map_err(|e| e.to_string())
         }
     }
+}
+
+/// On PostgreSQL a new refund sends the lock of its sale and the read of
+/// what holds part of it together. A refund that another instance commits
+/// while the lock waits must be counted: the holdings are read once the
+/// lock is held, not when they reached the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holdings_read_with_the_lock_count_a_refund_committed_while_it_waited() {
+    use refundry_core::refund::RefundStatus;
+    let dir = tempfile::tempdir().unwrap();
+    let t = open(&dir);
+    // SQLite has one writer: there is no lock to wait for
+    let Some(scratch) = &t.scratch else { return };
+    let store = Arc::clone(&t.store);
+    let other: Arc<dyn Store> = Arc::new(PgStore::open(&scratch.url, PgOptions::default()).unwrap());
+    let m = merchant("waits");
+    let (mid, sid) = (m.id, StoreId::generate());
+    let sale = cash_sale(mid, sid, Vec::new());
+    seed_sales(&store, m, sid, vec![sale.clone()]).await;
+
+    // the other instance holds the sale while it makes a refund of 250,
+    // and commits only after the statement below has begun waiting
+    let (locked, held_now) = tokio::sync::oneshot::channel();
+    let holder = {
+        let (sale, mut locked) = (sale.clone(), Some(locked));
+        tokio::spawn(async move {
+            write(&other, move |tx| {
+                tx.lock_sale(mid, sale.id)?.expect("the sale");
+                tx.insert_refund(&refund_of(&sale, RefundStatus::Succeeded, 250, Vec::new()))?;
+                // a job may run again: only its first run tells
+                if let Some(locked) = locked.take() {
+                    locked.send(()).expect("the test waits for the lock");
+                }
+                std::thread::sleep(std::time::Duration::from_millis(400));
+                Ok::<_, StoreError>(())
+            })
+            .await
+        })
+    };
+    held_now.await.unwrap();
+    let (_, (held, _)) =
+        write(&store, move |tx| tx.lock_sale_with_holdings(mid, sale.id)).await.unwrap().expect("the sale");
+    holder.await.unwrap().unwrap();
+    assert_eq!(held.iter().map(|p| p.amount_minor).sum::<i64>(), 250, "the refund committed while waiting counts");
 }
 
 /// On PostgreSQL a refund's key names its sale and the sale's merchant

@@ -2,8 +2,7 @@
 //! lock makes instances that start together take turns: the first applies,
 //! the others find nothing left to do.
 
-use postgres::Client;
-
+use super::client::Client;
 use crate::StoreError;
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -37,18 +36,29 @@ fn apply(client: &mut Client) -> Result<Vec<String>, StoreError> {
     )?;
     let mut applied = Vec::new();
     for (version, name, sql) in MIGRATIONS {
-        let mut tx = client.transaction()?;
-        let done: bool =
-            tx.query_one("SELECT EXISTS(SELECT 1 FROM schema_migrations WHERE version = $1)", &[version])?.get(0);
-        if !done {
-            tx.batch_execute(sql)?;
-            tx.execute(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-                &[version, name, &jiff::Timestamp::now().as_microsecond()],
-            )?;
-            applied.push(format!("{version:04}_{name}"));
+        client.batch_execute("BEGIN")?;
+        let mut migrate = || {
+            let done: bool = client
+                .query_one("SELECT EXISTS(SELECT 1 FROM schema_migrations WHERE version = $1)", &[version])?
+                .get(0);
+            if !done {
+                client.batch_execute(sql)?;
+                client.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                    &[version, name, &jiff::Timestamp::now().as_microsecond()],
+                )?;
+            }
+            client.batch_execute("COMMIT")?;
+            Ok::<_, StoreError>(!done)
+        };
+        match migrate() {
+            Ok(true) => applied.push(format!("{version:04}_{name}")),
+            Ok(false) => {}
+            Err(e) => {
+                let _ = client.batch_execute("ROLLBACK");
+                return Err(e);
+            }
         }
-        tx.commit()?;
     }
     Ok(applied)
 }

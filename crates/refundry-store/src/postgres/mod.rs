@@ -14,6 +14,7 @@
 //! batch's deferred writes, so one another writer took fails the whole
 //! batch, which runs again the same way.
 
+mod client;
 mod migrate;
 mod repos;
 
@@ -23,10 +24,11 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use postgres::{Client, Config, NoTls, Statement};
+use tokio_postgres::{Config, Statement};
 
 pub use repos::PgTx;
 
+use self::client::Client;
 use crate::StoreError;
 use crate::deferred::Deferred;
 use crate::store::{ReadJob, ReadSlots, Store, Verdict, WriteJob};
@@ -97,7 +99,7 @@ impl Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        // closing blocks on the driver's own runtime, which a Tokio worker
+        // dropping the client's own runtime blocks, which a Tokio worker
         // thread must not do: close on a plain thread when inside one
         if let Some(client) = self.client.take()
             && tokio::runtime::Handle::try_current().is_ok()
@@ -115,7 +117,7 @@ struct Connector {
 
 impl Connector {
     fn connect(&self) -> Result<Conn, StoreError> {
-        let mut client = self.config.connect(NoTls)?;
+        let mut client = Client::connect(&self.config)?;
         let ms = self.statement_timeout.as_millis();
         client.batch_execute(&format!("SET statement_timeout = {ms}; SET lock_timeout = {ms}"))?;
         Ok(Conn { client: Some(client), statements: HashMap::new() })
@@ -142,7 +144,7 @@ impl PgStore {
     /// start at once: migrations run under an advisory lock) and starts the
     /// writer threads. `url` is a libpq-style URL or key=value string.
     pub fn open(url: &str, options: PgOptions) -> Result<PgStore, StoreError> {
-        let mut config: Config = url.parse().map_err(|e: postgres::Error| StoreError::Backend {
+        let mut config: Config = url.parse().map_err(|e: tokio_postgres::Error| StoreError::Backend {
             message: format!("invalid PostgreSQL URL: {e}"),
             retryable: false,
         })?;
@@ -181,7 +183,7 @@ impl PgStore {
     pub fn migrate(url: &str) -> Result<Vec<String>, StoreError> {
         let config: Config = url
             .parse()
-            .map_err(|e: postgres::Error| StoreError::Backend { message: e.to_string(), retryable: false })?;
+            .map_err(|e: tokio_postgres::Error| StoreError::Backend { message: e.to_string(), retryable: false })?;
         let connector = Connector { config, statement_timeout: Duration::from_secs(300) };
         off_runtime(move || {
             let mut conn = connector.connect()?;

@@ -9,16 +9,17 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::RangeInclusive;
 
 use jiff::Timestamp;
-use postgres::types::{FromSql, ToSql};
-use postgres::{Client, Row, Statement};
 use refundry_core::card::{First6, Last4};
 use refundry_core::ids::{
     CorrectionId, DisputeId, EvidenceId, IdError, KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId,
 };
 use refundry_core::money::{Currency, Money};
-use refundry_core::refund::{ItemQuantity, PlannedItem, PriorRefund, RefundReason, RefundStatus, RefundType};
+use refundry_core::refund::{ItemQuantity, PlannedItem, RefundReason, RefundStatus, RefundType};
 use refundry_core::sale::{CardBrand, EntryMode, LineItem, PaymentMethod, Wallet};
+use tokio_postgres::types::{FromSql, ToSql};
+use tokio_postgres::{Row, Statement};
 
+use super::client::{Client, Param};
 use crate::StoreError;
 use crate::deferred::Deferred;
 use crate::model::*;
@@ -257,13 +258,11 @@ impl<'c> PgTx<'c> {
     }
 
     /// Passes a statement's outcome on, noting a failure.
-    fn noted<T>(&mut self, outcome: std::result::Result<T, postgres::Error>) -> Result<T> {
+    fn noted<T>(&mut self, outcome: std::result::Result<T, tokio_postgres::Error>) -> Result<T> {
         self.failed |= outcome.is_err();
         Ok(outcome?)
     }
 }
-
-type Param<'a> = &'a (dyn ToSql + Sync);
 
 impl PgTx<'_> {
     fn query(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>> {
@@ -284,6 +283,18 @@ impl PgTx<'_> {
         let stmt = self.stmt(sql)?;
         let outcome = self.client.query_one(&stmt, params);
         self.noted(outcome)
+    }
+
+    /// Two statements in one round trip (see [`Client::query_both`]).
+    fn query_both(
+        &mut self,
+        (first, first_params): (&str, &[Param<'_>]),
+        (second, second_params): (&str, &[Param<'_>]),
+    ) -> Result<(Vec<Row>, Vec<Row>)> {
+        let (first, second) = (self.stmt(first)?, self.stmt(second)?);
+        let (first, second) = self.client.query_both((&first, first_params), (&second, second_params));
+        let first = self.noted(first)?;
+        Ok((first, self.noted(second)?))
     }
 
     fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
@@ -986,6 +997,54 @@ fn holding_at(r: &Row, at: usize) -> Result<(RefundStatus, Option<i64>, Option<I
     Ok((parse_wire(&status, RefundStatus::parse, "refund status")?, col(r, at + 1)?, item))
 }
 
+/// What holds part of a sale, in one statement: its disputes' columns
+/// first, then its holdings' (status, amount, SKU, quantity; as
+/// [`holding_at`] reads them). Rows of one fill the other's columns with
+/// NULLs, and the holdings' sort last. Item quantities only when asked.
+fn holdings_sql(items: bool) -> &'static str {
+    static SQL: std::sync::LazyLock<[String; 2]> = std::sync::LazyLock::new(|| {
+        let nulls = vec!["NULL"; DISPUTE_COLUMN_COUNT].join(", ");
+        let disputes = format!(
+            "SELECT {DISPUTE_COLUMNS}, NULL::text, NULL::bigint, NULL::text, NULL::bigint FROM disputes
+             WHERE merchant_id = $1 AND sale_id = $2
+             UNION ALL SELECT {nulls}, status, amount_minor, NULL, NULL FROM sale_holdings
+             WHERE merchant_id = $1 AND sale_id = $2 AND amount_minor > 0"
+        );
+        let items = format!(
+            " UNION ALL SELECT {nulls}, status, NULL, sku, quantity FROM sale_item_holdings
+             WHERE merchant_id = $1 AND sale_id = $2 AND quantity > 0"
+        );
+        [format!("{disputes} ORDER BY 1"), format!("{disputes}{items} ORDER BY 1")]
+    });
+    &SQL[usize::from(items)]
+}
+
+impl PgTx<'_> {
+    /// The sale's disputes and holdings from rows of [`holdings_sql`], with
+    /// the refunds of the sale queued earlier in the batch, which are not in
+    /// its stored sums yet.
+    fn held_from(&self, sale: &Sale, rows: &[Row]) -> Result<HoldingsAndDisputes> {
+        let mut disputes = Vec::new();
+        let mut stored = Vec::new();
+        for row in rows {
+            if col::<Option<&str>>(row, 0)?.is_some() {
+                disputes.push(dispute_from_row(row)?);
+            } else {
+                stored.push(holding_at(row, DISPUTE_COLUMN_COUNT));
+            }
+        }
+        let pending = self.queued.refunds_pending(self.batch, sale.merchant_id, sale.id).flat_map(|r| {
+            let items = r
+                .items
+                .iter()
+                .map(|i| (r.status, None, Some(ItemQuantity { sku: i.sku.clone(), quantity: i.quantity })));
+            std::iter::once((r.status, Some(r.amount.minor), None)).chain(items)
+        });
+        let holdings = crate::repo::fold_holdings(stored.into_iter().chain(pending.map(Ok)))?;
+        Ok((holdings, disputes))
+    }
+}
+
 impl PgTx<'_> {
     /// Inserts refunds with their items and adds them to their sales' sums
     /// (see migration 0004), all in one statement: the refunds queued by a
@@ -1185,40 +1244,28 @@ impl RefundRepo for PgTx<'_> {
         self.refunds_from(&sql, &[&merchant.to_string(), &sale.to_string()])
     }
 
-    fn holdings_and_disputes(&mut self, sale: &Sale) -> Result<(Vec<PriorRefund>, Vec<DisputeRecord>)> {
-        // one round trip instead of two for every refund and every sale
-        // looked up: the disputes' columns first, then the holdings' (rows
-        // of one fill the other's with NULLs, the holdings' ids sort last)
-        static SQL: std::sync::LazyLock<[String; 2]> = std::sync::LazyLock::new(|| {
-            let nulls = vec!["NULL"; DISPUTE_COLUMN_COUNT].join(", ");
-            let disputes = format!(
-                "SELECT {DISPUTE_COLUMNS}, NULL::text, NULL::bigint, NULL::text, NULL::bigint FROM disputes
-                 WHERE merchant_id = $1 AND sale_id = $2
-                 UNION ALL SELECT {nulls}, status, amount_minor, NULL, NULL FROM sale_holdings
-                 WHERE merchant_id = $1 AND sale_id = $2 AND amount_minor > 0"
-            );
-            let items = format!(
-                " UNION ALL SELECT {nulls}, status, NULL, sku, quantity FROM sale_item_holdings
-                 WHERE merchant_id = $1 AND sale_id = $2 AND quantity > 0"
-            );
-            [format!("{disputes} ORDER BY 1"), format!("{disputes}{items} ORDER BY 1")]
-        });
-        let sql = if sale.items.is_empty() { &SQL[0] } else { &SQL[1] };
+    fn holdings_and_disputes(&mut self, sale: &Sale) -> Result<HoldingsAndDisputes> {
+        let sql = holdings_sql(!sale.items.is_empty());
         let rows = self.query(sql, &[&sale.merchant_id.to_string(), &sale.id.to_string()])?;
-        let (disputes, holdings): (Vec<&Row>, Vec<&Row>) =
-            rows.iter().partition(|r| matches!(r.try_get::<_, Option<&str>>(0), Ok(Some(_))));
-        // refunds of the sale queued earlier in the batch are not in its
-        // stored sums yet
-        let pending = self.queued.refunds_pending(self.batch, sale.merchant_id, sale.id).flat_map(|r| {
-            let items = r
-                .items
-                .iter()
-                .map(|i| (r.status, None, Some(ItemQuantity { sku: i.sku.clone(), quantity: i.quantity })));
-            std::iter::once((r.status, Some(r.amount.minor), None)).chain(items)
-        });
-        let stored = holdings.into_iter().map(|r| holding_at(r, DISPUTE_COLUMN_COUNT));
-        let holdings = crate::repo::fold_holdings(stored.chain(pending.map(Ok)))?;
-        Ok((holdings, disputes.into_iter().map(dispute_from_row).collect::<Result<_>>()?))
+        self.held_from(sale, &rows)
+    }
+
+    fn lock_sale_with_holdings(
+        &mut self,
+        merchant: MerchantId,
+        id: SaleId,
+    ) -> Result<Option<(Sale, HoldingsAndDisputes)>> {
+        // one round trip instead of two for every refund: the holdings are
+        // sent with the lock, and the server reads them once the lock is
+        // held, with a snapshot of their own. Whether the sale has items is
+        // not known yet: they are asked for either way.
+        let lock =
+            format!("SELECT {SALE_COLUMNS}, {SALE_ITEMS} FROM sales WHERE merchant_id = $1 AND id = $2 FOR UPDATE");
+        let (merchant, id) = (merchant.to_string(), id.to_string());
+        let (sales, held) = self.query_both((&lock, &[&merchant, &id]), (holdings_sql(true), &[&merchant, &id]))?;
+        let Some(sale) = sales.first().map(sale_from_row).transpose()? else { return Ok(None) };
+        let held = self.held_from(&sale, &held)?;
+        Ok(Some((sale, held)))
     }
 
     fn list_refunds(&mut self, merchant: MerchantId, q: &RefundQuery) -> Result<Vec<Refund>> {

@@ -8,7 +8,7 @@ use refundry_core::ids::{
     CorrectionId, DisputeId, EvidenceId, KeyId, MerchantId, RefundId, SaleId, SessionId, StoreId, UserId,
 };
 use refundry_core::money::{Currency, Money};
-use refundry_core::refund::{ItemQuantity, PlannedItem, PriorRefund, RefundReason, RefundStatus, RefundType};
+use refundry_core::refund::{ItemQuantity, PlannedItem, RefundReason, RefundStatus, RefundType};
 use refundry_core::sale::{CardBrand, EntryMode, LineItem, PaymentMethod, Wallet};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -1054,7 +1054,17 @@ impl RefundRepo for SqliteTx<'_> {
             .collect()
     }
 
-    fn holdings_and_disputes(&mut self, sale: &Sale) -> Result<(Vec<PriorRefund>, Vec<DisputeRecord>)> {
+    fn lock_sale_with_holdings(
+        &mut self,
+        merchant: MerchantId,
+        id: SaleId,
+    ) -> Result<Option<(Sale, HoldingsAndDisputes)>> {
+        let Some(sale) = self.lock_sale(merchant, id)? else { return Ok(None) };
+        let held = self.holdings_and_disputes(&sale)?;
+        Ok(Some((sale, held)))
+    }
+
+    fn holdings_and_disputes(&mut self, sale: &Sale) -> Result<HoldingsAndDisputes> {
         // the sums kept as refunds are inserted and moved (migrations 0002
         // and 0004), one row per status and per status and SKU
         macro_rules! amounts {

@@ -7,8 +7,9 @@
 //! [`Client::query_both`]: two statements sent together. The server still
 //! runs them one after the other, the second as a statement of its own
 //! (under READ COMMITTED, with a snapshot taken once the first is done);
-//! only the wait between them is saved, which on a refund's path costs as
-//! much CPU, in the writer and in the server, as a small statement itself.
+//! what is saved is the wait between them: the system calls and the
+//! switches between the writer and the server's process, which cost a
+//! small statement more CPU than running it (BENCHMARKS.md).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -118,5 +119,52 @@ impl Client {
 
     pub fn is_closed(&self) -> bool {
         self.driver.connection.is_none() || self.inner.is_closed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio_postgres::error::SqlState;
+
+    use super::*;
+
+    /// The test run's PostgreSQL, if it has one (these tests need no schema).
+    fn connect() -> Option<Client> {
+        let url = crate::testing::postgres_url()?;
+        Some(Client::connect(&url.parse().expect("a PostgreSQL URL")).expect("PostgreSQL for tests"))
+    }
+
+    fn int(rows: &[Row]) -> i32 {
+        rows[0].get(0)
+    }
+
+    #[test]
+    fn two_statements_sent_together_answer_in_order_and_fail_together() {
+        let Some(mut client) = connect() else { return };
+        let (one, two) = (client.prepare("SELECT 1").unwrap(), client.prepare("SELECT $1::int + 1").unwrap());
+        let (first, second) = client.query_both((&one, &[]), (&two, &[&41i32]));
+        assert_eq!((int(&first.unwrap()), int(&second.unwrap())), (1, 42));
+
+        // inside a transaction a failed first statement aborts it, and the
+        // second, already sent, fails with it
+        let divide = client.prepare("SELECT 1 / $1::int").unwrap();
+        client.batch_execute("BEGIN").unwrap();
+        let (first, second) = client.query_both((&divide, &[&0i32]), (&one, &[]));
+        let code = |e: Error| e.as_db_error().map(|d| d.code().clone());
+        assert_eq!(code(first.unwrap_err()), Some(SqlState::DIVISION_BY_ZERO));
+        assert_eq!(code(second.unwrap_err()), Some(SqlState::IN_FAILED_SQL_TRANSACTION));
+        client.batch_execute("ROLLBACK").unwrap();
+        assert_eq!(int(&client.query(&one, &[]).unwrap()), 1, "the connection serves on after the rollback");
+    }
+
+    #[test]
+    fn a_connection_the_server_ends_fails_its_calls_instead_of_waiting() {
+        let Some(mut client) = connect() else { return };
+        let ended = client.batch_execute("SELECT pg_terminate_backend(pg_backend_pid())");
+        assert!(ended.is_err(), "the server ended the connection while answering");
+        // the end is learned by the next call, which fails at once
+        let again = client.prepare("SELECT 1");
+        assert!(again.unwrap_err().is_closed());
+        assert!(client.is_closed(), "so the store opens a new connection");
     }
 }

@@ -918,11 +918,7 @@ impl SaleRepo for PgTx<'_> {
     }
 
     fn lock_sale(&mut self, merchant: MerchantId, id: SaleId) -> Result<Option<Sale>> {
-        // Another instance refunding the same sale waits here until this
-        // transaction ends, so its check of what is left sees our refund.
-        let sql =
-            format!("SELECT {SALE_COLUMNS}, {SALE_ITEMS} FROM sales WHERE merchant_id = $1 AND id = $2 FOR UPDATE");
-        Ok(self.sales_from(&sql, &[&merchant.to_string(), &id.to_string()])?.pop())
+        Ok(self.sales_from(&LOCK_SALE, &[&merchant.to_string(), &id.to_string()])?.pop())
     }
 
     fn search_sales(&mut self, merchant: MerchantId, q: &SaleQuery) -> Result<Vec<Sale>> {
@@ -996,6 +992,13 @@ fn holding_at(r: &Row, at: usize) -> Result<(RefundStatus, Option<i64>, Option<I
     let status: String = col(r, at)?;
     Ok((parse_wire(&status, RefundStatus::parse, "refund status")?, col(r, at + 1)?, item))
 }
+
+/// A sale, read and held until the transaction ends: another instance
+/// refunding the same sale waits here, so its check of what is left sees
+/// this transaction's refund.
+static LOCK_SALE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("SELECT {SALE_COLUMNS}, {SALE_ITEMS} FROM sales WHERE merchant_id = $1 AND id = $2 FOR UPDATE")
+});
 
 /// What holds part of a sale, in one statement: its disputes' columns
 /// first, then its holdings' (status, amount, SKU, quantity; as
@@ -1259,10 +1262,9 @@ impl RefundRepo for PgTx<'_> {
         // sent with the lock, and the server reads them once the lock is
         // held, with a snapshot of their own. Whether the sale has items is
         // not known yet: they are asked for either way.
-        let lock =
-            format!("SELECT {SALE_COLUMNS}, {SALE_ITEMS} FROM sales WHERE merchant_id = $1 AND id = $2 FOR UPDATE");
         let (merchant, id) = (merchant.to_string(), id.to_string());
-        let (sales, held) = self.query_both((&lock, &[&merchant, &id]), (holdings_sql(true), &[&merchant, &id]))?;
+        let (sales, held) =
+            self.query_both((&LOCK_SALE, &[&merchant, &id]), (holdings_sql(true), &[&merchant, &id]))?;
         let Some(sale) = sales.first().map(sale_from_row).transpose()? else { return Ok(None) };
         let held = self.held_from(&sale, &held)?;
         Ok(Some((sale, held)))

@@ -98,7 +98,22 @@ pub(crate) fn once<T>(
     idem: Option<&Idempotency<T>>,
     command: impl FnOnce(&mut dyn Tx) -> Result<T, AppError>,
 ) -> Result<Replay<T>, AppError> {
-    if let Some(stored) = check(tx, merchant, endpoint, idem)? {
+    let used = lookup(tx, merchant, endpoint, idem)?;
+    once_found(tx, merchant, endpoint, idem, used, command)
+}
+
+/// [`once`], with the key already looked up in this transaction: `used` is
+/// its record, if it has one (read together with the command's first read,
+/// see [`refundry_store::repo::RefundRepo::find_key_or_lock_sale`]).
+pub(crate) fn once_found<T>(
+    tx: &mut dyn Tx,
+    merchant: MerchantId,
+    endpoint: &str,
+    idem: Option<&Idempotency<T>>,
+    used: Option<IdempotencyRecord>,
+    command: impl FnOnce(&mut dyn Tx) -> Result<T, AppError>,
+) -> Result<Replay<T>, AppError> {
+    if let Some(stored) = answer_of(idem, used)? {
         return Ok(Replay::Stored(stored));
     }
     match command(tx) {
@@ -111,7 +126,7 @@ pub(crate) fn once<T>(
         Err(refused) if idem.is_none() || refundry_store::AsStoreError::as_store_error(&refused).is_some() => {
             Err(refused)
         }
-        Err(refused) => match check(tx, merchant, endpoint, idem)? {
+        Err(refused) => match answer_of(idem, lookup(tx, merchant, endpoint, idem)?)? {
             Some(stored) => Ok(Replay::Stored(stored)),
             None => Err(refused),
         },
@@ -127,23 +142,32 @@ pub(crate) fn count_replay<T>(answer: &Replay<T>) {
     }
 }
 
-/// Looks the key up inside the transaction.
-fn check<T>(
+/// The key's record, looked up inside the transaction.
+fn lookup<T>(
     tx: &mut dyn Tx,
     merchant: MerchantId,
     endpoint: &str,
     idem: Option<&Idempotency<T>>,
-) -> Result<Option<StoredResponse>, AppError> {
+) -> Result<Option<IdempotencyRecord>, AppError> {
     let Some(idem) = idem else { return Ok(None) };
-    match tx.find_idempotency(merchant, endpoint, &idem.key)? {
-        None => Ok(None),
-        Some(rec) if rec.fingerprint == idem.fingerprint => {
+    Ok(tx.find_idempotency(merchant, endpoint, &idem.key)?)
+}
+
+/// The stored answer to replay for the key's record, if it has one; a
+/// record of another request is refused.
+fn answer_of<T>(
+    idem: Option<&Idempotency<T>>,
+    used: Option<IdempotencyRecord>,
+) -> Result<Option<StoredResponse>, AppError> {
+    match (idem, used) {
+        (Some(idem), Some(rec)) if rec.fingerprint == idem.fingerprint => {
             Ok(Some(StoredResponse { status: rec.status_code, body: rec.body }))
         }
-        Some(_) => Err(AppError::new(
+        (Some(_), Some(_)) => Err(AppError::new(
             ErrorCode::IdempotencyKeyReused,
             "this Idempotency-Key was already used with a different request",
         )),
+        _ => Ok(None),
     }
 }
 

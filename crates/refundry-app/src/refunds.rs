@@ -10,7 +10,7 @@ use refundry_core::refund::{
 };
 use refundry_store::Tx;
 use refundry_store::model::{NewJob, Refund, RefundQuery, Sale};
-use refundry_store::repo::HoldingsAndDisputes;
+use refundry_store::repo::{HoldingsAndDisputes, KeyOrSale};
 
 use crate::idempotency::{self, Idempotency, Replay};
 use crate::jobs::{EXECUTE_REFUND, RefundJob};
@@ -67,23 +67,33 @@ fn check_note(field: &str, note: Option<&String>) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Plans the request and asks the policy. `lock`: hold the sale until
-/// commit (creating a refund); a preview only reads.
+/// How [`evaluate`] reads the sale.
+#[expect(clippy::large_enum_variant, reason = "one per request, moved once: a box would cost more than the copy")]
+enum SaleRead {
+    /// As it is, holding nothing: a preview.
+    Plain,
+    /// Already read, locked until commit, with its holdings as read under
+    /// the lock (`None`: no such sale): a new refund. The lock keeps what
+    /// holds part of the sale as read until the refund is written.
+    Locked(Option<(Sale, HoldingsAndDisputes)>),
+}
+
+/// Plans the request and asks the policy.
 fn evaluate(
     tx: &mut dyn Tx,
     actor: &Actor,
     request: &RefundRequest,
     config: &crate::AppConfig,
     activity: &crate::abuse::ActivitySnapshot,
-    lock: bool,
+    read: SaleRead,
 ) -> Result<(Sale, Preview), AppError> {
     let merchant = actor.merchant_id;
-    // the lock keeps what holds part of the sale as read until commit
-    let (sale, held) = if lock {
-        let (sale, held) = tx.lock_sale_with_holdings(merchant, request.sale_id)?.unzip();
-        (visible_sale(actor, sale, request.sale_id)?, held)
-    } else {
-        (visible_sale(actor, tx.find_sale(merchant, request.sale_id)?, request.sale_id)?, None)
+    let (sale, held) = match read {
+        SaleRead::Locked(locked) => {
+            let (sale, held) = locked.unzip();
+            (visible_sale(actor, sale, request.sale_id)?, held)
+        }
+        SaleRead::Plain => (visible_sale(actor, tx.find_sale(merchant, request.sale_id)?, request.sale_id)?, None),
     };
     let priors = match held {
         Some(held) => priors_of(held)?,
@@ -192,8 +202,18 @@ impl App {
         let config = self.config.clone();
         let activity = self.cashier_activity.snapshot();
         let answer = refundry_store::write(&self.store, move |tx| {
-            idempotency::once(tx, actor.merchant_id, ENDPOINT, idem.as_ref(), |tx| {
-                request_refund_tx(tx, &actor, &request, &config, &activity)
+            let merchant = actor.merchant_id;
+            // the key's lookup goes to the store together with the sale's
+            // lock; the key is still answered first
+            let (used, locked) = match &idem {
+                Some(idem) => match tx.find_key_or_lock_sale(merchant, ENDPOINT, &idem.key, request.sale_id)? {
+                    KeyOrSale::Used(record) => (Some(record), None),
+                    KeyOrSale::New(locked) => (None, locked),
+                },
+                None => (None, tx.lock_sale_with_holdings(merchant, request.sale_id)?),
+            };
+            idempotency::once_found(tx, merchant, ENDPOINT, idem.as_ref(), used, |tx| {
+                refund_locked_sale(tx, &actor, &request, &config, &activity, locked)
             })
         })
         .await?;
@@ -211,7 +231,7 @@ impl App {
     pub async fn preview_refund(&self, actor: &Actor, request: RefundRequest) -> Result<Preview, AppError> {
         let (actor, config, activity) = (actor.clone(), self.config.clone(), self.cashier_activity.snapshot());
         refundry_store::read(&self.store, move |tx| {
-            evaluate(tx, &actor, &request, &config, &activity, false).map(|(_, p)| p)
+            evaluate(tx, &actor, &request, &config, &activity, SaleRead::Plain).map(|(_, p)| p)
         })
         .await
     }
@@ -385,7 +405,20 @@ pub(crate) fn request_refund_tx(
     config: &crate::AppConfig,
     activity: &crate::abuse::ActivitySnapshot,
 ) -> Result<Refund, AppError> {
-    let (sale, preview) = evaluate(tx, actor, request, config, activity, true)?;
+    let locked = tx.lock_sale_with_holdings(actor.merchant_id, request.sale_id)?;
+    refund_locked_sale(tx, actor, request, config, activity, locked)
+}
+
+/// [`request_refund_tx`], with the sale already locked and read.
+fn refund_locked_sale(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    request: &RefundRequest,
+    config: &crate::AppConfig,
+    activity: &crate::abuse::ActivitySnapshot,
+    locked: Option<(Sale, HoldingsAndDisputes)>,
+) -> Result<Refund, AppError> {
+    let (sale, preview) = evaluate(tx, actor, request, config, activity, SaleRead::Locked(locked))?;
     if preview.decision.is_rejected() {
         return Err(rejected(&preview.decision));
     }

@@ -18,6 +18,17 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 /// its disputes (see [`RefundRepo::holdings_and_disputes`]).
 pub type HoldingsAndDisputes = (Vec<PriorRefund>, Vec<DisputeRecord>);
 
+/// What [`RefundRepo::find_key_or_lock_sale`] found.
+#[derive(Debug)]
+#[expect(clippy::large_enum_variant, reason = "one per refund, moved once: a box would cost more than the copy")]
+pub enum KeyOrSale {
+    /// The key was used before: its record.
+    Used(IdempotencyRecord),
+    /// The key is new: the sale, locked, with its holdings; `None` when
+    /// there is no such sale.
+    New(Option<(Sale, HoldingsAndDisputes)>),
+}
+
 pub trait MerchantRepo {
     fn insert_merchant(&mut self, merchant: &Merchant) -> Result<()>;
     /// The oldest merchant: the default one of a single-merchant install.
@@ -155,6 +166,20 @@ pub trait RefundRepo {
         merchant: MerchantId,
         id: SaleId,
     ) -> Result<Option<(Sale, HoldingsAndDisputes)>>;
+    /// What a new refund under an idempotency key reads first, which a
+    /// backend may send in one round trip: the key's record (as
+    /// [`IdempotencyRepo::find_idempotency`]) or, when the key is new,
+    /// [`Self::lock_sale_with_holdings`]. The key's record is as of once
+    /// the lock is held: the same request sent twice at once finds the
+    /// other's key when its lock is granted. A backend that sends them
+    /// together holds the sale of a used key as well, until the write ends.
+    fn find_key_or_lock_sale(
+        &mut self,
+        merchant: MerchantId,
+        endpoint: &str,
+        key: &str,
+        sale: SaleId,
+    ) -> Result<KeyOrSale>;
     fn list_refunds(&mut self, merchant: MerchantId, query: &RefundQuery) -> Result<Vec<Refund>>;
     /// What `requested_by` holds in refunds made on business day `day`
     /// (`YYYY-MM-DD`), for the cashier's daily limit.

@@ -8,6 +8,7 @@ use jiff::{Timestamp, ToSpan};
 use refundry_core::ids::{MerchantId, StoreId};
 use refundry_store::model::{Merchant, NewJob, StoreRecord};
 use refundry_store::postgres::{PgOptions, PgStore};
+use refundry_store::repo::KeyOrSale;
 use refundry_store::sqlite::{SqliteOptions, SqliteStore};
 use refundry_store::testing::{self, TestStore};
 use refundry_store::{Store, StoreError, read, write};
@@ -1002,9 +1003,19 @@ async fn a_sales_holdings_stay_the_sum_of_its_refunds_through_inserts_and_moves(
             let (held, disputes_held) = read(&store, move |tx| tx.holdings_and_disputes(&read_on)).await.unwrap();
             assert_eq!(held, expected, "round {round}");
             assert_eq!(disputes_held, disputes_of_on, "round {round}");
-            // the same, read with the sale's lock as a new refund reads it
-            let (locked, (held, disputes_held)) =
-                write(&store, move |tx| tx.lock_sale_with_holdings(mid, sale_id)).await.unwrap().expect("the sale");
+            // the same, read with the sale's lock as a new refund reads it,
+            // and with the lookup of a key never used beside the lock
+            let (locked, keyed) = write(&store, move |tx| {
+                let locked = tx.lock_sale_with_holdings(mid, sale_id)?;
+                Ok::<_, StoreError>((locked, tx.find_key_or_lock_sale(mid, KEYED, "never-used", sale_id)?))
+            })
+            .await
+            .unwrap();
+            let KeyOrSale::New(Some(keyed)) = keyed else {
+                panic!("round {round}: a new key reads the sale: {keyed:?}")
+            };
+            assert_eq!(Some(&keyed), locked.as_ref(), "round {round}, with the key");
+            let (locked, (held, disputes_held)) = keyed;
             assert_eq!(locked, on, "round {round}");
             assert_eq!(held, expected, "round {round}, with the lock");
             assert_eq!(disputes_held, disputes_of_on, "round {round}, with the lock");
@@ -1120,6 +1131,111 @@ async fn holdings_read_with_the_lock_count_a_refund_committed_while_it_waited() 
         write(&store, move |tx| tx.lock_sale_with_holdings(mid, sale.id)).await.unwrap().expect("the sale");
     holder.await.unwrap().unwrap();
     assert_eq!(held.iter().map(|p| p.amount_minor).sum::<i64>(), 250, "the refund committed while waiting counts");
+}
+
+/// The endpoint the keys of these tests are stored under.
+const KEYED: &str = "POST /v1/refunds";
+
+fn key_record(merchant: MerchantId, key: &str, body: &str) -> refundry_store::model::IdempotencyRecord {
+    refundry_store::model::IdempotencyRecord {
+        merchant_id: merchant,
+        endpoint: KEYED.into(),
+        key: key.into(),
+        fingerprint: format!("fingerprint of {body}"),
+        status_code: 201,
+        body: body.into(),
+        created_at: refundry_store::time::now(),
+    }
+}
+
+/// A used key is answered with its record whatever sale the request names,
+/// whether it was committed or stored earlier in the same write (queued
+/// with its batch, on PostgreSQL); a new key reads the sale, or finds none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refunds_key_is_answered_before_its_sale_and_a_new_key_reads_the_sale() {
+    use refundry_core::ids::SaleId;
+    let dir = tempfile::tempdir().unwrap();
+    let t = open(&dir);
+    let store = Arc::clone(&t.store);
+    let m = merchant("keyed");
+    let (mid, sid) = (m.id, StoreId::generate());
+    let sale = cash_sale(mid, sid, Vec::new());
+    seed_sales(&store, m, sid, vec![sale.clone()]).await;
+    let stored = key_record(mid, "k-used", "the first answer");
+    let kept = stored.clone();
+    write(&store, move |tx| tx.insert_idempotency(&kept)).await.unwrap();
+
+    let (sale_id, unknown) = (sale.id, SaleId::generate());
+    let (on_sale, on_unknown, fresh, no_sale, same_write) = write(&store, move |tx| {
+        let on_sale = tx.find_key_or_lock_sale(mid, KEYED, "k-used", sale_id)?;
+        let on_unknown = tx.find_key_or_lock_sale(mid, KEYED, "k-used", unknown)?;
+        let fresh = tx.find_key_or_lock_sale(mid, KEYED, "k-new", sale_id)?;
+        let no_sale = tx.find_key_or_lock_sale(mid, KEYED, "k-new", unknown)?;
+        tx.insert_idempotency(&key_record(mid, "k-now", "this write's answer"))?;
+        let same_write = tx.find_key_or_lock_sale(mid, KEYED, "k-now", sale_id)?;
+        Ok::<_, StoreError>((on_sale, on_unknown, fresh, no_sale, same_write))
+    })
+    .await
+    .unwrap();
+    for used in [on_sale, on_unknown] {
+        let KeyOrSale::Used(found) = used else { panic!("a used key is answered: {used:?}") };
+        assert_eq!(
+            (found.fingerprint.as_str(), found.body.as_str()),
+            (stored.fingerprint.as_str(), "the first answer")
+        );
+        assert_eq!((found.status_code, found.endpoint.as_str(), found.key.as_str()), (201, KEYED, "k-used"));
+    }
+    let KeyOrSale::New(Some((read, (held, disputes)))) = fresh else { panic!("a new key reads the sale: {fresh:?}") };
+    assert_eq!(read, sale);
+    assert!(held.is_empty() && disputes.is_empty());
+    assert!(matches!(no_sale, KeyOrSale::New(None)), "{no_sale:?}");
+    let KeyOrSale::Used(found) = same_write else { panic!("a key stored in the same write is used: {same_write:?}") };
+    assert_eq!(found.body, "this write's answer");
+    // another merchant's key of the same name is not this one's
+    let other = write(&store, move |tx| tx.find_key_or_lock_sale(MerchantId::generate(), KEYED, "k-used", sale_id))
+        .await
+        .unwrap();
+    assert!(matches!(other, KeyOrSale::New(None)), "{other:?}");
+}
+
+/// The same refund sent twice at once, to two instances: the second's key
+/// is read once it holds the sale, so it finds the key the first committed
+/// while it waited, and replays it instead of refunding again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_committed_while_the_sales_lock_waited_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = open(&dir);
+    // SQLite has one writer: there is no lock to wait for
+    let Some(scratch) = &t.scratch else { return };
+    let store = Arc::clone(&t.store);
+    let other: Arc<dyn Store> = Arc::new(PgStore::open(&scratch.url, PgOptions::default()).unwrap());
+    let m = merchant("twice");
+    let (mid, sid) = (m.id, StoreId::generate());
+    let sale = cash_sale(mid, sid, Vec::new());
+    seed_sales(&store, m, sid, vec![sale.clone()]).await;
+
+    let (locked, held_now) = tokio::sync::oneshot::channel();
+    let holder = {
+        let (sale_id, mut locked) = (sale.id, Some(locked));
+        tokio::spawn(async move {
+            write(&other, move |tx| {
+                tx.lock_sale(mid, sale_id)?.expect("the sale");
+                tx.insert_idempotency(&key_record(mid, "twice", "the first's answer"))?;
+                if let Some(locked) = locked.take() {
+                    locked.send(()).expect("the test waits for the lock");
+                }
+                std::thread::sleep(std::time::Duration::from_millis(400));
+                Ok::<_, StoreError>(())
+            })
+            .await
+        })
+    };
+    held_now.await.unwrap();
+    let sale_id = sale.id;
+    let found = write(&store, move |tx| tx.find_key_or_lock_sale(mid, KEYED, "twice", sale_id)).await.unwrap();
+    holder.await.unwrap().unwrap();
+    let KeyOrSale::Used(found) = found else { panic!("the key committed while waiting is found: {found:?}") };
+    assert_eq!(found.body, "the first's answer");
 }
 
 /// On PostgreSQL a refund's key names its sale and the sale's merchant

@@ -1,10 +1,10 @@
 //! A blocking PostgreSQL connection for the store's threads, which can send
-//! two statements in one round trip.
+//! several statements in one round trip.
 //!
 //! The `postgres` crate's blocking client waits for each statement's answer
 //! before it sends the next. This one drives a `tokio-postgres` connection
 //! on a runtime of its own, on the calling thread, and adds
-//! [`Client::query_both`]: two statements sent together. The server still
+//! [`Client::query_all`]: statements sent together. The server still
 //! runs them one after the other, the second as a statement of its own
 //! (under READ COMMITTED, with a snapshot taken once the first is done);
 //! what is saved is the wait between them: the system calls and the
@@ -14,6 +14,8 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
+
+use futures_util::future::join_all;
 
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Config, Error, NoTls, Row, SimpleQueryMessage, Statement, ToStatement};
@@ -102,19 +104,20 @@ impl Client {
         self.driver.wait(self.inner.execute(statement, params))
     }
 
-    /// Two statements in one round trip: both are sent before either
-    /// answer is read. The server runs the second once the first is done
-    /// (after any lock the first waits for); if the first fails inside a
-    /// transaction, the second fails too, as the transaction is aborted.
-    pub fn query_both(
+    /// Statements in one round trip: all are sent before any answer is
+    /// read. The server runs each once the one before is done (after any
+    /// lock that one waits for); if one fails inside a transaction, those
+    /// after it fail too, as the transaction is aborted.
+    pub fn query_all<const N: usize>(
         &mut self,
-        (first, first_params): (&Statement, &[Param<'_>]),
-        (second, second_params): (&Statement, &[Param<'_>]),
-    ) -> (Result<Vec<Row>, Error>, Result<Vec<Row>, Error>) {
-        // join! polls the first future first: its messages are queued for
-        // the connection before the second's, and both go out in one write
+        statements: [(&Statement, &[Param<'_>]); N],
+    ) -> [Result<Vec<Row>, Error>; N] {
+        // join_all polls its futures in order on its first poll: each
+        // queues its messages for the connection before the next does, and
+        // all go out in one write
         let inner = &self.inner;
-        self.driver.wait(async { tokio::join!(inner.query(first, first_params), inner.query(second, second_params)) })
+        let answers = self.driver.wait(join_all(statements.map(|(statement, params)| inner.query(statement, params))));
+        answers.try_into().unwrap_or_else(|_| unreachable!("one answer per statement"))
     }
 
     pub fn is_closed(&self) -> bool {
@@ -139,20 +142,22 @@ mod tests {
     }
 
     #[test]
-    fn two_statements_sent_together_answer_in_order_and_fail_together() {
+    fn statements_sent_together_answer_in_order_and_fail_after_the_first_failure() {
         let Some(mut client) = connect() else { return };
         let (one, two) = (client.prepare("SELECT 1").unwrap(), client.prepare("SELECT $1::int + 1").unwrap());
-        let (first, second) = client.query_both((&one, &[]), (&two, &[&41i32]));
-        assert_eq!((int(&first.unwrap()), int(&second.unwrap())), (1, 42));
+        let three = client.prepare("SELECT $1::int * 3").unwrap();
+        let [first, second, third] = client.query_all([(&one, &[]), (&two, &[&41i32]), (&three, &[&5i32])]);
+        assert_eq!((int(&first.unwrap()), int(&second.unwrap()), int(&third.unwrap())), (1, 42, 15));
 
-        // inside a transaction a failed first statement aborts it, and the
-        // second, already sent, fails with it
+        // inside a transaction a failed statement aborts it, and the ones
+        // sent after it fail with it
         let divide = client.prepare("SELECT 1 / $1::int").unwrap();
         client.batch_execute("BEGIN").unwrap();
-        let (first, second) = client.query_both((&divide, &[&0i32]), (&one, &[]));
+        let [first, second, third] = client.query_all([(&one, &[]), (&divide, &[&0i32]), (&two, &[&1i32])]);
         let code = |e: Error| e.as_db_error().map(|d| d.code().clone());
-        assert_eq!(code(first.unwrap_err()), Some(SqlState::DIVISION_BY_ZERO));
-        assert_eq!(code(second.unwrap_err()), Some(SqlState::IN_FAILED_SQL_TRANSACTION));
+        assert_eq!(int(&first.unwrap()), 1);
+        assert_eq!(code(second.unwrap_err()), Some(SqlState::DIVISION_BY_ZERO));
+        assert_eq!(code(third.unwrap_err()), Some(SqlState::IN_FAILED_SQL_TRANSACTION));
         client.batch_execute("ROLLBACK").unwrap();
         assert_eq!(int(&client.query(&one, &[]).unwrap()), 1, "the connection serves on after the rollback");
     }

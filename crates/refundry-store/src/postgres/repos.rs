@@ -285,16 +285,12 @@ impl PgTx<'_> {
         self.noted(outcome)
     }
 
-    /// Two statements in one round trip (see [`Client::query_both`]).
-    fn query_both(
-        &mut self,
-        (first, first_params): (&str, &[Param<'_>]),
-        (second, second_params): (&str, &[Param<'_>]),
-    ) -> Result<(Vec<Row>, Vec<Row>)> {
-        let (first, second) = (self.stmt(first)?, self.stmt(second)?);
-        let (first, second) = self.client.query_both((&first, first_params), (&second, second_params));
-        let first = self.noted(first)?;
-        Ok((first, self.noted(second)?))
+    /// Statements in one round trip (see [`Client::query_all`]).
+    fn query_all<const N: usize>(&mut self, statements: [(&str, &[Param<'_>]); N]) -> Result<[Vec<Row>; N]> {
+        let prepared = statements.iter().map(|(sql, _)| self.stmt(sql)).collect::<Result<Vec<_>>>()?;
+        let answers: [_; N] = self.client.query_all(std::array::from_fn(|i| (&prepared[i], statements[i].1)));
+        let rows = answers.into_iter().map(|answer| self.noted(answer)).collect::<Result<Vec<_>>>()?;
+        Ok(rows.try_into().unwrap_or_else(|_| unreachable!("one answer per statement")))
     }
 
     fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
@@ -1023,6 +1019,14 @@ fn holdings_sql(items: bool) -> &'static str {
 }
 
 impl PgTx<'_> {
+    /// The sale from rows of [`LOCK_SALE`], with its holdings from rows
+    /// of [`holdings_sql`] read after it.
+    fn locked_from(&self, sales: &[Row], held: &[Row]) -> Result<Option<(Sale, HoldingsAndDisputes)>> {
+        let Some(sale) = sales.first().map(sale_from_row).transpose()? else { return Ok(None) };
+        let held = self.held_from(&sale, held)?;
+        Ok(Some((sale, held)))
+    }
+
     /// The sale's disputes and holdings from rows of [`holdings_sql`], with
     /// the refunds of the sale queued earlier in the batch, which are not in
     /// its stored sums yet.
@@ -1263,11 +1267,33 @@ impl RefundRepo for PgTx<'_> {
         // held, with a snapshot of their own. Whether the sale has items is
         // not known yet: they are asked for either way.
         let (merchant, id) = (merchant.to_string(), id.to_string());
-        let (sales, held) =
-            self.query_both((&LOCK_SALE, &[&merchant, &id]), (holdings_sql(true), &[&merchant, &id]))?;
-        let Some(sale) = sales.first().map(sale_from_row).transpose()? else { return Ok(None) };
-        let held = self.held_from(&sale, &held)?;
-        Ok(Some((sale, held)))
+        let [sales, held] =
+            self.query_all([(&LOCK_SALE, &[&merchant, &id]), (holdings_sql(true), &[&merchant, &id])])?;
+        self.locked_from(&sales, &held)
+    }
+
+    fn find_key_or_lock_sale(
+        &mut self,
+        merchant: MerchantId,
+        endpoint: &str,
+        key: &str,
+        sale: SaleId,
+    ) -> Result<KeyOrSale> {
+        if let Some(queued) = self.queued.idempotency_pending(self.batch, merchant, endpoint, key) {
+            return Ok(KeyOrSale::Used(queued));
+        }
+        // one round trip for the three; the key is read last, with a
+        // snapshot taken once the lock is held
+        let (merchant_text, id) = (merchant.to_string(), sale.to_string());
+        let [sales, held, used] = self.query_all([
+            (&LOCK_SALE, &[&merchant_text, &id]),
+            (holdings_sql(true), &[&merchant_text, &id]),
+            (FIND_KEY, &[&merchant_text, &endpoint, &key]),
+        ])?;
+        match used.first() {
+            Some(row) => Ok(KeyOrSale::Used(key_record(merchant, endpoint, key, row)?)),
+            None => Ok(KeyOrSale::New(self.locked_from(&sales, &held)?)),
+        }
     }
 
     fn list_refunds(&mut self, merchant: MerchantId, q: &RefundQuery) -> Result<Vec<Refund>> {
@@ -1516,6 +1542,21 @@ impl OutboxRepo for PgTx<'_> {
     }
 }
 
+const FIND_KEY: &str = "SELECT fingerprint, status_code, body, created_at FROM idempotency_keys
+                        WHERE merchant_id = $1 AND endpoint = $2 AND key = $3";
+
+fn key_record(merchant: MerchantId, endpoint: &str, key: &str, row: &Row) -> Result<IdempotencyRecord> {
+    Ok(IdempotencyRecord {
+        merchant_id: merchant,
+        endpoint: endpoint.to_owned(),
+        key: key.to_owned(),
+        fingerprint: col(row, 0)?,
+        status_code: col_narrow(row, 1)?,
+        body: col(row, 2)?,
+        created_at: col_time(row, 3)?,
+    })
+}
+
 impl IdempotencyRepo for PgTx<'_> {
     fn find_idempotency(
         &mut self,
@@ -1526,23 +1567,9 @@ impl IdempotencyRepo for PgTx<'_> {
         if let Some(queued) = self.queued.idempotency_pending(self.batch, merchant, endpoint, key) {
             return Ok(Some(queued));
         }
-        self.query_opt(
-            "SELECT fingerprint, status_code, body, created_at FROM idempotency_keys
-             WHERE merchant_id = $1 AND endpoint = $2 AND key = $3",
-            &[&merchant.to_string(), &endpoint, &key],
-        )?
-        .map(|r| {
-            Ok(IdempotencyRecord {
-                merchant_id: merchant,
-                endpoint: endpoint.to_owned(),
-                key: key.to_owned(),
-                fingerprint: col(&r, 0)?,
-                status_code: col_narrow(&r, 1)?,
-                body: col(&r, 2)?,
-                created_at: col_time(&r, 3)?,
-            })
-        })
-        .transpose()
+        self.query_opt(FIND_KEY, &[&merchant.to_string(), &endpoint, &key])?
+            .map(|row| key_record(merchant, endpoint, key, &row))
+            .transpose()
     }
 
     fn insert_idempotency(&mut self, r: &IdempotencyRecord) -> Result<()> {

@@ -1064,6 +1064,19 @@ impl RefundRepo for SqliteTx<'_> {
         Ok(Some((sale, held)))
     }
 
+    fn find_key_or_lock_sale(
+        &mut self,
+        merchant: MerchantId,
+        endpoint: &str,
+        key: &str,
+        sale: SaleId,
+    ) -> Result<KeyOrSale> {
+        match self.find_idempotency(merchant, endpoint, key)? {
+            Some(used) => Ok(KeyOrSale::Used(used)),
+            None => Ok(KeyOrSale::New(self.lock_sale_with_holdings(merchant, sale)?)),
+        }
+    }
+
     fn holdings_and_disputes(&mut self, sale: &Sale) -> Result<HoldingsAndDisputes> {
         // the sums kept as refunds are inserted and moved (migrations 0002
         // and 0004), one row per status and per status and SKU

@@ -27,6 +27,8 @@ pub type Param<'a> = &'a (dyn ToSql + Sync);
 type Connection = tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>;
 
 pub struct Client {
+    /// Declared before the driver: dropped first, so the connection knows
+    /// no request is left to come when the driver says goodbye.
     inner: tokio_postgres::Client,
     driver: Driver,
 }
@@ -57,6 +59,21 @@ impl Driver {
             }
             f.as_mut().poll(cx)
         }))
+    }
+}
+
+/// How long a closing connection may take to send its `Terminate`.
+const GOODBYE: std::time::Duration = std::time::Duration::from_millis(250);
+
+impl Drop for Driver {
+    /// Ends the session as the protocol asks: once its client is gone, the
+    /// connection sends `Terminate` and closes, if it is polled. Dropped
+    /// unpolled, it would close the socket without a word, which the
+    /// server logs as a client that vanished.
+    fn drop(&mut self) {
+        if let Some(connection) = self.connection.take() {
+            let _ = self.runtime.block_on(async { tokio::time::timeout(GOODBYE, connection).await });
+        }
     }
 }
 
@@ -160,6 +177,30 @@ mod tests {
         assert_eq!(code(third.unwrap_err()), Some(SqlState::IN_FAILED_SQL_TRANSACTION));
         client.batch_execute("ROLLBACK").unwrap();
         assert_eq!(int(&client.query(&one, &[]).unwrap()), 1, "the connection serves on after the rollback");
+    }
+
+    /// A dropped client ends its session with `Terminate`; a stand-in
+    /// server (no PostgreSQL needed) records what it receives.
+    #[test]
+    fn a_dropped_client_says_goodbye_before_it_closes() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut socket, _) = listener.accept().unwrap();
+            let mut len = [0u8; 4];
+            socket.read_exact(&mut len).unwrap();
+            let mut startup = vec![0u8; u32::from_be_bytes(len) as usize - 4];
+            socket.read_exact(&mut startup).unwrap();
+            // AuthenticationOk, then ReadyForQuery (idle)
+            socket.write_all(&[b'R', 0, 0, 0, 8, 0, 0, 0, 0, b'Z', 0, 0, 0, 5, b'I']).unwrap();
+            let mut rest = Vec::new();
+            socket.read_to_end(&mut rest).unwrap();
+            rest
+        });
+        let client = Client::connect(&format!("postgres://refundry@127.0.0.1:{port}/test").parse().unwrap()).unwrap();
+        drop(client);
+        assert_eq!(server.join().unwrap(), [b'X', 0, 0, 0, 4], "Terminate, then the end");
     }
 
     #[test]

@@ -1089,6 +1089,35 @@ fn on_backend_sql(t: &TestStore, dir: &tempfile::TempDir, sql: &str) -> Result<(
     }
 }
 
+/// A second instance on the same PostgreSQL schema locks the sale, runs
+/// `work` and commits 400 ms later; answers once the lock is held, with
+/// the holder's task to wait for.
+async fn held_elsewhere(
+    scratch: &testing::Scratch,
+    merchant: MerchantId,
+    sale: refundry_core::ids::SaleId,
+    work: impl Fn(&mut dyn refundry_store::Tx) -> Result<(), StoreError> + Send + 'static,
+) -> tokio::task::JoinHandle<Result<(), StoreError>> {
+    let other: Arc<dyn Store> = Arc::new(PgStore::open(&scratch.url, PgOptions::default()).unwrap());
+    let (locked, held_now) = tokio::sync::oneshot::channel();
+    let mut locked = Some(locked);
+    let holder = tokio::spawn(async move {
+        write(&other, move |tx| {
+            tx.lock_sale(merchant, sale)?.expect("the sale");
+            work(tx)?;
+            // a job may run again: only its first run tells
+            if let Some(locked) = locked.take() {
+                locked.send(()).expect("the test waits for the lock");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(400));
+            Ok::<_, StoreError>(())
+        })
+        .await
+    });
+    held_now.await.unwrap();
+    holder
+}
+
 /// On PostgreSQL a new refund sends the lock of its sale and the read of
 /// what holds part of it together. A refund that another instance commits
 /// while the lock waits must be counted: the holdings are read once the
@@ -1101,7 +1130,6 @@ async fn holdings_read_with_the_lock_count_a_refund_committed_while_it_waited() 
     // SQLite has one writer: there is no lock to wait for
     let Some(scratch) = &t.scratch else { return };
     let store = Arc::clone(&t.store);
-    let other: Arc<dyn Store> = Arc::new(PgStore::open(&scratch.url, PgOptions::default()).unwrap());
     let m = merchant("waits");
     let (mid, sid) = (m.id, StoreId::generate());
     let sale = cash_sale(mid, sid, Vec::new());
@@ -1109,24 +1137,8 @@ async fn holdings_read_with_the_lock_count_a_refund_committed_while_it_waited() 
 
     // the other instance holds the sale while it makes a refund of 250,
     // and commits only after the statement below has begun waiting
-    let (locked, held_now) = tokio::sync::oneshot::channel();
-    let holder = {
-        let (sale, mut locked) = (sale.clone(), Some(locked));
-        tokio::spawn(async move {
-            write(&other, move |tx| {
-                tx.lock_sale(mid, sale.id)?.expect("the sale");
-                tx.insert_refund(&refund_of(&sale, RefundStatus::Succeeded, 250, Vec::new()))?;
-                // a job may run again: only its first run tells
-                if let Some(locked) = locked.take() {
-                    locked.send(()).expect("the test waits for the lock");
-                }
-                std::thread::sleep(std::time::Duration::from_millis(400));
-                Ok::<_, StoreError>(())
-            })
-            .await
-        })
-    };
-    held_now.await.unwrap();
+    let refund = refund_of(&sale, RefundStatus::Succeeded, 250, Vec::new());
+    let holder = held_elsewhere(scratch, mid, sale.id, move |tx| tx.insert_refund(&refund)).await;
     let (_, (held, _)) =
         write(&store, move |tx| tx.lock_sale_with_holdings(mid, sale.id)).await.unwrap().expect("the sale");
     holder.await.unwrap().unwrap();
@@ -1208,29 +1220,15 @@ async fn a_key_committed_while_the_sales_lock_waited_is_found() {
     // SQLite has one writer: there is no lock to wait for
     let Some(scratch) = &t.scratch else { return };
     let store = Arc::clone(&t.store);
-    let other: Arc<dyn Store> = Arc::new(PgStore::open(&scratch.url, PgOptions::default()).unwrap());
     let m = merchant("twice");
     let (mid, sid) = (m.id, StoreId::generate());
     let sale = cash_sale(mid, sid, Vec::new());
     seed_sales(&store, m, sid, vec![sale.clone()]).await;
 
-    let (locked, held_now) = tokio::sync::oneshot::channel();
-    let holder = {
-        let (sale_id, mut locked) = (sale.id, Some(locked));
-        tokio::spawn(async move {
-            write(&other, move |tx| {
-                tx.lock_sale(mid, sale_id)?.expect("the sale");
-                tx.insert_idempotency(&key_record(mid, "twice", "the first's answer"))?;
-                if let Some(locked) = locked.take() {
-                    locked.send(()).expect("the test waits for the lock");
-                }
-                std::thread::sleep(std::time::Duration::from_millis(400));
-                Ok::<_, StoreError>(())
-            })
-            .await
-        })
-    };
-    held_now.await.unwrap();
+    let holder = held_elsewhere(scratch, mid, sale.id, move |tx| {
+        tx.insert_idempotency(&key_record(mid, "twice", "the first's answer"))
+    })
+    .await;
     let sale_id = sale.id;
     let found = write(&store, move |tx| tx.find_key_or_lock_sale(mid, KEYED, "twice", sale_id)).await.unwrap();
     holder.await.unwrap().unwrap();

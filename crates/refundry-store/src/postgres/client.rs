@@ -125,15 +125,20 @@ impl Client {
     /// read. The server runs each once the one before is done (after any
     /// lock that one waits for); if one fails inside a transaction, those
     /// after it fail too, as the transaction is aborted.
-    pub fn query_all<const N: usize>(
-        &mut self,
-        statements: [(&Statement, &[Param<'_>]); N],
-    ) -> [Result<Vec<Row>, Error>; N] {
+    pub fn query_many(&mut self, statements: &[(&Statement, &[Param<'_>])]) -> Vec<Result<Vec<Row>, Error>> {
         // join_all polls its futures in order on its first poll: each
         // queues its messages for the connection before the next does, and
         // all go out in one write
         let inner = &self.inner;
-        let answers = self.driver.wait(join_all(statements.map(|(statement, params)| inner.query(statement, params))));
+        self.driver.wait(join_all(statements.iter().map(|(statement, params)| inner.query(*statement, params))))
+    }
+
+    /// [`Self::query_many`], for a number of statements known in advance.
+    pub fn query_all<const N: usize>(
+        &mut self,
+        statements: [(&Statement, &[Param<'_>]); N],
+    ) -> [Result<Vec<Row>, Error>; N] {
+        let answers = self.query_many(&statements);
         answers.try_into().unwrap_or_else(|_| unreachable!("one answer per statement"))
     }
 

@@ -342,7 +342,7 @@ fn finish(
     started: std::time::Instant,
 ) -> Jobs {
     // the rows every write touches are written last, just before commit
-    let committed = conn.tx().apply_deferred(deferred).and_then(|()| commit(conn, connector));
+    let committed = conn.tx().apply_deferred(deferred).and_then(|xid| commit(conn, connector, xid));
     // recorded before anyone is answered: whoever reads the metrics after
     // an answer sees the commit that gave it
     metrics::histogram!("refundry_store_batch_seconds").record(started.elapsed().as_secs_f64());
@@ -367,8 +367,8 @@ const RESOLVE_FOR: Duration = Duration::from_secs(30);
 /// hides a refund that was made behind an error, the writer asks a new
 /// connection what became of the transaction: committed, the jobs are
 /// answered as usual; rolled back, they run again like any retried job.
-fn commit(conn: &mut Conn, connector: &Connector) -> Result<(), StoreError> {
-    let xid: Option<String> = conn.client().query_one("SELECT pg_current_xact_id_if_assigned()::text", &[])?.get(0);
+/// `xid` is the transaction's id, read with its last writes.
+fn commit(conn: &mut Conn, connector: &Connector, xid: Option<String>) -> Result<(), StoreError> {
     let Err(e) = conn.client().batch_execute("COMMIT") else { return Ok(()) };
     if e.as_db_error().is_some_and(|db| !crate::error::lost_connection(db.code().code())) {
         // the server answered, and a COMMIT it refused did not take effect

@@ -106,141 +106,69 @@ impl<'c> PgTx<'c> {
         std::mem::take(&mut self.queued)
     }
 
-    /// Applies a batch's deferred writes: new refunds, idempotency records,
-    /// acquirer calls and daily totals (one statement each), then the audit
-    /// events (below).
-    pub(crate) fn apply_deferred(&mut self, deferred: Deferred) -> Result<()> {
+    /// Applies a batch's deferred writes and answers the transaction's id
+    /// (none if it wrote nothing), for [`super::commit`]. Two round trips:
+    /// the new refunds, idempotency records, acquirer calls and daily
+    /// totals (one statement each) with the lock of the audit heads; then
+    /// the audit events linked into their chains, the new heads, and the
+    /// id. The heads are locked last, at the end of the transaction and in
+    /// merchant order, so a merchant's writers serialise only for this
+    /// step and never wait on each other in a cycle. Before a merchant's
+    /// first event there is no head row to lock: two first appends race to
+    /// insert seq 1 and the loser's batch is retried on the primary-key
+    /// conflict. A key another writer committed meanwhile fails the batch
+    /// on the idempotency records, retryably: run again, its write finds
+    /// that key and replays it.
+    pub(crate) fn apply_deferred(&mut self, mut deferred: Deferred) -> Result<Option<String>> {
+        let mut events = std::mem::take(&mut deferred.audit);
+        let mut first = Vec::new();
         if !deferred.refunds.is_empty() {
-            self.insert_refunds(&deferred.refunds)?;
+            first.push(refunds_statement(&deferred.refunds)?);
         }
         if !deferred.idempotency.is_empty() {
-            let records = &deferred.idempotency;
-            let text = |f: fn(&IdempotencyRecord) -> &str| records.iter().map(f).collect::<Vec<&str>>();
-            let merchants: Vec<String> = records.iter().map(|r| r.merchant_id.to_string()).collect();
-            let codes: Vec<i64> = records.iter().map(|r| i64::from(r.status_code)).collect();
-            let created: Vec<i64> = records.iter().map(|r| to_micros(r.created_at)).collect();
-            // a key another writer committed meanwhile fails the batch here,
-            // retryably: run again, its write finds that key and replays it
-            self.execute(
-                "INSERT INTO idempotency_keys (merchant_id, endpoint, key, fingerprint, status_code, body, created_at)
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[],
-                                      $7::bigint[])",
-                &[
-                    &merchants,
-                    &text(|r| &r.endpoint),
-                    &text(|r| &r.key),
-                    &text(|r| &r.fingerprint),
-                    &codes,
-                    &text(|r| &r.body),
-                    &created,
-                ],
-            )?;
+            first.push(idempotency_statement(&deferred.idempotency));
         }
         if !deferred.calls.is_empty() {
-            let calls = &deferred.calls;
-            let text = |f: fn(&AcquirerCall) -> &str| calls.iter().map(f).collect::<Vec<&str>>();
-            let refunds: Vec<String> = calls.iter().map(|c| c.refund_id.to_string()).collect();
-            let attempts: Vec<i64> = calls.iter().map(|c| i64::from(c.attempt)).collect();
-            let stans: Vec<i64> = calls.iter().map(|c| i64::from(c.stan)).collect();
-            let started: Vec<i64> = calls.iter().map(|c| to_micros(c.started_at)).collect();
-            let durations: Vec<i64> = calls.iter().map(|c| c.duration_ms).collect();
-            let codes: Vec<Option<&str>> = calls.iter().map(|c| c.response_code.as_deref()).collect();
-            // WITH ORDINALITY: ids are given in the order the calls were made
-            self.execute(
-                "INSERT INTO acquirer_calls (refund_id, attempt, stan, kind, processor, started_at, duration_ms,
-                 outcome, response_code, detail)
-                 SELECT refund_id, attempt, stan, kind, processor, started_at, duration_ms, outcome, response_code, detail
-                 FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bigint[],
-                             $7::bigint[], $8::text[], $9::text[], $10::text[])
-                      WITH ORDINALITY AS c (refund_id, attempt, stan, kind, processor, started_at, duration_ms,
-                                            outcome, response_code, detail, n)
-                 ORDER BY n",
-                &[
-                    &refunds,
-                    &attempts,
-                    &stans,
-                    &text(|c| &c.kind),
-                    &text(|c| &c.processor),
-                    &started,
-                    &durations,
-                    &text(|c| &c.outcome),
-                    &codes,
-                    &text(|c| &c.detail),
-                ],
-            )?;
+            first.push(calls_statement(&deferred.calls));
         }
         if !deferred.daily.is_empty() {
-            let (mut merchants, mut by, mut days, mut deltas) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            for ((merchant, who, day), delta) in &deferred.daily {
-                merchants.push(merchant.to_string());
-                by.push(who.as_str());
-                days.push(day.as_str());
-                deltas.push(*delta);
-            }
-            // BTreeMap order: every writer takes these rows in the same order
-            self.execute(
-                "INSERT INTO daily_refund_totals (merchant_id, requested_by, day, held_minor)
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[])
-                 ON CONFLICT (merchant_id, requested_by, day)
-                 DO UPDATE SET held_minor = daily_refund_totals.held_minor + excluded.held_minor",
-                &[&merchants, &by, &days, &deltas],
-            )?;
+            first.push(daily_statement(&deferred.daily));
         }
-        self.write_chained(deferred.audit)
-    }
-
-    /// Links a batch's audit events into their chains and writes them with
-    /// the new heads, in three round trips. The heads are locked here, at
-    /// the end of the transaction and in merchant order, so a merchant's
-    /// writers serialise only for this step and never wait on each other in
-    /// a cycle. Before a merchant's first event there is no head row to
-    /// lock: two first appends race to insert seq 1 and the loser's batch is
-    /// retried on the primary-key conflict.
-    fn write_chained(&mut self, mut events: Vec<AuditEvent>) -> Result<()> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        let merchants: Vec<String> = crate::deferred::merchants_of(&events).iter().map(|m| m.to_string()).collect();
-        let heads = self
-            .query(
+        if !events.is_empty() {
+            let merchants: Vec<String> = crate::deferred::merchants_of(&events).iter().map(|m| m.to_string()).collect();
+            first.push(Pending::new(
                 "SELECT merchant_id, seq, hash FROM audit_heads WHERE merchant_id = ANY($1)
                  ORDER BY merchant_id FOR UPDATE",
-                &[&merchants],
-            )?
-            .iter()
-            .map(|r| Ok((col_id(r, 0, MerchantId::parse)?, (col(r, 1)?, col(r, 2)?))))
-            .collect::<Result<HashMap<_, _>>>()?;
-        let new_heads = crate::deferred::link(&mut events, &heads)?;
-        let text = |f: fn(&AuditEvent) -> &str| events.iter().map(f).collect::<Vec<&str>>();
-        let merchant_ids: Vec<String> = events.iter().map(|e| e.merchant_id.to_string()).collect();
-        let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
-        let ats: Vec<i64> = events.iter().map(|e| to_micros(e.at)).collect();
-        self.execute(
-            "INSERT INTO audit_events (merchant_id, seq, at, actor, source, action, subject, data, prev_hash, hash)
-             SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[],
-                                  $7::text[], $8::text[], $9::text[], $10::text[])",
-            &[
-                &merchant_ids,
-                &seqs,
-                &ats,
-                &text(|e| &e.actor),
-                &text(|e| &e.source),
-                &text(|e| &e.action),
-                &text(|e| &e.subject),
-                &text(|e| &e.data),
-                &text(|e| &e.prev_hash),
-                &text(|e| &e.hash),
-            ],
-        )?;
-        let ids: Vec<String> = new_heads.iter().map(|(m, _, _)| m.to_string()).collect();
-        let seqs: Vec<i64> = new_heads.iter().map(|(_, s, _)| *s).collect();
-        let hashes: Vec<&str> = new_heads.iter().map(|(_, _, h)| h.as_str()).collect();
-        self.execute(
-            "INSERT INTO audit_heads (merchant_id, seq, hash) SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[])
-             ON CONFLICT (merchant_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-            &[&ids, &seqs, &hashes],
-        )?;
-        Ok(())
+                vec![Box::new(merchants)],
+            ));
+        }
+        let answers = self.send(&first)?;
+        drop(first);
+        let new_heads;
+        let mut last = Vec::new();
+        if let Some(heads) = answers.last().filter(|_| !events.is_empty()) {
+            let heads = heads
+                .iter()
+                .map(|r| Ok((col_id(r, 0, MerchantId::parse)?, (col(r, 1)?, col(r, 2)?))))
+                .collect::<Result<HashMap<_, _>>>()?;
+            new_heads = crate::deferred::link(&mut events, &heads)?;
+            last.push(audit_statement(&events));
+            last.push(heads_statement(&new_heads));
+        }
+        last.push(Pending::new("SELECT pg_current_xact_id_if_assigned()::text", Vec::new()));
+        let answers = self.send(&last)?;
+        let xid: Option<Option<String>> =
+            answers.last().and_then(|rows| rows.first()).map(|row| col(row, 0)).transpose()?;
+        Ok(xid.flatten())
+    }
+
+    /// Built statements in one round trip (see [`Client::query_many`]).
+    fn send(&mut self, pending: &[Pending<'_>]) -> Result<Vec<Vec<Row>>> {
+        let params: Vec<Vec<Param<'_>>> =
+            pending.iter().map(|p| p.params.iter().map(|v| &**v as Param<'_>).collect()).collect();
+        let statements: Vec<(&str, &[Param<'_>])> =
+            pending.iter().zip(&params).map(|(p, params)| (p.sql, params.as_slice())).collect();
+        self.query_many(&statements)
     }
 
     /// A prepared statement, prepared once per connection: every query is
@@ -285,11 +213,18 @@ impl PgTx<'_> {
         self.noted(outcome)
     }
 
-    /// Statements in one round trip (see [`Client::query_all`]).
-    fn query_all<const N: usize>(&mut self, statements: [(&str, &[Param<'_>]); N]) -> Result<[Vec<Row>; N]> {
+    /// Statements in one round trip (see [`Client::query_many`]).
+    fn query_many(&mut self, statements: &[(&str, &[Param<'_>])]) -> Result<Vec<Vec<Row>>> {
         let prepared = statements.iter().map(|(sql, _)| self.stmt(sql)).collect::<Result<Vec<_>>>()?;
-        let answers: [_; N] = self.client.query_all(std::array::from_fn(|i| (&prepared[i], statements[i].1)));
-        let rows = answers.into_iter().map(|answer| self.noted(answer)).collect::<Result<Vec<_>>>()?;
+        let sent: Vec<(&Statement, &[Param<'_>])> =
+            prepared.iter().zip(statements).map(|(statement, (_, params))| (statement, *params)).collect();
+        let answers = self.client.query_many(&sent);
+        answers.into_iter().map(|answer| self.noted(answer)).collect()
+    }
+
+    /// [`Self::query_many`], for a number of statements known in advance.
+    fn query_all<const N: usize>(&mut self, statements: [(&str, &[Param<'_>]); N]) -> Result<[Vec<Row>; N]> {
+        let rows = self.query_many(&statements)?;
         Ok(rows.try_into().unwrap_or_else(|_| unreachable!("one answer per statement")))
     }
 
@@ -298,6 +233,117 @@ impl PgTx<'_> {
         let outcome = self.client.execute(&stmt, params);
         self.noted(outcome)
     }
+}
+
+/// A statement with its parameters, built before it is sent, so that
+/// several can be sent together ([`PgTx::send`]).
+struct Pending<'a> {
+    sql: &'static str,
+    params: Vec<Box<dyn ToSql + Sync + 'a>>,
+}
+
+impl<'a> Pending<'a> {
+    fn new(sql: &'static str, params: Vec<Box<dyn ToSql + Sync + 'a>>) -> Self {
+        Pending { sql, params }
+    }
+}
+
+/// One column of parameters, taken from each record.
+fn column<'a, T, V: ToSql + Sync + 'a>(records: &'a [T], f: impl Fn(&'a T) -> V) -> Box<dyn ToSql + Sync + 'a> {
+    Box::new(records.iter().map(f).collect::<Vec<V>>())
+}
+
+fn idempotency_statement(records: &[IdempotencyRecord]) -> Pending<'_> {
+    Pending::new(
+        "INSERT INTO idempotency_keys (merchant_id, endpoint, key, fingerprint, status_code, body, created_at)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[],
+                              $7::bigint[])",
+        vec![
+            column(records, |r| r.merchant_id.to_string()),
+            column(records, |r| r.endpoint.as_str()),
+            column(records, |r| r.key.as_str()),
+            column(records, |r| r.fingerprint.as_str()),
+            column(records, |r| i64::from(r.status_code)),
+            column(records, |r| r.body.as_str()),
+            column(records, |r| to_micros(r.created_at)),
+        ],
+    )
+}
+
+fn calls_statement(calls: &[AcquirerCall]) -> Pending<'_> {
+    // WITH ORDINALITY: ids are given in the order the calls were made
+    Pending::new(
+        "INSERT INTO acquirer_calls (refund_id, attempt, stan, kind, processor, started_at, duration_ms,
+         outcome, response_code, detail)
+         SELECT refund_id, attempt, stan, kind, processor, started_at, duration_ms, outcome, response_code, detail
+         FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bigint[],
+                     $7::bigint[], $8::text[], $9::text[], $10::text[])
+              WITH ORDINALITY AS c (refund_id, attempt, stan, kind, processor, started_at, duration_ms,
+                                    outcome, response_code, detail, n)
+         ORDER BY n",
+        vec![
+            column(calls, |c| c.refund_id.to_string()),
+            column(calls, |c| i64::from(c.attempt)),
+            column(calls, |c| i64::from(c.stan)),
+            column(calls, |c| c.kind.as_str()),
+            column(calls, |c| c.processor.as_str()),
+            column(calls, |c| to_micros(c.started_at)),
+            column(calls, |c| c.duration_ms),
+            column(calls, |c| c.outcome.as_str()),
+            column(calls, |c| c.response_code.as_deref()),
+            column(calls, |c| c.detail.as_str()),
+        ],
+    )
+}
+
+fn daily_statement(daily: &BTreeMap<(MerchantId, String, String), i64>) -> Pending<'_> {
+    let (mut merchants, mut by, mut days, mut deltas) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for ((merchant, who, day), delta) in daily {
+        merchants.push(merchant.to_string());
+        by.push(who.as_str());
+        days.push(day.as_str());
+        deltas.push(*delta);
+    }
+    // BTreeMap order: every writer takes these rows in the same order
+    Pending::new(
+        "INSERT INTO daily_refund_totals (merchant_id, requested_by, day, held_minor)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[])
+         ON CONFLICT (merchant_id, requested_by, day)
+         DO UPDATE SET held_minor = daily_refund_totals.held_minor + excluded.held_minor",
+        vec![Box::new(merchants), Box::new(by), Box::new(days), Box::new(deltas)],
+    )
+}
+
+fn audit_statement(events: &[AuditEvent]) -> Pending<'_> {
+    Pending::new(
+        "INSERT INTO audit_events (merchant_id, seq, at, actor, source, action, subject, data, prev_hash, hash)
+         SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[],
+                              $7::text[], $8::text[], $9::text[], $10::text[])",
+        vec![
+            column(events, |e| e.merchant_id.to_string()),
+            column(events, |e| e.seq),
+            column(events, |e| to_micros(e.at)),
+            column(events, |e| e.actor.as_str()),
+            column(events, |e| e.source.as_str()),
+            column(events, |e| e.action.as_str()),
+            column(events, |e| e.subject.as_str()),
+            column(events, |e| e.data.as_str()),
+            column(events, |e| e.prev_hash.as_str()),
+            column(events, |e| e.hash.as_str()),
+        ],
+    )
+}
+
+fn heads_statement(heads: &[(MerchantId, i64, String)]) -> Pending<'_> {
+    Pending::new(
+        "INSERT INTO audit_heads (merchant_id, seq, hash) SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[])
+         ON CONFLICT (merchant_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+        vec![
+            column(heads, |(m, _, _)| m.to_string()),
+            column(heads, |(_, seq, _)| *seq),
+            column(heads, |(_, _, hash)| hash.as_str()),
+        ],
+    )
 }
 
 /// A `WHERE` clause grown one filter at a time: each filter's `$?` becomes
@@ -1053,122 +1099,122 @@ impl PgTx<'_> {
 }
 
 impl PgTx<'_> {
-    /// Inserts refunds with their items and adds them to their sales' sums
-    /// (see migration 0004), all in one statement: the refunds queued by a
-    /// batch, or one refund made in a savepoint. The sums are added up here
-    /// first, so that each row of them is written once, in key order.
+    /// Inserts refunds as [`refunds_statement`] does, at once.
     fn insert_refunds(&mut self, refunds: &[Refund]) -> Result<()> {
-        const SQL: &str = concat!(
-            "WITH refund AS (INSERT INTO refunds (",
-            refund_columns!(),
-            ") SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],
-                 $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::text[],
-                 $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[], $18::text[], $19::bigint[],
-                 $20::text[], $21::text[], $22::bigint[], $23::bigint[], $24::bigint[], $25::text[])
-             ), items AS (
-                 INSERT INTO refund_items (refund_id, sku, quantity, amount_minor)
-                 SELECT * FROM UNNEST($26::text[], $27::text[], $28::bigint[], $29::bigint[])
-             ), item_sums AS (
-                 INSERT INTO sale_item_holdings (merchant_id, sale_id, status, sku, quantity)
-                 SELECT * FROM UNNEST($30::text[], $31::text[], $32::text[], $33::text[], $34::bigint[])
-                 ON CONFLICT (merchant_id, sale_id, status, sku)
-                 DO UPDATE SET quantity = sale_item_holdings.quantity + EXCLUDED.quantity
-             )
-             INSERT INTO sale_holdings (merchant_id, sale_id, status, amount_minor)
-             SELECT * FROM UNNEST($35::text[], $36::text[], $37::text[], $38::bigint[])
-             ON CONFLICT (merchant_id, sale_id, status)
-             DO UPDATE SET amount_minor = sale_holdings.amount_minor + EXCLUDED.amount_minor"
-        );
-        let text = |f: fn(&Refund) -> &str| refunds.iter().map(f).collect::<Vec<&str>>();
-        let opt_text = |f: fn(&Refund) -> Option<&str>| refunds.iter().map(f).collect::<Vec<Option<&str>>>();
-        let int = |f: fn(&Refund) -> i64| refunds.iter().map(f).collect::<Vec<i64>>();
-        let opt_int = |f: fn(&Refund) -> Option<i64>| refunds.iter().map(f).collect::<Vec<Option<i64>>>();
-        let ids: Vec<String> = refunds.iter().map(|r| r.id.to_string()).collect();
-        let merchants: Vec<String> = refunds.iter().map(|r| r.merchant_id.to_string()).collect();
-        let sales: Vec<String> = refunds.iter().map(|r| r.sale_id.to_string()).collect();
-        let (mut item_refunds, mut skus, mut quantities, mut amounts) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let mut item_sums: BTreeMap<(&str, &str, &str, &str), i64> = BTreeMap::new();
-        let mut sums: BTreeMap<(&str, &str, &str), i64> = BTreeMap::new();
-        // summed as the database would, refusing rather than wrapping
-        let add = |sum: &mut i64, n: i64| -> Result<()> {
-            *sum = sum.checked_add(n).ok_or_else(|| StoreError::corrupt("a batch's refunds of one sale overflow"))?;
-            Ok(())
-        };
-        for (n, r) in refunds.iter().enumerate() {
-            let status = r.status.as_str();
-            add(sums.entry((&merchants[n], &sales[n], status)).or_default(), r.amount.minor)?;
-            for item in &r.items {
-                item_refunds.push(ids[n].as_str());
-                skus.push(item.sku.as_str());
-                quantities.push(i64::from(item.quantity));
-                amounts.push(item.amount_minor);
-                add(
-                    item_sums.entry((&merchants[n], &sales[n], status, &item.sku)).or_default(),
-                    i64::from(item.quantity),
-                )?;
-            }
-        }
-        let mut item_keys: [Vec<&str>; 4] = Default::default();
-        let item_totals: Vec<i64> = item_sums.values().copied().collect();
-        for (m, s, st, sku) in item_sums.keys() {
-            item_keys[0].push(m);
-            item_keys[1].push(s);
-            item_keys[2].push(st);
-            item_keys[3].push(sku);
-        }
-        let mut sum_keys: [Vec<&str>; 3] = Default::default();
-        let sum_totals: Vec<i64> = sums.values().copied().collect();
-        for (m, s, st) in sums.keys() {
-            sum_keys[0].push(m);
-            sum_keys[1].push(s);
-            sum_keys[2].push(st);
-        }
-        self.execute(
-            SQL,
-            &[
-                &ids,
-                &merchants,
-                &sales,
-                &text(|r| r.refund_type.as_str()),
-                &text(|r| r.status.as_str()),
-                &int(|r| r.amount.minor),
-                &text(|r| r.amount.currency.code()),
-                &text(|r| r.reason.as_str()),
-                &opt_text(|r| r.note.as_deref()),
-                &opt_text(|r| r.failure_reason.as_deref()),
-                &opt_text(|r| r.acquirer_reference.as_deref()),
-                &int(|r| i64::from(r.attempts)),
-                &text(|r| &r.requested_by),
-                &int(|r| to_micros(r.created_at)),
-                &int(|r| to_micros(r.updated_at)),
-                &opt_int(|r| opt_micros(r.completed_at)),
-                &int(|r| r.policy_version),
-                &text(|r| &r.decision),
-                &opt_int(|r| opt_micros(r.approval_expires_at)),
-                &opt_text(|r| r.decided_by.as_deref()),
-                &opt_text(|r| r.decision_note.as_deref()),
-                &opt_int(|r| r.stan.map(i64::from)),
-                &opt_int(|r| opt_micros(r.expected_arrival_at)),
-                &opt_int(|r| opt_micros(r.arrived_at)),
-                &opt_text(|r| r.customer_contact.as_deref()),
-                &item_refunds,
-                &skus,
-                &quantities,
-                &amounts,
-                &item_keys[0],
-                &item_keys[1],
-                &item_keys[2],
-                &item_keys[3],
-                &item_totals,
-                &sum_keys[0],
-                &sum_keys[1],
-                &sum_keys[2],
-                &sum_totals,
-            ],
-        )?;
+        let statement = refunds_statement(refunds)?;
+        self.send(std::slice::from_ref(&statement))?;
         Ok(())
     }
+}
+
+/// Inserts refunds with their items and adds them to their sales' sums
+/// (see migration 0004), all in one statement: the refunds queued by a
+/// batch, or one refund made in a savepoint. The sums are added up here
+/// first, so that each row of them is written once, in key order.
+fn refunds_statement(refunds: &[Refund]) -> Result<Pending<'_>> {
+    const SQL: &str = concat!(
+        "WITH refund AS (INSERT INTO refunds (",
+        refund_columns!(),
+        ") SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],
+             $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::text[],
+             $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[], $18::text[], $19::bigint[],
+             $20::text[], $21::text[], $22::bigint[], $23::bigint[], $24::bigint[], $25::text[])
+         ), items AS (
+             INSERT INTO refund_items (refund_id, sku, quantity, amount_minor)
+             SELECT * FROM UNNEST($26::text[], $27::text[], $28::bigint[], $29::bigint[])
+         ), item_sums AS (
+             INSERT INTO sale_item_holdings (merchant_id, sale_id, status, sku, quantity)
+             SELECT * FROM UNNEST($30::text[], $31::text[], $32::text[], $33::text[], $34::bigint[])
+             ON CONFLICT (merchant_id, sale_id, status, sku)
+             DO UPDATE SET quantity = sale_item_holdings.quantity + EXCLUDED.quantity
+         )
+         INSERT INTO sale_holdings (merchant_id, sale_id, status, amount_minor)
+         SELECT * FROM UNNEST($35::text[], $36::text[], $37::text[], $38::bigint[])
+         ON CONFLICT (merchant_id, sale_id, status)
+         DO UPDATE SET amount_minor = sale_holdings.amount_minor + EXCLUDED.amount_minor"
+    );
+    let ids: Vec<String> = refunds.iter().map(|r| r.id.to_string()).collect();
+    let merchants: Vec<String> = refunds.iter().map(|r| r.merchant_id.to_string()).collect();
+    let sales: Vec<String> = refunds.iter().map(|r| r.sale_id.to_string()).collect();
+    let (mut item_refunds, mut skus, mut quantities, mut amounts) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut item_sums: BTreeMap<(&str, &str, &str, &str), i64> = BTreeMap::new();
+    let mut sums: BTreeMap<(&str, &str, &str), i64> = BTreeMap::new();
+    // summed as the database would, refusing rather than wrapping
+    let add = |sum: &mut i64, n: i64| -> Result<()> {
+        *sum = sum.checked_add(n).ok_or_else(|| StoreError::corrupt("a batch's refunds of one sale overflow"))?;
+        Ok(())
+    };
+    for (n, r) in refunds.iter().enumerate() {
+        let status = r.status.as_str();
+        add(sums.entry((&merchants[n], &sales[n], status)).or_default(), r.amount.minor)?;
+        for item in &r.items {
+            item_refunds.push(ids[n].clone());
+            skus.push(item.sku.as_str());
+            quantities.push(i64::from(item.quantity));
+            amounts.push(item.amount_minor);
+            add(item_sums.entry((&merchants[n], &sales[n], status, &item.sku)).or_default(), i64::from(item.quantity))?;
+        }
+    }
+    // the sums' keys, owned: they outlive this function in the statement
+    let owned = |keys: Vec<&str>| keys.into_iter().map(str::to_owned).collect::<Vec<String>>();
+    let mut item_keys: [Vec<&str>; 4] = Default::default();
+    for (m, s, st, sku) in item_sums.keys() {
+        item_keys[0].push(m);
+        item_keys[1].push(s);
+        item_keys[2].push(st);
+        item_keys[3].push(sku);
+    }
+    let [item_merchants, item_sales, item_statuses, item_skus] = item_keys.map(owned);
+    let mut sum_keys: [Vec<&str>; 3] = Default::default();
+    for (m, s, st) in sums.keys() {
+        sum_keys[0].push(m);
+        sum_keys[1].push(s);
+        sum_keys[2].push(st);
+    }
+    let [sum_merchants, sum_sales, sum_statuses] = sum_keys.map(owned);
+    let item_totals: Vec<i64> = item_sums.values().copied().collect();
+    let sum_totals: Vec<i64> = sums.values().copied().collect();
+    let params: Vec<Box<dyn ToSql + Sync + '_>> = vec![
+        Box::new(ids),
+        Box::new(merchants),
+        Box::new(sales),
+        column(refunds, |r| r.refund_type.as_str()),
+        column(refunds, |r| r.status.as_str()),
+        column(refunds, |r| r.amount.minor),
+        column(refunds, |r| r.amount.currency.code()),
+        column(refunds, |r| r.reason.as_str()),
+        column(refunds, |r| r.note.as_deref()),
+        column(refunds, |r| r.failure_reason.as_deref()),
+        column(refunds, |r| r.acquirer_reference.as_deref()),
+        column(refunds, |r| i64::from(r.attempts)),
+        column(refunds, |r| r.requested_by.as_str()),
+        column(refunds, |r| to_micros(r.created_at)),
+        column(refunds, |r| to_micros(r.updated_at)),
+        column(refunds, |r| opt_micros(r.completed_at)),
+        column(refunds, |r| r.policy_version),
+        column(refunds, |r| r.decision.as_str()),
+        column(refunds, |r| opt_micros(r.approval_expires_at)),
+        column(refunds, |r| r.decided_by.as_deref()),
+        column(refunds, |r| r.decision_note.as_deref()),
+        column(refunds, |r| r.stan.map(i64::from)),
+        column(refunds, |r| opt_micros(r.expected_arrival_at)),
+        column(refunds, |r| opt_micros(r.arrived_at)),
+        column(refunds, |r| r.customer_contact.as_deref()),
+        Box::new(item_refunds),
+        Box::new(skus),
+        Box::new(quantities),
+        Box::new(amounts),
+        Box::new(item_merchants),
+        Box::new(item_sales),
+        Box::new(item_statuses),
+        Box::new(item_skus),
+        Box::new(item_totals),
+        Box::new(sum_merchants),
+        Box::new(sum_sales),
+        Box::new(sum_statuses),
+        Box::new(sum_totals),
+    ];
+    Ok(Pending::new(SQL, params))
 }
 
 impl RefundRepo for PgTx<'_> {

@@ -143,7 +143,6 @@ impl<'c> PgTx<'c> {
             ));
         }
         let answers = self.send(&first)?;
-        drop(first);
         let new_heads;
         let mut last = Vec::new();
         if let Some(heads) = answers.last().filter(|_| !events.is_empty()) {

@@ -4,9 +4,9 @@
 //! The `postgres` crate's blocking client waits for each statement's answer
 //! before it sends the next. This one drives a `tokio-postgres` connection
 //! on a runtime of its own, on the calling thread, and adds
-//! [`Client::query_all`]: statements sent together. The server still
-//! runs them one after the other, the second as a statement of its own
-//! (under READ COMMITTED, with a snapshot taken once the first is done);
+//! [`Client::query_many`]: statements sent together. The server still
+//! runs them one after the other, each as a statement of its own (under
+//! READ COMMITTED, with a snapshot taken once the one before is done);
 //! what is saved is the wait between them: the system calls and the
 //! switches between the writer and the server's process, which cost a
 //! small statement more CPU than running it (BENCHMARKS.md).
@@ -133,15 +133,6 @@ impl Client {
         self.driver.wait(join_all(statements.iter().map(|(statement, params)| inner.query(*statement, params))))
     }
 
-    /// [`Self::query_many`], for a number of statements known in advance.
-    pub fn query_all<const N: usize>(
-        &mut self,
-        statements: [(&Statement, &[Param<'_>]); N],
-    ) -> [Result<Vec<Row>, Error>; N] {
-        let answers = self.query_many(&statements);
-        answers.try_into().unwrap_or_else(|_| unreachable!("one answer per statement"))
-    }
-
     pub fn is_closed(&self) -> bool {
         self.driver.connection.is_none() || self.inner.is_closed()
     }
@@ -168,14 +159,17 @@ mod tests {
         let Some(mut client) = connect() else { return };
         let (one, two) = (client.prepare("SELECT 1").unwrap(), client.prepare("SELECT $1::int + 1").unwrap());
         let three = client.prepare("SELECT $1::int * 3").unwrap();
-        let [first, second, third] = client.query_all([(&one, &[]), (&two, &[&41i32]), (&three, &[&5i32])]);
-        assert_eq!((int(&first.unwrap()), int(&second.unwrap()), int(&third.unwrap())), (1, 42, 15));
+        let answers = client.query_many(&[(&one, &[]), (&two, &[&41i32]), (&three, &[&5i32])]);
+        let answers: Vec<i32> = answers.into_iter().map(|rows| int(&rows.unwrap())).collect();
+        assert_eq!(answers, [1, 42, 15]);
 
         // inside a transaction a failed statement aborts it, and the ones
         // sent after it fail with it
         let divide = client.prepare("SELECT 1 / $1::int").unwrap();
         client.batch_execute("BEGIN").unwrap();
-        let [first, second, third] = client.query_all([(&one, &[]), (&divide, &[&0i32]), (&two, &[&1i32])]);
+        let mut answers = client.query_many(&[(&one, &[]), (&divide, &[&0i32]), (&two, &[&1i32])]).into_iter();
+        let (first, second, third) = (answers.next().unwrap(), answers.next().unwrap(), answers.next().unwrap());
+        assert!(answers.next().is_none(), "one answer per statement");
         let code = |e: Error| e.as_db_error().map(|d| d.code().clone());
         assert_eq!(int(&first.unwrap()), 1);
         assert_eq!(code(second.unwrap_err()), Some(SqlState::DIVISION_BY_ZERO));
